@@ -1,0 +1,1 @@
+"""Monte-Carlo path: torch samplers and estimators (CUDA when present, CPU otherwise)."""

@@ -1,0 +1,5 @@
+import sys
+
+from popgrad.cli import main
+
+sys.exit(main())

@@ -1,0 +1,66 @@
+"""The `popgrad` command: one subcommand per module in `popgrad/commands/`.
+
+A command module defines NAME, HELP, `add_arguments(parser)` and `run(args) -> int`.
+Bad input exits with status 2 and one line `popgrad: error: ...`, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+import popgrad
+from popgrad.errors import PopgradError
+
+# Fixed order in --help; commands not listed here come after, alphabetically.
+ORDER = ("claims", "recall-table", "theorem3", "scaling", "capacity", "report", "bench")
+
+
+def _command_modules():
+    import popgrad.commands as pkg
+
+    mods = [importlib.import_module(f"popgrad.commands.{m.name}") for m in pkgutil.iter_modules(pkg.__path__)]
+    rank = {name: i for i, name in enumerate(ORDER)}
+    return sorted(mods, key=lambda m: (rank.get(m.NAME, len(ORDER)), m.NAME))
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, status 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="popgrad", description=(
+        "Executable checks of the population gradients in 'Birth of a Transformer: A Memory "
+        "Viewpoint' (Bietti et al., NeurIPS 2023)."))
+    parser.add_argument("--version", action="version", version=f"popgrad {popgrad.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for mod in _command_modules():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        mod.add_arguments(p)
+        p.set_defaults(command_module=mod)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if getattr(args, "command_module", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.command_module.run(args) or 0)
+    except PopgradError as exc:
+        print(f"popgrad {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("popgrad: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Shared pieces of the `popgrad` subcommands: argument types, output formats, progress.
+
+Every command prints a markdown table (fixed row order) by default, or JSON with `--json`,
+and can also write `--csv FILE`; commands with curves take `--plot FILE.png`. Plots read the
+computed rows, never recompute them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import platform
+import sys
+import time
+from typing import Iterable, Sequence
+
+import numpy as np
+
+import popgrad
+
+
+# ----------------------------------------------------------------------------- argument types
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+    parse.__name__ = f"int>={minimum}"
+    return parse
+
+
+positive_int = _int_at_least(1)
+nonnegative_int = _int_at_least(0)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text!r}")
+    return value
+
+
+def int_list(text: str) -> list[int]:
+    """'16,32,64' -> [16, 32, 64] (positive integers, at least one)."""
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of positive integers, got {text!r}")
+    return [positive_int(p.strip()) for p in parts]
+
+
+# ----------------------------------------------------------------------------- output
+def add_output_options(parser: argparse.ArgumentParser, plot: bool = True, plot_help: str | None = None) -> None:
+    """--json, --csv FILE and (optionally) --plot FILE.png."""
+    parser.add_argument("--json", action="store_true", help="print JSON (rows and run metadata) instead of markdown")
+    parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV to FILE")
+    if plot:
+        parser.add_argument("--plot", metavar="FILE.png", help=plot_help or "also write a PNG plot to FILE.png")
+
+
+def fmt_value(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if not math.isfinite(v):
+            return str(v)
+        if v == 0:
+            return "0"
+        if 1e-3 <= abs(v) < 1e5:
+            return f"{v:.4g}"
+        return f"{v:.2e}"
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    """A GitHub markdown table of `rows` (dicts) in the given column order."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(fmt_value(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _jsonable(v.tolist())
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        v = float(v)
+        return v if math.isfinite(v) else str(v)
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    if hasattr(v, "tolist"):
+        return _jsonable(v.tolist())
+    return v
+
+
+def run_metadata(args: argparse.Namespace | None = None, **extra) -> dict:
+    """Parameters, versions and time of a run, recorded with every JSON output."""
+    import torch
+
+    params = {}
+    if args is not None:
+        params = {k: v for k, v in vars(args).items() if k not in ("func", "command_module")}
+    return _jsonable({"popgrad": popgrad.__version__, "torch": torch.__version__,
+                      "python": platform.python_version(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                      "params": params, **extra})
+
+
+def emit(rows: Sequence[dict], columns: Sequence[str], args: argparse.Namespace, title: str | None = None,
+         extra: dict | None = None, out=None) -> None:
+    """Print rows as markdown (or JSON with --json) and write --csv if asked."""
+    out = out or sys.stdout
+    if getattr(args, "json", False):
+        payload = {"meta": run_metadata(args), "columns": list(columns), "rows": _jsonable(list(rows))}
+        if extra:
+            payload.update(_jsonable(extra))
+        json.dump(payload, out, indent=2)
+        out.write("\n")
+    else:
+        if title:
+            out.write(f"## {title}\n\n")
+        out.write(markdown_table(rows, columns) + "\n")
+    if getattr(args, "csv", None):
+        write_csv(args.csv, rows, columns)
+
+
+def write_csv(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: row.get(c) for c in columns})
+    from popgrad.errors import PopgradError
+
+    try:
+        with open(path, "w", newline="") as fh:
+            fh.write(buf.getvalue())
+    except OSError as exc:
+        raise PopgradError(f"--csv: cannot write {path!r}: {exc.strerror}") from None
+
+
+def progress(iterable: Iterable | None = None, total: int | None = None, desc: str = ""):
+    """A tqdm progress bar on stderr (hidden when stderr is not a terminal)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, disable=None, leave=False)

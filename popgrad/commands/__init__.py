@@ -1,0 +1,1 @@
+"""Subcommands of `popgrad`, discovered automatically (see popgrad.cli)."""

@@ -1,0 +1,129 @@
+"""The claim registry: one place declares every claim; checks, CLI and report read it.
+
+A claim module in `popgrad/claims/` calls `register(Claim(...))` at import time; modules are
+discovered automatically. `checks/` runs `assert_claim(id)` (one test per claim), `popgrad
+claims` and `popgrad report` print `run_claim(id)` for every id, and `paper_refs/index.json`
+must name every id, so the three can never disagree.
+
+Verdicts: `exact` (an identity held to float64 precision or symbolically), `approx` (an
+approximate claim, measured, with its fitted rate), `erratum` (the paper's expression is wrong;
+the check asserts the corrected value), `fail` (the comparison did not hold).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import pkgutil
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+VERDICTS = ("exact", "approx", "erratum")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The outcome of one claim's comparison of two independent computations."""
+
+    error: float                 # the measured discrepancy that is held against `tolerance`
+    tolerance: float             # the allowed discrepancy
+    verdict: str                 # 'exact' | 'approx' | 'erratum' (what the claim is, if it passes)
+    rate: str = ""               # fitted rate for approx claims, e.g. "d^-0.50"
+    note: str = ""               # one line: what was found (the erratum, the gap, ...)
+    details: Mapping = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    @property
+    def passed(self) -> bool:
+        return math.isfinite(self.error) and self.error <= self.tolerance
+
+    @property
+    def shown_verdict(self) -> str:
+        return self.verdict if self.passed else "fail"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One statement of the paper and how popgrad tests it."""
+
+    id: str                      # e.g. 'lemma1.gradient'
+    statement: str               # the claim in one sentence (paper notation)
+    where: str                   # paper location, e.g. 'Lemma 1, eq. (5); App. C.1'
+    compared: str                # what is compared with what, e.g. 'eq. (5) vs autograd'
+    kind: str                    # 'exact' or 'approx'
+    tolerance: str               # the tolerance in words, e.g. 'rel <= 1e-10 (float64)'
+    measure: Callable[[], Measurement]
+    code: tuple[str, ...] = ()   # dotted names of the implementing functions
+    slow: bool = False           # takes more than ~10 s
+
+
+_REGISTRY: dict[str, Claim] = {}
+_LOADED = False
+
+
+def register(claim: Claim) -> Claim:
+    """Add a claim to the registry (ids are unique)."""
+    if claim.id in _REGISTRY and _REGISTRY[claim.id] is not claim:
+        raise ValueError(f"claim id {claim.id!r} registered twice")
+    if claim.kind not in ("exact", "approx"):
+        raise ValueError(f"claim {claim.id}: kind must be 'exact' or 'approx'")
+    _REGISTRY[claim.id] = claim
+    return claim
+
+
+def _load() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    import popgrad.claims as pkg
+
+    for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        importlib.import_module(f"popgrad.claims.{mod.name}")
+    _LOADED = True
+
+
+def all_claims() -> list[Claim]:
+    """Every registered claim, sorted by id."""
+    _load()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def get_claim(claim_id: str) -> Claim:
+    _load()
+    if claim_id not in _REGISTRY:
+        from popgrad.errors import PopgradError
+
+        raise PopgradError(f"unknown claim id {claim_id!r}; `popgrad claims --list` lists them")
+    return _REGISTRY[claim_id]
+
+
+_CACHE: dict[str, tuple[Measurement, float]] = {}
+
+
+def run_claim(claim_id: str, cache: bool = True) -> tuple[Measurement, float]:
+    """Run one claim's measurement; returns (measurement, seconds). Cached per process."""
+    if cache and claim_id in _CACHE:
+        return _CACHE[claim_id]
+    claim = get_claim(claim_id)
+    start = time.perf_counter()
+    m = claim.measure()
+    result = (m, time.perf_counter() - start)
+    _CACHE[claim_id] = result
+    return result
+
+
+def assert_claim(claim_id: str) -> Measurement:
+    """Run a claim and fail with a self-explaining message unless it passes (used by checks/)."""
+    claim = get_claim(claim_id)
+    m, _ = run_claim(claim_id)
+    if not m.passed:
+        details = ", ".join(f"{k}={v}" for k, v in list(m.details.items())[:8])
+        raise AssertionError(
+            f"claim {claim.id} ({claim.where}) failed: {claim.compared}; measured error "
+            f"{m.error:.3e} > allowed {m.tolerance:.3e} [{claim.tolerance}]"
+            + (f"; {m.note}" if m.note else "") + (f"; {details}" if details else ""))
+    return m

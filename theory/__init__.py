@@ -1,0 +1,1 @@
+"""Symbolic (sympy) and exact-expectation (float64, exact rationals) path."""
