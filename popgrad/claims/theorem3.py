@@ -1,0 +1,439 @@
+"""Claims: Theorem 3's three exact steps (App. B.3) and the paper's approximations of them.
+
+Exact steps are held against enumeration + autograd (`popgrad.claims.engine` references);
+approximate statements are measured over a grid of N, T (token space, i.e. the d -> infinity
+limit of orthonormal embeddings, unless a finite d is named) with fitted log-log slopes.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import sympy
+import torch
+
+from popgrad.claims.engine import ENUM_SIZES, _setup, reference_step1, reference_step2, reference_step3
+from popgrad.registry import Claim, Measurement, register
+from popgrad.tolerances import FLOAT64, rel_error
+
+STEP_CODE = "theory.theorem3"
+
+
+def slope(xs, ys) -> float:
+    """Least-squares log-log slope of |ys| against xs."""
+    return float(np.polyfit(np.log(np.asarray(xs, float)), np.log(np.abs(np.asarray(ys, float))), 1)[0])
+
+
+def _steps(N, T, d=12, seed=0):
+    from theory import theorem3 as t3
+
+    model, emb, z, p, y = _setup(N, T, d, seed)
+    W1 = t3.step1_W_O2(model, emb)
+    W2 = t3.step2_W_K2(model, emb, W1)
+    return t3, model, emb, z, p, y, W1, W2
+
+
+# ----------------------------------------------------------------------------- step 1
+def measure_step1_eq15() -> Measurement:
+    worst = 0.0
+    for N, T in ENUM_SIZES:
+        t3, model, emb, z, p, y, W1, _ = _steps(N, T)
+        worst = max(worst, rel_error(W1, reference_step1(emb, z, p, y)))
+    return Measurement(worst, FLOAT64.rtol, "exact", note=f"{len(ENUM_SIZES)} sizes (N, T), d = 12",
+                       details={"sizes": ENUM_SIZES})
+
+
+def measure_step1_eq16() -> Measurement:
+    """(16) is exact only up to O(1/N): the exact coefficients are c1 = (N-2)/((N-1)T) and c2 != tau/T."""
+    from popgrad.data import SecondOccurrenceModel
+    from popgrad.embeddings import make_embeddings
+    from theory import theorem3 as t3
+
+    worst_corr, min_gap, gaps = 0.0, math.inf, {}
+    for N, T in ((3, 5), (8, 8), (16, 12), (32, 16)):
+        model, emb = SecondOccurrenceModel(N, T), make_embeddings(16, N, T, seed=1)
+        W15 = t3.step1_W_O2(model, emb)
+        worst_corr = max(worst_corr, rel_error(t3.step1_W_O2_corrected(model, emb), W15))
+        gap = rel_error(t3.step1_W_O2_closed_form(model, emb), W15)
+        min_gap, gaps[(N, T)] = min(min_gap, gap), gap
+        c1, _ = t3.step1_coefficients(N, T)
+        if c1 != Fraction(N - 2, (N - 1) * T):
+            worst_corr = math.inf
+    Ns = (16, 32, 64, 128, 256)
+    rel2 = [1 - float(t3.step1_coefficients(N, 16)[1] * 16 / Fraction(str(t3.tau(N, 16)))) for N in Ns]
+    rate = slope(Ns, rel2)
+    rejected = min_gap > 1e3 * FLOAT64.rtol
+    return Measurement(worst_corr if rejected else math.inf, FLOAT64.rtol, "erratum", rate=f"N^{rate:.2f}",
+                       note=("(16) vs exact (15): rel gap " + ", ".join(f"{g:.2e}@N{k[0]}T{k[1]}" for k, g in gaps.items())
+                             + "; exact c1 = (N-2)/((N-1)T) (paper 1/T), c2/(tau/T) = 1 - O(1/N)"),
+                       details={"gaps": {str(k): v for k, v in gaps.items()}, "c2_rel_gap_T16": dict(zip(Ns, rel2))})
+
+
+def measure_step1_tau() -> Measurement:
+    from theory import theorem3 as t3
+
+    worst = 0.0
+    for N, T in ENUM_SIZES:
+        _, _, z, p, y = _setup(N, T)
+        q = z[:, -1:]
+        first = (z == q).double().argmax(1)                                       # code i_q
+        to = first + 2                                                             # paper t_o
+        inv = 1.0 / torch.arange(1, T + 1, dtype=torch.float64)
+        tail = torch.flip(torch.cumsum(torch.flip(inv, (0,)), 0), (0,))           # sum_{t>=u} 1/t at code u-1
+        emp = float((p * tail[to - 1]).sum())
+        exact = t3.tau(N, T)
+        worst = max(worst, abs(emp - float(exact)) / float(exact))
+        if not isinstance(exact, sympy.Rational):
+            worst = math.inf
+    return Measurement(worst, FLOAT64.rtol, "exact", note="tau(N, T) sympy Rational vs float64 enumeration",
+                       details={"tau(4,6)": str(t3.tau(4, 6))})
+
+
+def readout_errors(N, T, d, seed=0):
+    """Max |readout * NT/eta - 1{k=j}| of the two readouts after (16) (tau-scaled for the second)."""
+    from popgrad.data import SecondOccurrenceModel
+    from popgrad.embeddings import make_embeddings
+    from theory import theorem3 as t3
+
+    model, emb = SecondOccurrenceModel(N, T), make_embeddings(d, N, T, seed=seed)
+    W = t3.step1_W_O2(model, emb)
+    eye = torch.eye(N, dtype=torch.float64)
+    r1 = emb.W_U @ W @ emb.W_V2 @ emb.W_E * N * T
+    r2 = emb.W_U @ W @ emb.W_V2 @ emb.Phi1 @ emb.W_E * N * T / float(t3.tau(N, T))
+    return float((r1 - eye).abs().max()), float((r2 - eye).abs().max())
+
+
+def measure_step1_readouts() -> Measurement:
+    """Readouts after (16): error vs N in the orthonormal limit (exact coefficients) and vs d at fixed N."""
+    from theory import theorem3 as t3
+
+    Ns, T = (8, 16, 32, 64, 128), 16
+    inf_d = []
+    for N in Ns:                       # d -> infinity: readout NT/eta = T c1 (delta - 1/N)
+        c1, c2 = t3.step1_coefficients(N, T)
+        tau = Fraction(str(t3.tau(N, T)))
+        inf_d.append(max(abs(float(c1 * T) * (1 - 1 / N) - 1), abs(float(c2 * T / tau) * (1 - 1 / N) - 1)))
+    rate_N = slope(Ns, inf_d)
+    ds = (32, 128, 512)
+    fin = [max(readout_errors(16, 8, d)) for d in ds]
+    rate_d = slope(ds, fin)
+    err = max(rate_N + 1.0, 0.0)        # the O(1/N) claim: slope in N must be <= -1 (+0.1 allowed)
+    return Measurement(err, 0.1, "approx", rate=f"N^{rate_N:.2f} (d=inf); d^{rate_d:.2f} (N=16,T=8)",
+                       note="max |w_U(k)^T W_O^2 W_V^2 (Phi_1) w_E(j) NT/(eta tau^0|1) - 1{k=j}|; finite-d error "
+                            + ", ".join(f"{e:.2f}@d{d}" for d, e in zip(ds, fin)),
+                       details={"N": Ns, "err_inf_d": inf_d, "d": ds, "err_finite_d": fin})
+
+
+# ----------------------------------------------------------------------------- step 2
+def measure_step2_eq17() -> Measurement:
+    from theory import theorem3 as t3
+
+    worst, gaps = 0.0, {}
+    for N, T in ENUM_SIZES:
+        _, model, emb, z, p, y, W1, W2 = _steps(N, T)
+        worst = max(worst, rel_error(W2, reference_step2(emb, W1, z, p, y, "uniform")))
+        W2t = t3.step2_W_K2(model, emb, W1, phat="true")
+        worst = max(worst, rel_error(W2t, reference_step2(emb, W1, z, p, y, "true")))
+        gaps[(N, T)] = rel_error(W2, W2t)
+    return Measurement(worst, FLOAT64.rtol, "exact",
+                       note="p_hat gap ||W(1/N) - W(true)||/||W(true)||: "
+                            + ", ".join(f"{g:.1e}@N{k[0]}T{k[1]}" for k, g in gaps.items()),
+                       details={"phat_gap": {str(k): v for k, v in gaps.items()}})
+
+
+def measure_a_cases() -> Measurement:
+    """Cases 1-3 of a_{k,j,i}: exact rationals == the paper's expressions, and == enumeration (float)."""
+    from theory import theorem3 as t3
+    from theory.model_d_exact import mean_weights
+
+    worst = 0.0
+    for N, T in ((3, 5), (4, 6), (7, 9), (16, 32)):
+        ex, pa = t3.a_kji_exact(N, T), t3.a_kji_paper(N, T)
+        if any(sympy.simplify(ex[c] - pa[c]) != 0 for c in pa):
+            worst = math.inf
+    for N, T in ENUM_SIZES[2:]:
+        _, _, z, p, y = _setup(N, T)
+        q = z[:, -1]
+        to = (z == q[:, None]).double().argmax(1) + 1                            # code position of o
+        pos = torch.arange(T)
+        wgt = (pos[None] <= to[:, None]).double() / (to[:, None] + 1) - mean_weights(T)[None]
+        ex = t3.a_kji_exact(N, T)
+        sel = {"j!=k, i=j": (q != y, q), "j=k=i": (q == y, q), "i!=j=k": (q == y, (q + 1) % N),
+               "j!=k, i=k": (q != y, y)}
+        for case, (mask, i) in sel.items():
+            val = ((z == i[:, None]).double() * wgt).sum(1)
+            emp = float((p * val * mask).sum() / (p * mask).sum())
+            worst = max(worst, abs(emp - float(ex[case])) / abs(float(ex[case])))
+    return Measurement(worst, FLOAT64.rtol, "exact",
+                       note="gamma_T, 2/T-1/(T(T-1))-2/T^2 and case 3 are EXACT (sympy ==), not only '≈'",
+                       details={"exact(16,32)": {k: str(v) for k, v in t3.a_kji_exact(16, 32).items()}})
+
+
+def measure_a_case4_order() -> Measurement:
+    """Case 4 (1/(N-1)) sum_{k!=j} a_{k,j,i} = O(1/N); the i = j summary is Omega(1/T)."""
+    from theory import theorem3 as t3
+
+    Ns, T = (8, 16, 32, 64, 128), 16
+    c4 = [float(t3.a_kji_exact(N, T)["avg_{k!=j}, i!=j"]) for N in Ns]
+    rate_N = slope(Ns, c4)
+    Ts, N = (8, 16, 32, 64), 64
+    diag = []
+    for T in Ts:
+        a = t3.a_kji_exact(N, T)
+        diag.append(float(((N - 1) * a["j!=k, i=j"] + a["j=k=i"]) / N))
+    rate_T = slope(Ts, diag)
+    grows = all(b > a for a, b in zip(np.multiply(diag, Ts), np.multiply(diag, Ts)[1:]))
+    err = max(rate_N + 0.9, 0.0) + max(-1.1 - rate_T, 0.0) + (0.0 if min(diag) > 0 and grows else math.inf)
+    return Measurement(err, 1e-12, "approx", rate=f"case4 N^{rate_N:.2f}; i=j summary T^{rate_T:.2f}",
+                       note="case 4 average = O(1/N) (T=16); (1/N) sum_k a_{k,j,j} = Omega(1/T) (N=64): "
+                            "T * value grows like log T (" + ", ".join(f"{v * t:.2f}@T{t}" for v, t in zip(diag, Ts)) + ")",
+                       details={"N": Ns, "case4": c4, "T": Ts, "diag_summary": diag})
+
+
+def eq25_readout(N, T, eta=1.0):
+    """(25) in token space: (Phi_1 w_E(i))^T W_K^2 w_E(j) * TN/(alpha eta) with w_U(k)^T Phi_2 w_E(z) = alpha 1{z=k}."""
+    from theory import theorem3 as t3
+
+    alpha = eta / (T * N)
+    R = t3.step2_token_readout(N, T, alpha * torch.eye(N, dtype=torch.float64), eta=eta) * T * N / (alpha * eta)
+    off = R[~torch.eye(N, dtype=torch.bool)]
+    return float(torch.diagonal(R).mean()), float(off.abs().max())
+
+
+def measure_eq25() -> Measurement:
+    Ts, N = (8, 16, 32, 64), 128
+    by_T = [eq25_readout(N, T) for T in Ts]
+    diag_T, off_T = [v[0] for v in by_T], [v[1] for v in by_T]
+    Ns, T = (16, 32, 64, 128), 16
+    off_N = [eq25_readout(N, T)[1] for N in Ns]
+    rT, rN, rTo = slope(Ts, diag_T), slope(Ns, off_N), slope(Ts, off_T)
+    err = max(-1.1 - rT, 0.0) + max(rN + 0.9, 0.0) + max(rTo - 1.1, 0.0) + (0.0 if min(diag_T) > 0 else math.inf)
+    return Measurement(err, 1e-12, "approx",
+                       rate=f"diag T^{rT:.2f} (N=128); off-diag N^{rN:.2f} (T=16), T^{rTo:.2f} (N=128)",
+                       note="normalized readout TN/(alpha eta) R: diagonal Omega(1/T), off-diagonal O(T/N)",
+                       details={"T": Ts, "diag": diag_T, "N": Ns, "offdiag": off_N, "offdiag_T": off_T})
+
+
+def measure_eq24() -> Measurement:
+    """(24) with idealized Phi_2 (alpha = 1): engine token statistic == (1/N^2) sum_{j,k} Delta_{k,j} (e_j + e_T)^T."""
+    from theory import model_d_exact as mx
+    from theory import theorem3 as t3
+
+    worst = 0.0
+    for N, T in ((3, 4), (4, 5), (3, 6), (5, 4)):
+        D = t3.delta_decomposition(N, T)
+        tot = D["o"] + D["q"] + D["r"]                                          # (N_k, N_j, N+T)
+        eye = torch.eye(N, dtype=torch.float64)
+        S_zq, S_sq = mx.key_query_statistic(mx.centred_rows(eye), torch.zeros(N, T, dtype=torch.float64),
+                                            mx.centred_keys(T))
+        S = np.zeros((N + T, N + T))
+        S[:N, :N], S[N:, :N] = S_zq, S_sq
+        S[:N, N + T - 1], S[N:, N + T - 1] = S_zq.sum(1), S_sq.sum(1)
+        ref = np.zeros((N + T, N + T))
+        ref[:, :N] = tot.sum(0).T / N**2
+        ref[:, N + T - 1] = tot.sum((0, 1)) / N**2
+        worst = max(worst, np.abs(S - ref).max() / np.abs(ref).max())
+    return Measurement(worst, FLOAT64.rtol, "exact", note="(24) is exact once w_U(k)^T Phi_2 x_{t,0} = alpha 1{z_t=k}; "
+                       "Delta^o + Delta^q + Delta^r by enumeration (o = q: t_o = T counted in T_o only)")
+
+
+def measure_delta_orders() -> Measurement:
+    """(1/N) sum_k Delta^q = O(1/N), Delta^r small (paper: <= 2CT/N), Delta^o off-diagonal O(1/N) (T = 5)."""
+    from theory import theorem3 as t3
+
+    Ns, T = (4, 6, 8, 10), 5
+    qn, rn, on, sig = [], [], [], []
+    for N in Ns:
+        D = t3.delta_decomposition(N, T)
+        qn.append(np.linalg.norm(D["q"].mean(0), axis=-1).max())
+        rn.append(np.linalg.norm(D["r"].mean(0), axis=-1).max())
+        o = D["o"].mean(0)[:, :N]                                               # token coefficients [j, i]
+        on.append(np.abs(o - np.diag(np.diag(o))).max())
+        sig.append(float(np.diag(o).mean()))
+    rq, rr, ro = slope(Ns, qn), slope(Ns, rn), slope(Ns, on)
+    err = max(rq + 0.75, 0.0) + max(rr + 0.9, 0.0) + max(ro + 0.9, 0.0) + (0.0 if min(sig) > 0 else math.inf)
+    return Measurement(err, 1e-12, "approx", rate=f"q N^{rq:.2f}; r N^{rr:.2f}; o off-diag N^{ro:.2f}",
+                       note=f"max_j ||(1/N) sum_k Delta^x_{{k,j}}||; Delta^r decays like N^{rr:.1f}, far below the "
+                            f"paper's 2CT/N bound; signal (1/N) sum_k a^o_{{k,j,j}} = {sig[-1]:.3f} at N={Ns[-1]}",
+                       details={"N": Ns, "q": qn, "r": rn, "o_offdiag": on, "o_diag": sig})
+
+
+# ----------------------------------------------------------------------------- step 3
+def measure_step3_engine() -> Measurement:
+    from theory import theorem3 as t3
+
+    worst, gaps = 0.0, {}
+    for N, T in ENUM_SIZES:
+        _, model, emb, z, p, y, W1, W2 = _steps(N, T)
+        for ideal in (False, True):
+            G, Km = t3.step3_readouts(emb, W1, W2, ideal)
+            for phat in ("uniform", "true"):
+                W3 = t3.step3_W_K1(model, emb, W1, W2, idealized=ideal, phat=phat)
+                worst = max(worst, rel_error(W3, reference_step3(emb, G, Km, z, p, y, phat)))
+        gaps[(N, T)] = rel_error(t3.step3_W_K1(model, emb, W1, W2), t3.step3_W_K1(model, emb, W1, W2, phat="true"))
+    return Measurement(worst, FLOAT64.rtol, "exact", note="actual and idealized inputs, p_hat = 1/N and true; "
+                       "p_hat gap " + ", ".join(f"{g:.1e}@N{k[0]}T{k[1]}" for k, g in gaps.items()),
+                       details={"phat_gap": {str(k): v for k, v in gaps.items()}})
+
+
+def measure_abcd_identity() -> Measurement:
+    """Idealized step 3 == (eta a a'/(NTt)) sum_k (A - B - C + D) + the dropped key s = T at t = T."""
+    from theory import model_d_exact as mx
+    from theory import theorem3 as t3
+
+    worst, drop = 0.0, 0.0
+    for N, T in ((3, 5), (8, 8), (16, 12)):
+        eye = torch.eye(N, dtype=torch.float64)
+        M = t3.step3_position_matrix(mx.value_key_pair_statistic(mx.centred_rows(eye), eye, T)).numpy()
+        ab = t3.abcd_terms(N, T)
+        pred = ((ab["A"] - ab["B"] - ab["C"] + ab["D"]) / (T * np.arange(1, T + 1)[:, None])).T
+        extra = np.zeros((T, T))
+        extra[:, T - 1] = -(N - 2) / (N * T**3) * (np.eye(T)[T - 1] - 1.0 / T)   # -(C'-D') at t = T
+        drop = max(drop, np.abs(extra).max() / np.abs(M).max())
+        worst = max(worst, np.abs(M - pred - extra).max() / np.abs(M).max())
+    return Measurement(worst, FLOAT64.rtol, "exact",
+                       note=f"the paper's A-D omit the second trigger (s = T) in column t = T: "
+                            f"-(N-2)/(N T^3) (p_T - pbar_{{1:T}}), up to {drop:.1e} of max|W_K^1|",
+                       details={"dropped_rel": drop})
+
+
+def measure_abcd_vs_paper() -> Measurement:
+    """A, B, D match the paper to O(1/N); C does not: C = (1/T) E[1{t_q<=t}(p_{t_q} - pbar_{1:t})] + O(1/N)."""
+    from theory import theorem3 as t3
+
+    Ns, T = (8, 16, 32, 64, 128, 1024), 12
+    errs, paper_C, corr_C = [], [], []
+    for N in Ns:
+        ex, pa = t3.abcd_terms(N, T), t3.abcd_paper(N, T)
+        pa["C"] = t3.abcd_corrected_C(N, T)
+        errs.append(max(np.abs(ex[k] - pa[k]).max() for k in "ABCD"))
+        paper_C.append(np.abs(ex["C"] - t3.abcd_paper(N, T)["C"]).max())
+        corr_C.append(np.abs(ex["C"] - pa["C"]).max())
+    r, rC = slope(Ns, errs), slope(Ns, paper_C)
+    rejected = rC > -0.3 and paper_C[-1] > 10 * corr_C[-1]
+    return Measurement(max(r + 0.9, 0.0) if rejected else math.inf, 1e-12, "erratum", rate=f"N^{r:.2f}",
+                       note=f"A, B, D and corrected C within O(1/N) (slope {r:.2f}); paper's C = A/T off by "
+                            f"{paper_C[-1]:.1e} at N={Ns[-1]} (slope {rC:.2f}): C = O(1/N) for t <= T-2",
+                       details={"N": Ns, "err_corrected": errs, "err_paper_C": paper_C, "err_corrected_C": corr_C})
+
+
+def measure_final_form() -> Measurement:
+    """Final form: the factor is 1/(T t), not (T-1)/(T^2 t) (2 <= t <= T-2); error O(1/N)."""
+    from theory import model_d_exact as mx
+    from theory import theorem3 as t3
+
+    Ns, T = (8, 16, 32, 64, 128, 1024), 12
+    errs, paper = [], []
+    for N in Ns:
+        eye = torch.eye(N, dtype=torch.float64)
+        M = t3.step3_position_matrix(mx.value_key_pair_statistic(mx.centred_rows(eye), eye, T)).numpy()
+        for corrected, out in ((True, errs), (False, paper)):
+            ref = t3.step3_final_form_paper(N, T, corrected=corrected)
+            out.append(np.abs(M - ref)[:, 1:T - 2].max() / np.abs(ref).max())
+    r = slope(Ns, errs)
+    rejected = paper[-1] > 0.5 / (T - 1)
+    return Measurement(max(r + 0.9, 0.0) if rejected else math.inf, 1e-12, "erratum", rate=f"N^{r:.2f}",
+                       note=f"corrected 1/(Tt) form: rel err {errs[-1]:.1e} at N={Ns[-1]} (slope {r:.2f}); paper's "
+                            f"(T-1)/(T^2 t) stays {paper[-1]:.3f} = 1/(T-1) off",
+                       details={"N": Ns, "err_corrected": errs, "err_paper": paper})
+
+
+def measure_idealized_gap() -> Measurement:
+    """Actual-input step 3 vs idealized inputs: relative gap shrinks with d (N=8, T=8)."""
+    from popgrad.data import SecondOccurrenceModel
+    from popgrad.embeddings import make_embeddings
+    from theory import theorem3 as t3
+
+    ds, gaps = (16, 64, 256), []
+    for d in ds:
+        model, emb = SecondOccurrenceModel(8, 8), make_embeddings(d, 8, 8, seed=2)
+        W1 = t3.step1_W_O2(model, emb)
+        W2 = t3.step2_W_K2(model, emb, W1)
+        gaps.append(rel_error(t3.step3_W_K1(model, emb, W1, W2),
+                              t3.step3_W_K1(model, emb, W1, W2, idealized=True)))
+    r = slope(ds, gaps)
+    return Measurement(max(r + 0.25, 0.0), 1e-12, "approx", rate=f"d^{r:.2f}",
+                       note="||W_K1(actual) - W_K1(idealized)|| / ||W_K1(idealized)||: "
+                            + ", ".join(f"{g:.2f}@d{d}" for d, g in zip(ds, gaps)),
+                       details={"d": ds, "gap": gaps})
+
+
+def recall_grid(grid=((8, 8, 64), (16, 16, 128), (32, 16, 256), (16, 32, 256))):
+    """Recall (9) after each exact step on a small (N, T, d) grid."""
+    from popgrad.data import SecondOccurrenceModel
+    from popgrad.embeddings import make_embeddings
+    from theory import theorem3 as t3
+
+    rows = []
+    for N, T, d in grid:
+        model, emb = SecondOccurrenceModel(N, T), make_embeddings(d, N, T, seed=0)
+        W1 = t3.step1_W_O2(model, emb)
+        W2 = t3.step2_W_K2(model, emb, W1)
+        W3 = t3.step3_W_K1(model, emb, W1, W2)
+        rows.append({"N": N, "T": T, "d": d, **t3.recall_per_step(emb, W1, W2, W3)})
+    return rows
+
+
+def measure_recall() -> Measurement:
+    rows = recall_grid()
+    worst = min(r["W_O2"] for r in rows)
+    return Measurement(1.0 - worst, 0.05, "approx", note="; ".join(
+        f"N{r['N']}T{r['T']}d{r['d']}: O2 {r['W_O2']:.2f} K2 {r['W_K2']:.2f} K1 {r['W_K1']:.2f}" for r in rows),
+        details={"rows": rows})
+
+
+def _claim(id, statement, where, compared, kind, tolerance, measure, code=(), slow=False):
+    register(Claim(id=id, statement=statement, where=where, compared=compared, kind=kind, tolerance=tolerance,
+                   measure=measure, code=tuple(f"{STEP_CODE}.{c}" for c in code), slow=slow))
+
+
+EXACT = "rel <= 1e-10 (float64)"
+_claim("theorem3.step1.eq15", "one step on W_O^2 from 0 is (eta/N) sum_k w_U(k)(E[x|y=k] - E[x])^T", "B.3.1, eq. (15)",
+       "exact engine vs autograd of the enumerated population loss", "exact", EXACT, measure_step1_eq15, ("step1_W_O2",))
+_claim("theorem3.step1.eq16", "(15) equals (16) with tau = E[sum_{t>=t_o} 1/t]", "B.3.1, eq. (16)",
+       "corrected (16) (exact c1, c2) vs engine (15); the paper's (16) must be rejected", "exact", EXACT,
+       measure_step1_eq16, ("step1_W_O2_closed_form", "step1_W_O2_corrected", "step1_coefficients"))
+_claim("theorem3.step1.tau", "tau = E[sum_{t=t_o}^T 1/t] as an exact rational", "B.3.1",
+       "sympy Rational vs float64 enumeration", "exact", EXACT, measure_step1_tau, ("tau",))
+_claim("theorem3.step1.readouts", "w_U(k)^T W_O^2 W_V^2 (Phi_1) w_E(j) ~ eta (tau)/(NT) 1{k=j} + O(eta/(N^2 T))",
+       "B.3.1, after (16)", "readout error vs N (orthonormal limit) and vs d", "approx",
+       "slope in N <= -1 (+0.1)", measure_step1_readouts, ("step1_W_O2",))
+_claim("theorem3.step2.eq17", "one step on W_K^2 from 0 (Lemma 4, keys x_{t,1}, values/queries x_{t,0})",
+       "B.3.2, eq. (17)", "exact engine (p_hat = 1/N) and enumeration (true p_hat) vs autograd",
+       "exact", EXACT, measure_step2_eq17, ("step2_W_K2",))
+_claim("theorem3.step2.a_cases", "a_{k,j,i} = gamma_T, 2/T - 1/(T(T-1)) - 2/T^2, and case 3, as stated",
+       "B.3.2, cases of a_{k,j,i}", "exact rationals vs the paper's expressions (sympy ==) and vs enumeration",
+       "exact", "== (sympy); enumeration rel <= 1e-10", measure_a_cases, ("a_kji_exact", "a_kji_paper"))
+_claim("theorem3.step2.a_orders", "(1/N) sum_k a_{k,j,i} = O(1/N) if i != j, Omega(1/T) if i = j",
+       "B.3.2, summary of the cases", "exact rationals over a grid of N and T, fitted slopes", "approx",
+       "slope N <= -0.9; T slope >= -1.1, T*value increasing", measure_a_case4_order, ("a_kji_exact",))
+_claim("theorem3.step2.eq25", "(Phi_1 w_E(i))^T W_K^2 w_E(j) ~ (alpha eta/(TN)){Omega(1/T) 1{i=j} + O(T/N)}",
+       "B.3.2, eq. (25)", "token-space readout with idealized Phi_2 over N, T grids", "approx",
+       "diag > 0, T slope >= -1.1; off-diag slopes N <= -0.9, T <= 1.1", measure_eq25, ("step2_token_readout",))
+_claim("theorem3.step3.lemma5", "one step on W_K^1 from 0 (Lemma 5, positional first layer, linearized second)",
+       "B.3.3, Lemma 5", "exact engine (p_hat = 1/N; idealized or not) and enumeration (true p_hat) vs autograd",
+       "exact", EXACT, measure_step3_engine, ("step3_W_K1",))
+_claim("theorem3.step3.abcd_identity", "W_K^1 p_t = (eta alpha alpha'/(NTt)) sum_k (A - B - C + D) (idealized inputs)",
+       "B.3.3, eq. (26)-(29)", "engine vs independent A-D sums (+ the term the paper drops)", "exact", EXACT,
+       measure_abcd_identity, ("abcd_terms", "step3_position_matrix"))
+_claim("theorem3.step3.abcd_values", "A = P(t_q=t-1)(p_{t-1} - pbar) + O(1/N), B = O(1/N), C = A/T + O(1/N), D = O(1/N)",
+       "B.3.3, after (29)", "exact A-D vs the paper's leading terms (C corrected) over N", "approx", "slope N <= -0.9; paper's C rejected",
+       measure_abcd_vs_paper, ("abcd_terms", "abcd_paper", "abcd_corrected_C"))
+_claim("theorem3.step3.final_form", "p_s^T W_K^1 p_t ~ eta a a' (T-1)/(T^2 t){P(t_q=t-1)(1{s=t-1} - 1{s<=t}/t) + O(1/N)}",
+       "B.3.3, final display", "exact idealized step 3 vs the paper's (and corrected) form over N, 2 <= t <= T-2", "approx",
+       "corrected: slope N <= -0.9; paper's factor rejected",
+       measure_final_form, ("step3_W_K1", "step3_final_form_paper"))
+_claim("theorem3.step3.idealized_gap", "actual inputs behave like the idealized alpha 1{z_t=k}, alpha' 1{z_s=z_T}",
+       "B.3.3", "step 3 with actual vs idealized readouts over d", "approx", "slope d <= -0.25",
+       measure_idealized_gap, ("step3_W_K1",))
+_claim("theorem3.recall", "after the three steps the matrices recall their targets (7) (memory recall (9))",
+       "B.3, eq. (7), (9)", "recall of W_O^2 (and report W_K^2, W_K^1) on an (N, T, d) grid", "approx",
+       "recall(W_O^2) >= 0.95 on the grid", measure_recall, ("recall_per_step", "memory_recall"))
+_claim("theorem3.step2.eq24", "W_K^2 = (alpha eta/(TN^2)) sum_{j,k} Delta_{k,j}(w_E(j) + p_T)^T, Delta = Delta^o + Delta^q + Delta^r",
+       "B.3.2, eq. (24)", "engine (idealized Phi_2) vs enumerated Delta^o, Delta^q, Delta^r", "exact", EXACT,
+       measure_eq24, ("delta_decomposition", "step2_W_K2"))
+_claim("theorem3.step2.delta_orders", "(1/N) sum_k Delta^q_{k,j} = O(1/N); ||Delta^r_{k,j}|| <= 2CT/N",
+       "B.3.2, controlling Delta^q and Delta^r", "enumerated Delta parts over N (T = 5), fitted slopes", "approx",
+       "slopes q <= -0.75, r <= -0.9, o off-diagonal <= -0.9", measure_delta_orders, ("delta_decomposition",))
