@@ -1,0 +1,185 @@
+"""The assembled induction head: the two-layer simplified transformer of Section 4.2 (no W_F).
+
+    x_t   = w_E(z_t) + p_t
+    h_t   = x_t + Phi_1 sum_{s<=t} x_s softmax_s(x_t^T W_K^1 x_s)          (eq. (2), W_Q = I, causal)
+    out_t = h_t + W_O^2 W_V^2 sum_{s<=t} h_s softmax_s(h_t^T W_K^2 h_s)
+    logits_t = W_U out_t
+
+Key-query matrices in the eq. (7) convention (query on the left). Code positions 0..T-1.
+In-context accuracy: argmax logits at positions where z_t is a trigger seen earlier in the
+sequence, target z_{t+1} (model C), or at the last position with target o (model D).
+Also: the hand-built construction (7), memory recall (9), and the rescaling rule for learned
+one-step matrices (`rescale_to_beta`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from popgrad.errors import PopgradError, positive_float, positive_int
+
+
+# ----------------------------------------------------------------------------- forward pass
+def _causal_attention(q, W, k):
+    """softmax_s(q_t^T W k_s) over s <= t.  q, k (B, T, d) -> (B, T, T)."""
+    T = q.shape[1]
+    scores = q @ W @ k.transpose(1, 2)                                     # (B, T, T)
+    causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    return torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1)
+
+
+def induction_head_logits(emb, z, W_K1, W_K2, W_O2):
+    """Section 4.2 two-layer model without W_F: logits (B, T, N) for tokens z (B, T)."""
+    x = emb.W_E.T[z] + emb.P.T[None, : z.shape[1]]                         # (B, T, d)
+    h = x + _causal_attention(x, W_K1, x) @ x @ emb.Phi1.T                 # (B, T, d)
+    out = h + _causal_attention(h, W_K2, h) @ h @ (W_O2 @ emb.W_V2).T      # (B, T, d)
+    return out @ emb.W_U.T                                                 # (B, T, N)
+
+
+# ----------------------------------------------------------------------------- eq. (7)
+def hand_built(emb, beta1=1.0, beta2=1.0, tokens=None):
+    """Eq. (7): W_K^1 = b1 sum_t p_t p_{t-1}^T, W_K^2 = b2 sum_k w_E(k)(Phi_1 w_E(k))^T, W_O^2 = sum_k w_U(k)(W_V^2 w_E(k))^T.
+
+    `tokens`: the trigger set Q for W_K^2 (default: all of [N]). Eq. (7) convention.
+    """
+    positive_float("beta1", beta1)
+    positive_float("beta2", beta2)
+    P, E = emb.P, emb.W_E                                                  # (d, T), (d, N)
+    Q = torch.arange(emb.N, device=E.device) if tokens is None else torch.as_tensor(tokens, device=E.device)
+    W_K1 = beta1 * P[:, 1:] @ P[:, :-1].T
+    W_K2 = beta2 * E[:, Q] @ (emb.Phi1 @ E[:, Q]).T
+    W_O2 = emb.W_U.T @ (emb.W_V2 @ E).T
+    return {"W_K1": W_K1, "W_K2": W_K2, "W_O2": W_O2}
+
+
+def memory_targets(emb):
+    """Targets of eq. (7) for recall (9): name -> (u (n, d) inputs, v (m, d) outputs, target (n,)).
+
+    W_O^2: u_k = W_V^2 w_E(k), v_k = w_U(k). W_K^2 (query^T W key): u_k = Phi_1 w_E(k) (key),
+    v_k = w_E(k) (query). W_K^1: u = p_{t-1} (key) for t = 2..T, v = p_1..p_T (query), target t.
+    """
+    E = emb.W_E
+    ar = torch.arange(emb.N, device=E.device)
+    return {"W_O2": ((emb.W_V2 @ E).T, emb.W_U, ar),
+            "W_K2": ((emb.Phi1 @ E).T, E.T, ar),
+            "W_K1": (emb.P[:, :-1].T, emb.P.T, torch.arange(1, emb.T, device=E.device))}
+
+
+def memory_recall(W, u, v, target):
+    """Eq. (9): R = (1/|M|) sum_i 1{argmax_j' v_j'^T W u_i = target_i} (ties count as misses)."""
+    scores = v @ W @ u.T                                                   # (m, n)
+    best = scores.max(dim=0).values
+    hit = (scores[target, torch.arange(u.shape[0], device=u.device)] == best)
+    unique = (scores == best[None]).sum(dim=0) == 1
+    return float((hit & unique).double().mean())
+
+
+def mean_target_score(W, u, v, target):
+    """Mean of v_target(i)^T W u_i over the memory's pairs (the scale of an associative memory)."""
+    return float(torch.einsum("nd,de,ne->n", v[target], W, u).mean())
+
+
+def rescale_to_beta(W, u, v, target, beta):
+    """Scale rule for learned matrices: W * beta / (mean target score), so that score is beta."""
+    m = mean_target_score(W, u, v, target)
+    if m <= 0:
+        raise PopgradError(f"mean target score is {m:.3e} <= 0: the learned matrix has no signal to rescale")
+    return W * (beta / m)
+
+
+def rescaled_learned(emb, learned, beta, beta_O=1.0):
+    """The three learned matrices rescaled: W_K^1, W_K^2 to mean target score beta, W_O^2 to beta_O."""
+    tg = memory_targets(emb)
+    scale = {"W_K1": beta, "W_K2": beta, "W_O2": beta_O}
+    return {k: rescale_to_beta(learned[k], *tg[k], scale[k]) for k in ("W_K1", "W_K2", "W_O2")}
+
+
+def without_positions(emb, W_K2):
+    """Diagnostic: W_K^2 with positional directions removed, queries span{p_t}, keys span{p_t, Phi_1 p_t}."""
+    def proj(B):                                                           # projector onto columns of B
+        return B @ torch.linalg.pinv(B)
+    eye = torch.eye(emb.d, dtype=W_K2.dtype, device=W_K2.device)
+    keys = torch.cat([emb.P, emb.Phi1 @ emb.P], dim=1)                     # (d, 2T)
+    return (eye - proj(emb.P)) @ W_K2 @ (eye - proj(keys))
+
+
+# ----------------------------------------------------------------------------- accuracy
+def accuracy_model_d(emb, model, mats, n=2048, seed=0, batch=512):
+    """In-context accuracy on model D: argmax logits at the last position vs the label o."""
+    from numerics.samplers import make_generator, sample_model_d
+
+    positive_int("n", n)
+    gen = make_generator(seed, emb.W_E.device)
+    hits = 0
+    for start in range(0, n, batch):
+        z, y, _, _ = sample_model_d(model, min(batch, n - start), gen)
+        logits = induction_head_logits(emb, z, mats["W_K1"], mats["W_K2"], mats["W_O2"])
+        hits += int((logits[:, -1].argmax(dim=-1) == y).sum())
+    return hits / n
+
+
+def in_context_mask(z, triggers):
+    """(B, T) bool: z_t is one of the row's triggers and occurred earlier; t < T-1 (target exists)."""
+    same_before = torch.zeros(z.shape, dtype=torch.bool, device=z.device)  # (B, T)
+    for k in range(triggers.shape[1]):                                     # K is small (<= 5)
+        hit = z == triggers[:, k:k + 1]                                    # (B, T)
+        same_before |= hit & (torch.cumsum(hit.long(), dim=1) >= 2)
+    same_before[:, -1] = False
+    return same_before
+
+
+def accuracy_model_c(emb, model, mats, n=256, seed=0, batch=64):
+    """In-context accuracy on model C: argmax logits at in-context positions vs z_{t+1}."""
+    positive_int("n", n)
+    sampler = model_c_sampler(model, emb.W_E.device)
+    gen = torch.Generator(device=emb.W_E.device).manual_seed(seed)
+    hits = total = 0
+    for start in range(0, n, batch):
+        z, trig = sampler(min(batch, n - start), gen)
+        mask = in_context_mask(z, trig)[:, :-1]                            # (B, T-1)
+        logits = induction_head_logits(emb, z, mats["W_K1"], mats["W_K2"], mats["W_O2"])
+        pred = logits[:, :-1].argmax(dim=-1)                               # (B, T-1)
+        hits += int(((pred == z[:, 1:]) & mask).sum())
+        total += int(mask.sum())
+    return hits / max(total, 1), total
+
+
+def model_c_sampler(model, device):
+    """`sampler(batch, gen) -> (z (B, T) int64, triggers (B, K))`: the shared fast sampler of
+    numerics.samplers (`model_c_sampler` + `sample_model_c`) when present, else the local fallback."""
+    import numerics.samplers as s
+
+    if hasattr(s, "sample_model_c") and hasattr(s, "model_c_sampler"):
+        tables = s.model_c_sampler(model, device)
+
+        def draw(batch, gen):
+            z, q, _ = s.sample_model_c(tables, batch, gen)
+            return z.long(), q.long()
+        return draw
+    return lambda batch, gen: sample_model_c_simple(model, batch, gen)
+
+
+def sample_model_c_simple(model, batch, gen):
+    """Model C by inverse-CDF sampling, vectorized over sequences: (z (B, T), triggers (B, K))."""
+    dev = gen.device
+    B, N, T, K = batch, model.N, model.T, model.K
+    pi_b = torch.as_tensor(model.pi_b, dtype=torch.float64, device=dev)
+    pi_o = torch.as_tensor(model.pi_o, dtype=torch.float64, device=dev)
+    if model.random_triggers:
+        pq = torch.as_tensor(model.pi_q, dtype=torch.float64, device=dev)
+        trig = torch.multinomial(pq.expand(B, N), K, replacement=False, generator=gen)  # (B, K)
+    else:
+        trig = torch.as_tensor(model.triggers, device=dev).expand(B, K).clone()
+    outs = torch.multinomial(pi_o[trig.reshape(-1)], 1, generator=gen).view(B, K)      # (B, K)
+    forced = torch.full((B, N), -1, dtype=torch.long, device=dev).scatter_(1, trig, outs)
+    cdf = torch.cumsum(pi_b, dim=1)                                                    # (N, N)
+    z = torch.empty(B, T, dtype=torch.long, device=dev)
+    pu = torch.as_tensor(model.pi_u, dtype=torch.float64, device=dev)
+    z[:, 0] = torch.multinomial(pu, B, replacement=True, generator=gen)
+    u = torch.rand(T, B, 1, dtype=torch.float64, generator=gen, device=dev)
+    for t in range(1, T):                                                  # one op per position
+        prev = z[:, t - 1]
+        nxt = torch.searchsorted(cdf[prev], u[t])[:, 0].clamp_(max=N - 1)
+        f = forced.gather(1, prev[:, None])[:, 0]
+        z[:, t] = torch.where(f >= 0, f, nxt)
+    return z, trig

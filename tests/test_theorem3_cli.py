@@ -1,0 +1,82 @@
+"""Test the `popgrad theorem3` command and the induction-head helpers (software behaviour)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from popgrad.cli import main
+from popgrad.data import uniform_bigram_trigger_model
+from popgrad.embeddings import make_embeddings
+from numerics import induction_head as ih
+
+SMALL = ["theorem3", "--N", "6", "--T", "5", "--d", "24", "--mc-samples", "64"]
+
+
+def test_theorem3_json_keys(capsys):
+    """Test that --json carries tau, recall per step and the head accuracy."""
+    assert main(SMALL + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"tau", "recall", "head_accuracy", "rows", "meta"} <= set(out)
+    assert set(out["recall"]) == {"W_O2", "W_K2", "W_K1"}
+    assert all(0 <= v["mc"] <= 1 for v in out["recall"].values())
+    assert out["head_accuracy"]["chance 1/N"] == pytest.approx(1 / 6)
+    assert out["tau"] > 0
+
+
+def test_theorem3_markdown_and_csv(tmp_path, capsys):
+    """Test that the default output is a markdown table with every step, and --csv writes it."""
+    csv = tmp_path / "t3.csv"
+    assert main(SMALL + ["--csv", str(csv)]) == 0
+    text = capsys.readouterr().out
+    for label in ("1: W_O^2", "2: W_K^2", "3: W_K^1", "recall (9) vs (7)", "chance 1/N"):
+        assert label in text
+    assert csv.read_text().startswith("step,quantity,paper,exact,mc,mc_stderr,verdict")
+
+
+def test_theorem3_plot_writes_pngs(tmp_path, capsys):
+    """Test that --plot DIR writes the heatmaps and the recall curves."""
+    assert main(["theorem3", "--N", "4", "--T", "4", "--d", "16", "--mc-samples", "32",
+                 "--plot", str(tmp_path)]) == 0
+    assert (tmp_path / "theorem3_heatmaps.png").stat().st_size > 0
+    assert (tmp_path / "theorem3_recall.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("bad", [["--N", "1"], ["--T", "2"], ["--d", "0"], ["--mc-samples", "4"], ["--eta", "-1"]])
+def test_theorem3_bad_arguments_exit_2(bad):
+    """Test that bad arguments exit with status 2 and a one-line message, no traceback."""
+    proc = subprocess.run([sys.executable, "-m", "popgrad", "theorem3", *bad], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0]
+
+
+def test_in_context_mask_marks_second_occurrences():
+    """Test that in-context positions are later occurrences of a trigger with a next token."""
+    z = torch.tensor([[3, 1, 3, 2, 3, 3]])
+    mask = ih.in_context_mask(z, torch.tensor([[3]]))
+    assert mask.tolist() == [[False, False, True, False, True, False]]
+
+
+def test_model_c_fallback_sampler_follows_triggers():
+    """Test that the fallback model-C sampler puts o_k right after every trigger q_k."""
+    model = uniform_bigram_trigger_model(N=7, T=40, K=2)
+    gen = torch.Generator().manual_seed(0)
+    z, trig = ih.sample_model_c_simple(model, 16, gen)
+    assert z.shape == (16, 40) and trig.shape == (16, 2)
+    for k in range(2):
+        after = z[:, 1:][z[:, :-1] == trig[:, k:k + 1]]
+        rows = (z[:, :-1] == trig[:, k:k + 1]).nonzero()[:, 0]
+        first = {}
+        for r, a in zip(rows.tolist(), after.tolist()):
+            assert first.setdefault(r, a) == a
+
+
+def test_hand_built_recall_is_one_at_large_d():
+    """Test that the targets of eq. (7) have memory recall 1 at d = 512 (near-orthonormal embeddings)."""
+    emb = make_embeddings(512, 8, 6, seed=1)
+    mats = ih.hand_built(emb)
+    tg = ih.memory_targets(emb)
+    assert all(ih.memory_recall(mats[k], *tg[k]) == 1.0 for k in mats)
