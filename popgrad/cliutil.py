@@ -58,13 +58,26 @@ def int_list(text: str) -> list[int]:
     return [positive_int(p.strip()) for p in parts]
 
 
+def output_file(text: str) -> str:
+    """A path to write: non-empty, in an existing directory, not itself a directory (checked up front)."""
+    import os
+
+    if not text or not text.strip():
+        raise argparse.ArgumentTypeError("expected a file path, got an empty string")
+    parent = os.path.dirname(os.path.abspath(text))
+    if os.path.isdir(text) or not os.path.isdir(parent):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: "
+                                         f"{'it is a directory' if os.path.isdir(text) else 'no such directory'}")
+    return text
+
+
 # ----------------------------------------------------------------------------- output
 def add_output_options(parser: argparse.ArgumentParser, plot: bool = True, plot_help: str | None = None) -> None:
     """--json, --csv FILE and (optionally) --plot FILE.png."""
     parser.add_argument("--json", action="store_true", help="print JSON (rows and run metadata) instead of markdown")
-    parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV to FILE")
+    parser.add_argument("--csv", metavar="FILE", type=output_file, help="also write the table as CSV to FILE")
     if plot:
-        parser.add_argument("--plot", metavar="FILE.png", help=plot_help or "also write a PNG plot to FILE.png")
+        parser.add_argument("--plot", metavar="FILE.png", type=output_file, help=plot_help or "also write a PNG plot to FILE.png")
 
 
 def fmt_value(v) -> str:

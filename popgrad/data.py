@@ -157,6 +157,7 @@ def bigram_trigger_model(T: int = 256, K: int = 5, triggers: str = "random", out
 def uniform_bigram_trigger_model(N: int, T: int, K: int = 1) -> BigramTriggerModel:
     """Model C with every distribution uniform (the setting of App. B.3 before conditioning)."""
     N = positive_int("N", N, minimum=2)
+    memory_budget(f"uniform bigram model with N={N}", 2 * N * N + N)
     u = np.full(N, 1.0 / N)
     U = np.full((N, N), 1.0 / N)
     return BigramTriggerModel(N, T, K, u, U, U, pi_q=u)

@@ -72,7 +72,7 @@ def make_embeddings(d: int, N: int, T: int, seed: int = 0, dtype="float64",
     N = positive_int("N", N)
     T = positive_int("T", T)
     seed = positive_int("seed", seed, minimum=0)
-    memory_budget("embeddings", d * (2 * N + T + 3 * d))
+    memory_budget(f"embeddings with d={d}, N={N}, T={T}", d * (2 * N + T + 3 * d))
     gen = torch.Generator().manual_seed(seed)
     shapes = {"W_E": (d, N), "W_U": (N, d), "P": (d, T), "W_V1": (d, d), "W_O1": (d, d), "W_V2": (d, d)}
     scale = 1.0 / math.sqrt(d)
@@ -85,7 +85,7 @@ def gaussian_vectors(n: int, d: int, seed: int = 0, dtype=torch.float64) -> torc
     """n i.i.d. N(0, I/d) vectors as the columns of a (d, n) matrix (Appendix A's u_i)."""
     n = positive_int("n", n)
     d = positive_int("d", d)
-    memory_budget("gaussian_vectors", n * d)
+    memory_budget(f"gaussian_vectors with n={n}, d={d}", n * d)
     gen = torch.Generator().manual_seed(positive_int("seed", seed, minimum=0))
     return (torch.randn((d, n), generator=gen, dtype=torch.float64) / math.sqrt(d)).to(dtype)
 
