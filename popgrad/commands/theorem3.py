@@ -14,7 +14,7 @@ import os
 import torch
 
 from popgrad.cliutil import add_output_options, emit, positive_float, positive_int, nonnegative_int
-from popgrad.errors import PopgradError
+from popgrad.errors import PopgradError, memory_budget
 from popgrad.tolerances import MC_Z
 
 NAME = "theorem3"
@@ -155,6 +155,14 @@ def head_rows(emb, model, learned, beta, seed):
 
 
 # ----------------------------------------------------------------------------- run
+def _prepare_plot_dir(path: str) -> None:
+    """Create --plot DIR up front, so a bad path fails before the computation, in one line."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise PopgradError(f"--plot: cannot create directory {path!r}: {exc.strerror}") from None
+
+
 def compute(N, T, d, seed, eta, n, beta, device="cpu"):
     """Everything the command prints (and the plots read)."""
     from numerics import theorem3_mc as mc
@@ -164,6 +172,7 @@ def compute(N, T, d, seed, eta, n, beta, device="cpu"):
 
     if n < GROUPS:
         raise PopgradError(f"--mc-samples must be >= {GROUPS}, got {n}")
+    memory_budget("--mc-samples", 8.0 * n * T * d)  # autograd keeps a few (n, T, d) activations
     model = SecondOccurrenceModel(N, T)
     emb = make_embeddings(d, N, T, seed=seed, device=device)
     exact, source = exact_steps(model, emb, eta)
@@ -202,6 +211,8 @@ def recall_sweep(N, T, d, seed, eta, n):
 def run(args) -> int:
     if args.N < 2 or args.T < 3:
         raise PopgradError(f"model D needs N >= 2 and T >= 3, got N={args.N}, T={args.T}")
+    if args.plot:
+        _prepare_plot_dir(args.plot)
     res = compute(args.N, args.T, args.d, args.seed, args.eta, args.mc_samples, args.beta)
     acc_rows = [{"step": "head", "quantity": k, "mc": v} for k, v in res["head_accuracy"].items()]
     extra = {"tau": res["tau"], "recall": res["recall"], "head_accuracy": res["head_accuracy"],
@@ -209,7 +220,6 @@ def run(args) -> int:
     if args.plot:
         from numerics import theorem3_plots as plots
 
-        os.makedirs(args.plot, exist_ok=True)
         sweep = recall_sweep(args.N, args.T, args.d, args.seed, args.eta, min(args.mc_samples, SWEEP_SAMPLES))
         extra["recall_sweep"] = sweep
         plots.plot_heatmaps(res["heatmaps"], os.path.join(args.plot, "theorem3_heatmaps.png"))
