@@ -33,6 +33,7 @@ def sample_model_d(model: SecondOccurrenceModel, batch: int, gen: torch.Generato
     """
     B = positive_int("batch", batch)
     N, T = model.N, model.T
+    memory_budget(f"model D batch of {B} sequences of length T={T}", 2.0 * B * T)
     dev = gen.device
     q = torch.randint(N, (B,), generator=gen, device=dev)
     o = torch.randint(N, (B,), generator=gen, device=dev)

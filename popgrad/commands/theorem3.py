@@ -172,7 +172,8 @@ def compute(N, T, d, seed, eta, n, beta, device="cpu"):
 
     if n < GROUPS:
         raise PopgradError(f"--mc-samples must be >= {GROUPS}, got {n}")
-    memory_budget("--mc-samples", 8.0 * n * T * d)  # autograd keeps a few (n, T, d) activations
+    # autograd keeps a few (n, T, d) activations
+    memory_budget(f"--mc-samples {n} with --T {T} and --d {d}", 8.0 * n * T * d)
     model = SecondOccurrenceModel(N, T)
     emb = make_embeddings(d, N, T, seed=seed, device=device)
     exact, source = exact_steps(model, emb, eta)
