@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     rows, rec = everything(device)
     print("\n### Every exact quantity at N = 64, T = 64, d = 128\n")
     print(markdown_table(rows, ("quantity", "seconds")))
-    print(f"\nrecall (9) after the three steps: " + ", ".join(f"{k} {v:.3f}" for k, v in rec.items()))
+    print("\nrecall (9) after the three steps: " + ", ".join(f"{k} {v:.3f}" for k, v in rec.items()))
     return 0
 
 

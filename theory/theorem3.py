@@ -138,6 +138,14 @@ def step3_W_K1(model, emb, W_O2, W_K2, eta=1.0, idealized=False, phat="uniform")
     return lemma_to_eq7(eta * emb.P @ step3_position_matrix(Q) @ emb.P.T)
 
 
+
+def three_steps(model, emb, eta=1.0, phat="uniform") -> dict:
+    """Theorem 3 (B.3): W_O^2, then W_K^2, then W_K^1, each one step from zero (eq7 convention)."""
+    W_O2 = step1_W_O2(model, emb, eta)
+    W_K2 = step2_W_K2(model, emb, W_O2, eta, phat=phat)
+    W_K1 = step3_W_K1(model, emb, W_O2, W_K2, eta, idealized=False, phat=phat)
+    return {"W_O2": W_O2, "W_K2": W_K2, "W_K1": W_K1}
+
 def step3_readouts(emb, W_O2, W_K2, idealized=False):
     """G[k, z] = w_U(k)^T Phi_2 w_E(z) and Km[z, q] = (Phi_1 w_E(z))^T W_2 w_E(q) (or their idealizations)."""
     G = emb.W_U @ W_O2 @ emb.W_V2 @ emb.W_E

@@ -92,7 +92,7 @@ def _mc_projection(model, emb, W_O2, R1, R2, batch, seed, Km=None, L=None):
     from numerics.samplers import make_generator, sample_model_d
 
     z, y, q, _ = sample_model_d(model, batch, make_generator(seed))
-    T, N = model.T, model.N
+    T = model.T
     t = torch.arange(1, T + 1, dtype=torch.float64)
     avg = torch.tril(torch.ones(T, T, dtype=torch.float64)) / t[:, None]
     X = emb.W_E.T[z]

@@ -9,7 +9,6 @@ theorem3.head_learned        the three learned one-step matrices, rescaled: accu
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from popgrad.registry import Claim, Measurement, register
 from popgrad.tolerances import FLOAT64, rel_error
@@ -173,13 +172,13 @@ register(Claim(
     code=("numerics.induction_head.hand_built", "numerics.induction_head.induction_head_logits")))
 
 
-def learned_head(n=8192, sample_seed=1, betas=(3.0, 10.0, 30.0), n_eval=2048):
-    """MC one-step matrices at N=32, T=16, d=256, rescaled per beta: recall and accuracy on model D."""
+def learned_head(betas=(3.0, 10.0, 30.0), n_eval=2048):
+    """Exact one-step matrices at N=32, T=16, d=256, rescaled per beta: recall and accuracy on model D."""
     from numerics import induction_head as ih
-    from numerics import theorem3_mc as mc
+    from theory.theorem3 import three_steps
 
     emb, model = _head_setting()
-    learned, source = exact_or_mc_steps(emb, model, n, sample_seed)
+    learned, source = three_steps(model, emb), "exact engine"
     tg = ih.memory_targets(emb)
     recall = {k: ih.memory_recall(learned[k], *tg[k]) for k in STEPS}
     acc = {b: ih.accuracy_model_d(emb, model, ih.rescaled_learned(emb, learned, b), n=n_eval) for b in betas}
@@ -192,20 +191,6 @@ def learned_head(n=8192, sample_seed=1, betas=(3.0, 10.0, 30.0), n_eval=2048):
     swap["W_K2 without positional directions"] = ih.accuracy_model_d(emb, model, {**hand, "W_K2": clean["W_K2"]}, n=n_eval)
     swap["all three, W_K2 without positional directions"] = ih.accuracy_model_d(emb, model, clean, n=n_eval)
     return {"recall": recall, "accuracy": acc, "only_one_learned": swap, "source": source}
-
-
-def exact_or_mc_steps(emb, model, n, seed, eta=1.0):
-    """The three one-step matrices (p_hat = 1/N): exact engine when implemented, else MC autograd."""
-    from numerics import theorem3_mc as mc
-    from popgrad.commands.theorem3 import exact_engine
-
-    th = exact_engine()
-    if th is not None:
-        W_O2 = th.step1_W_O2(model, emb, eta)
-        W_K2 = th.step2_W_K2(model, emb, W_O2, eta, phat="uniform")
-        W_K1 = th.step3_W_K1(model, emb, W_O2, W_K2, eta, idealized=False, phat="uniform")
-        return {"W_O2": W_O2, "W_K2": W_K2, "W_K1": W_K1}, "exact engine"
-    return mc.three_steps(emb, *mc.sampled(model, n, seed), eta=eta, phat="uniform"), f"MC autograd, n={n}"
 
 
 def _measure_learned() -> Measurement:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from numerics.capacity import MAPS, capacity_at, fit_exponent, n_cap, peak_memory_floats, validate_threshold
-from popgrad.cliutil import add_output_options, emit, int_list, nonnegative_int, positive_int, progress
+from popgrad.cliutil import add_output_options, emit, int_list, nonnegative_int, positive_int, progress, save_figure
 from popgrad.device import resolve_device
 from popgrad.errors import PopgradError, memory_budget
 
@@ -109,12 +109,7 @@ def plot(path: str, rows, maps, fitted) -> None:
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=120)
-    except OSError as exc:
-        raise PopgradError(f"--plot: cannot write {path!r}: {exc.strerror}") from None
-    finally:
-        plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(args) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from popgrad.cliutil import add_output_options, emit, int_list, markdown_table, nonnegative_int, positive_int, progress
+from popgrad.cliutil import add_output_options, emit, int_list, markdown_table, nonnegative_int, positive_int, progress, save_figure
 from popgrad.errors import PopgradError
 
 NAME = "recall-table"
@@ -106,7 +106,7 @@ def run(args) -> int:
     out_args = argparse.Namespace(**{**vars(args), "csv": None})
     emit(wide["r1"], columns, out_args, title=title, extra={"cells": long_rows, "probe_rows": wide["probe"]})
     if not args.json:
-        print(f"\n## Probe (9) of the one-step W_O^2 (eq. (15)) against eq. (7)'s target\n")
+        print("\n## Probe (9) of the one-step W_O^2 (eq. (15)) against eq. (7)'s target\n")
         print(markdown_table(wide["probe"], columns))
     if args.csv:
         from popgrad.cliutil import write_csv
@@ -137,9 +137,4 @@ def plot_recall(rows, path: str, title: str = "") -> None:
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=120)
-    except OSError as exc:
-        raise PopgradError(f"--plot: cannot write {path!r}: {exc.strerror}") from None
-    finally:
-        plt.close(fig)
+    save_figure(fig, path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from popgrad.cliutil import add_output_options, emit, int_list, markdown_table, positive_float, positive_int
+from popgrad.cliutil import add_output_options, emit, int_list, markdown_table, positive_float, positive_int, save_figure
 from popgrad.commands.recall_table import add_model_arguments, check_budget, check_model_sizes, model_from_args
 from popgrad.errors import PopgradError
 
@@ -132,9 +132,4 @@ def plot_scaling(rows, batch_rows, path: str, threshold: float) -> None:
         ax.set_xlabel(sw)
         ax.set_ylabel(f"batches for R_1 >= {threshold:g}")
     fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=120)
-    except OSError as exc:
-        raise PopgradError(f"--plot: cannot write {path!r}: {exc.strerror}") from None
-    finally:
-        plt.close(fig)
+    save_figure(fig, path)

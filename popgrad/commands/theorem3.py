@@ -22,8 +22,6 @@ HELP = "Theorem 3: the three one-step matrices (paper, exact, Monte-Carlo), reca
 COLUMNS = ("step", "quantity", "paper", "exact", "mc", "mc_stderr", "verdict")
 GROUPS = 8
 BETAS = (3.0, 10.0, 30.0)
-ENUMERATION_LIMIT = 200_000
-SWEEP_SAMPLES = 1024        # MC sequences per point of the --plot recall sweep
 
 
 def add_arguments(p):
@@ -39,31 +37,11 @@ def add_arguments(p):
 
 
 # ----------------------------------------------------------------------------- exact and MC
-def exact_engine():
-    """The module theory.theorem3 if its three step functions exist (the stub has none), else None."""
-    try:
-        import theory.theorem3 as th
-    except ImportError:
-        return None
-    names = ("step1_W_O2", "step2_W_K2", "step3_W_K1")
-    return th if all(hasattr(th, n) for n in names) else None
-
-
 def exact_steps(model, emb, eta):
-    """(matrices, source): the exact engine if implemented, else enumeration if small, else (None, why)."""
-    th = exact_engine()
-    if th is not None:
-        W_O2 = th.step1_W_O2(model, emb, eta)
-        W_K2 = th.step2_W_K2(model, emb, W_O2, eta, phat="uniform")
-        W_K1 = th.step3_W_K1(model, emb, W_O2, W_K2, eta, idealized=False, phat="uniform")
-        return {"W_O2": W_O2, "W_K2": W_K2, "W_K1": W_K1}, "theory.theorem3"
-    from numerics import theorem3_mc as mc
+    """(matrices, source): the three exact one-step matrices of theory.theorem3 (p_hat = 1/N)."""
+    from theory.theorem3 import three_steps
 
-    N, T = model.N, model.T
-    total = N * (N - 1) * (T - 2) * (N - 1) ** (T - 3) + N * (N - 1) ** (T - 2)
-    if total > ENUMERATION_LIMIT:
-        return None, f"exact engine not available; enumeration of {total:.3g} sequences too large"
-    return mc.three_steps(emb, *mc.enumerated(model, emb.W_E.device), eta=eta), "autograd on enumeration"
+    return three_steps(model, emb, eta), "theory.theorem3"
 
 
 def mc_steps(model, emb, eta, n, seed):
@@ -178,8 +156,8 @@ def compute(N, T, d, seed, eta, n, beta, device="cpu"):
     emb = make_embeddings(d, N, T, seed=seed, device=device)
     exact, source = exact_steps(model, emb, eta)
     groups = mc_steps(model, emb, eta, n, seed)
-    rows, recall = step_rows(emb, exact if isinstance(exact, dict) else None, groups, eta)
-    learned = exact if isinstance(exact, dict) else {k: g.mean(0) for k, g in groups.items()}
+    rows, recall = step_rows(emb, exact, groups, eta)
+    learned = exact
     acc = head_rows(emb, model, learned, beta, seed)
     tg = memory_targets(emb)
     heat = {k: (tg[k][1] @ learned[k] @ tg[k][0].T).cpu().numpy() for k in learned}
@@ -187,9 +165,8 @@ def compute(N, T, d, seed, eta, n, beta, device="cpu"):
             "exact_source": source, "heatmaps": heat}
 
 
-def recall_sweep(N, T, d, seed, eta, n):
-    """Recall per step (exact steps when available, else MC with n sequences), varying N, T, d one at a time."""
-    from numerics import theorem3_mc as mc
+def recall_sweep(N, T, d, seed, eta):
+    """Recall (9) of the exact one-step matrices, varying N, T, d one at a time around (N, T, d)."""
     from numerics.induction_head import memory_recall, memory_targets
     from popgrad.data import SecondOccurrenceModel
     from popgrad.embeddings import make_embeddings
@@ -202,8 +179,6 @@ def recall_sweep(N, T, d, seed, eta, n):
             model = SecondOccurrenceModel(s["N"], s["T"])
             emb = make_embeddings(s["d"], s["N"], s["T"], seed=seed)
             W, source = exact_steps(model, emb, eta)
-            if W is None:
-                W, source = mc.three_steps(emb, *mc.sampled(model, n, seed), eta=eta), f"mc n={n}"
             tg = memory_targets(emb)
             out.append({"axis": axis, "value": v, "source": source, **{k: memory_recall(W[k], *tg[k]) for k in W}})
     return out
@@ -221,7 +196,7 @@ def run(args) -> int:
     if args.plot:
         from numerics import theorem3_plots as plots
 
-        sweep = recall_sweep(args.N, args.T, args.d, args.seed, args.eta, min(args.mc_samples, SWEEP_SAMPLES))
+        sweep = recall_sweep(args.N, args.T, args.d, args.seed, args.eta)
         extra["recall_sweep"] = sweep
         plots.plot_heatmaps(res["heatmaps"], os.path.join(args.plot, "theorem3_heatmaps.png"))
         plots.plot_recall_curves(sweep, os.path.join(args.plot, "theorem3_recall.png"))
