@@ -8,7 +8,7 @@
 Key-query matrices in the eq. (7) convention (query on the left). Code positions 0..T-1.
 In-context accuracy: argmax logits at positions where z_t is a trigger seen earlier in the
 sequence, target z_{t+1} (model C), or at the last position with target o (model D).
-Also: the hand-built construction (7), memory recall (9), and the rescaling rule for learned
+Also: the hand-built construction (7) and the rescaling rule for learned
 one-step matrices (`rescale_to_beta`).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from popgrad.errors import PopgradError, positive_float, positive_int
+from popgrad.memory import eq7_targets
 
 
 # ----------------------------------------------------------------------------- forward pass
@@ -52,36 +53,14 @@ def hand_built(emb, beta1=1.0, beta2=1.0, tokens=None):
     return {"W_K1": W_K1, "W_K2": W_K2, "W_O2": W_O2}
 
 
-def memory_targets(emb):
-    """Targets of eq. (7) for recall (9): name -> (u (n, d) inputs, v (m, d) outputs, target (n,)).
-
-    W_O^2: u_k = W_V^2 w_E(k), v_k = w_U(k). W_K^2 (query^T W key): u_k = Phi_1 w_E(k) (key),
-    v_k = w_E(k) (query). W_K^1: u = p_{t-1} (key) for t = 2..T, v = p_1..p_T (query), target t.
-    """
-    E = emb.W_E
-    ar = torch.arange(emb.N, device=E.device)
-    return {"W_O2": ((emb.W_V2 @ E).T, emb.W_U, ar),
-            "W_K2": ((emb.Phi1 @ E).T, E.T, ar),
-            "W_K1": (emb.P[:, :-1].T, emb.P.T, torch.arange(1, emb.T, device=E.device))}
-
-
-def memory_recall(W, u, v, target):
-    """Eq. (9): R = (1/|M|) sum_i 1{argmax_j' v_j'^T W u_i = target_i} (ties count as misses)."""
-    scores = v @ W @ u.T                                                   # (m, n)
-    best = scores.max(dim=0).values
-    hit = (scores[target, torch.arange(u.shape[0], device=u.device)] == best)
-    unique = (scores == best[None]).sum(dim=0) == 1
-    return float((hit & unique).double().mean())
-
-
-def mean_target_score(W, u, v, target):
+def mean_target_score(W, U, V, target):
     """Mean of v_target(i)^T W u_i over the memory's pairs (the scale of an associative memory)."""
-    return float(torch.einsum("nd,de,ne->n", v[target], W, u).mean())
+    return float((V[:, target] * (W @ U)).sum(0).mean())
 
 
-def rescale_to_beta(W, u, v, target, beta):
+def rescale_to_beta(W, U, V, target, beta):
     """Scale rule for learned matrices: W * beta / (mean target score), so that score is beta."""
-    m = mean_target_score(W, u, v, target)
+    m = mean_target_score(W, U, V, target)
     if m <= 0:
         raise PopgradError(f"mean target score is {m:.3e} <= 0: the learned matrix has no signal to rescale")
     return W * (beta / m)
@@ -89,7 +68,7 @@ def rescale_to_beta(W, u, v, target, beta):
 
 def rescaled_learned(emb, learned, beta, beta_O=1.0):
     """The three learned matrices rescaled: W_K^1, W_K^2 to mean target score beta, W_O^2 to beta_O."""
-    tg = memory_targets(emb)
+    tg = eq7_targets(emb)
     scale = {"W_K1": beta, "W_K2": beta, "W_O2": beta_O}
     return {k: rescale_to_beta(learned[k], *tg[k], scale[k]) for k in ("W_K1", "W_K2", "W_O2")}
 

@@ -18,19 +18,12 @@ from numerics.token_stats import ClassStats, empty_stats, model_c_stats
 from popgrad.data import BigramTriggerModel
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, choice, positive_int
+from popgrad.memory import memory_recall, unique_argmax_hits
 
 
 def value_inputs(emb) -> torch.Tensor:
     """(d, N) columns W_V^2 w_E(k): the value-remapped input embeddings, so mu_k - mu = A (c_k - c)."""
     return emb.W_V2 @ emb.W_E
-
-
-def unique_argmax_hits(scores: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """(m,) bool: row r of scores (m, n) has a unique maximum at targets[r] and valid[r]
-    (ties and invalid rows count as misses)."""
-    best = scores.max(dim=1)
-    unique = (scores == best.values[:, None]).sum(1) == 1
-    return valid & unique & (best.indices == targets)
 
 
 def r1_recall(stats: ClassStats, A: torch.Tensor) -> float:
@@ -68,28 +61,11 @@ def one_step_wo2(stats: ClassStats, W_U: torch.Tensor, A: torch.Tensor, eta: flo
     return eta * W_U.T @ M.T                                                 # (d, d)
 
 
-def memory_recall(W: torch.Tensor, U: torch.Tensor, V: torch.Tensor, pairs, valid=None) -> float:
-    """Eq. (9), indices as intended: R = (1/|M|) sum_{(i,j) in M} 1{argmax_j' v_j'^T W u_i = j}.
-
-    U (d_in, m) columns u_i, V (d_out, n) columns v_j, pairs (|M|, 2) of (i, j). The paper
-    prints argmax_{j'} v_j^T W u_i = j' (j and j' swapped), which is constant in j'. Ties are
-    misses; pairs with valid[p] False (e.g. a class never seen as a label) are misses.
-    """
-    pairs = torch.as_tensor(pairs, dtype=torch.int64, device=W.device).reshape(-1, 2)
-    if pairs.shape[0] == 0:
-        raise PopgradError("memory_recall needs at least one (i, j) pair")
-    scores = (V.T @ W @ U[:, pairs[:, 0]]).T                                 # (|M|, n) over j'
-    valid = torch.ones(pairs.shape[0], dtype=torch.bool, device=W.device) if valid is None \
-        else torch.as_tensor(valid, device=W.device)
-    return float(unique_argmax_hits(scores, pairs[:, 1], valid).sum()) / pairs.shape[0]
-
-
 def probe_one_step_wo2(stats: ClassStats, emb, weights: str = "uniform") -> float:
     """Probe (9) of the one-step W_O^2 against eq. (7)'s target sum_k w_U(k) (W_V^2 w_E(k))^T."""
     A = value_inputs(emb)
     W = one_step_wo2(stats, emb.W_U, A, weights=weights)
-    pairs = torch.arange(stats.N).repeat(2, 1).T                             # (N, 2): (k, k)
-    return memory_recall(W, A, emb.W_U.T, pairs, valid=stats.seen)
+    return memory_recall(W, A, emb.W_U.T, torch.arange(stats.N, device=A.device), valid=stats.seen)
 
 
 def gather_model_c_stats(model: BigramTriggerModel, batches, batch_size: int = 32, seed: int = 0,

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from popgrad.data import SecondOccurrenceModel
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError
+from popgrad.memory import memory_recall
 from theory import model_d_exact as mx
 from theory import theorem3 as t3
 
@@ -76,8 +77,8 @@ def test_recall_of_target_and_ties():
     """Test that recall (9) of the target memory is 1 at large d and that ties count as misses."""
     emb = make_embeddings(512, 16, 8)
     target = emb.W_U.T @ (emb.W_V2 @ emb.W_E).T
-    assert t3.memory_recall(target, emb.W_V2 @ emb.W_E, emb.W_U.T, torch.arange(16)) == 1.0
-    assert t3.memory_recall(torch.zeros(512, 512, dtype=torch.float64), emb.W_E, emb.W_E, torch.arange(16)) == 0.0
+    assert memory_recall(target, emb.W_V2 @ emb.W_E, emb.W_U.T, torch.arange(16)) == 1.0
+    assert memory_recall(torch.zeros(512, 512, dtype=torch.float64), emb.W_E, emb.W_E, torch.arange(16)) == 0.0
 
 
 def test_tau_closed_form():

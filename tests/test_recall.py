@@ -11,12 +11,12 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from numerics.recall import (build_model_c, gather_model_c_stats, memory_recall, one_step_wo2, r1_recall,
-                             recall_grid, value_inputs)
+from numerics.recall import build_model_c, gather_model_c_stats, one_step_wo2, r1_recall, recall_grid, value_inputs
 from numerics.samplers import make_generator, model_c_sampler, sample_model_c
 from numerics.token_stats import ClassStats, add_pairs, empty_stats, model_c_pairs
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError
+from popgrad.memory import memory_recall
 
 
 def stats_from(rows, labels, N):
@@ -46,13 +46,13 @@ def test_memory_recall_reads_argmax_over_outputs():
     permuted target nothing, and W = 0 (all ties) nothing."""
     d, n = 6, 4
     U, V = torch.eye(d, dtype=torch.float64)[:, :n], torch.eye(d, dtype=torch.float64)[:, :n]
-    pairs = torch.tensor([[i, i] for i in range(n)])
+    targets = torch.arange(n)
     W = V @ U.T
-    assert memory_recall(W, U, V, pairs) == 1.0
+    assert memory_recall(W, U, V, targets) == 1.0
     perm = torch.tensor([1, 2, 3, 0])
-    assert memory_recall(V[:, perm] @ U.T, U, V, pairs) == 0.0
-    assert memory_recall(torch.zeros(d, d, dtype=torch.float64), U, V, pairs) == 0.0
-    assert memory_recall(W, U, V, pairs, valid=[True, False, True, True]) == 0.75
+    assert memory_recall(V[:, perm] @ U.T, U, V, targets) == 0.0
+    assert memory_recall(torch.zeros(d, d, dtype=torch.float64), U, V, targets) == 0.0
+    assert memory_recall(W, U, V, targets, valid=[True, False, True, True]) == 0.75
 
 
 def test_one_step_wo2_empirical_is_minus_autograd_gradient_at_zero():

@@ -12,7 +12,7 @@ in the lemma convention (key^T W query) and are converted with `lemma_to_eq7`.
 
 Paper comparisons: step1_coefficients / step1_W_O2_corrected (the exact (16)), a_kji_exact /
 a_kji_paper, delta_decomposition (24), step2_token_readout (25), abcd_terms / abcd_paper /
-abcd_corrected_C (26)-(29), step3_final_form_paper, memory_recall / recall_per_step (9).
+abcd_corrected_C (26)-(29), step3_final_form_paper, recall_per_step (9).
 
 Token statistics come from `theory.model_d_exact` (no enumeration); embeddings are applied last.
 `phat="true"` (the softmax at zero instead of the paper's 1/N) has no closed form and is computed
@@ -331,22 +331,12 @@ def abcd_corrected_C(N: int, T: int):
 
 
 # ----------------------------------------------------------------------------- recall (9)
-def memory_recall(W: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, targets: torch.Tensor) -> float:
-    """Eq. (9): R = mean_i 1{argmax_j' v_j'^T W u_i = target_i}; keys u (d, n), values v (d, m); ties miss."""
-    S = values.T @ W @ keys                                             # (m, n) [j', i]
-    top = S.max(0).values
-    unique = (S == top[None, :]).sum(0) == 1
-    hit = (S.argmax(0) == targets) & unique
-    return float(hit.double().mean())
-
-
 def recall_per_step(emb, W_O2, W_K2, W_K1) -> dict:
     """Recall (9) of each learned matrix against its target in (7), all in the eq. (7) convention."""
-    N, T = emb.N, emb.T
-    ar = torch.arange(N, device=emb.W_E.device)
-    return {"W_O2": memory_recall(W_O2, emb.W_V2 @ emb.W_E, emb.W_U.T, ar),
-            "W_K2": memory_recall(W_K2, emb.Phi1 @ emb.W_E, emb.W_E, ar),
-            "W_K1": memory_recall(W_K1, emb.P[:, :T - 1], emb.P, torch.arange(1, T, device=emb.P.device))}
+    from popgrad.memory import eq7_targets, memory_recall
+
+    targets = eq7_targets(emb)
+    return {name: memory_recall(W, *targets[name]) for name, W in (("W_O2", W_O2), ("W_K2", W_K2), ("W_K1", W_K1))}
 
 
 # ----------------------------------------------------------------------------- step 2: (24)

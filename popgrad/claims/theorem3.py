@@ -430,7 +430,7 @@ _claim("theorem3.step3.idealized_gap", "actual inputs behave like the idealized 
        measure_idealized_gap, ("step3_W_K1",))
 _claim("theorem3.recall", "after the three steps the matrices recall their targets (7) (memory recall (9))",
        "B.3, eq. (7), (9)", "recall of W_O^2 (and report W_K^2, W_K^1) on an (N, T, d) grid", "approx",
-       "recall(W_O^2) >= 0.95 on the grid", measure_recall, ("recall_per_step", "memory_recall"))
+       "recall(W_O^2) >= 0.95 on the grid", measure_recall, ("recall_per_step",))
 _claim("theorem3.step2.eq24", "W_K^2 = (alpha eta/(TN^2)) sum_{j,k} Delta_{k,j}(w_E(j) + p_T)^T, Delta = Delta^o + Delta^q + Delta^r",
        "B.3.2, eq. (24)", "engine (idealized Phi_2) vs enumerated Delta^o, Delta^q, Delta^r", "exact", EXACT,
        measure_eq24, ("delta_decomposition", "step2_W_K2"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from popgrad.memory import eq7_targets, memory_recall
 from popgrad.registry import Claim, Measurement, register
 from popgrad.tolerances import FLOAT64, rel_error
 
@@ -179,8 +180,8 @@ def learned_head(betas=(3.0, 10.0, 30.0), n_eval=2048):
 
     emb, model = _head_setting()
     learned, source = three_steps(model, emb), "exact engine"
-    tg = ih.memory_targets(emb)
-    recall = {k: ih.memory_recall(learned[k], *tg[k]) for k in STEPS}
+    tg = eq7_targets(emb)
+    recall = {k: memory_recall(learned[k], *tg[k]) for k in STEPS}
     acc = {b: ih.accuracy_model_d(emb, model, ih.rescaled_learned(emb, learned, b), n=n_eval) for b in betas}
     swap = {}
     hand = ih.hand_built(emb, HEAD_BETA, HEAD_BETA)

@@ -62,11 +62,11 @@ def mc_steps(model, emb, eta, n, seed):
 
 def step_scores(emb, name, W):
     """Scalar summaries of one matrix: mean target score, mean off-target score (+ tau line)."""
-    from numerics.induction_head import memory_targets
+    from popgrad.memory import eq7_targets, memory_scores
 
-    u, v, target = memory_targets(emb)[name]
-    S = v @ W @ u.T                                                        # (m, n)
-    diag = S[target, torch.arange(u.shape[0])]
+    U, V, target = eq7_targets(emb)[name]
+    S = memory_scores(W, U, V)                                             # (n, m)
+    diag = S[torch.arange(U.shape[1]), target]
     off = (S.sum() - diag.sum()) / (S.numel() - diag.numel())
     out = {"target score": float(diag.mean()), "off-target score": float(off)}
     if name == "W_O2":
@@ -90,9 +90,9 @@ STEP_LABEL = {"W_O2": "1: W_O^2 (16)", "W_K2": "2: W_K^2 (24)-(25)", "W_K1": "3:
 
 def step_rows(emb, exact, groups, eta):
     """The per-step table rows (fixed order) and recall per step."""
-    from numerics.induction_head import memory_recall, memory_targets
+    from popgrad.memory import eq7_targets, memory_recall
 
-    tg = memory_targets(emb)
+    tg = eq7_targets(emb)
     mc_full = {k: g.mean(0) for k, g in groups.items()}
     alpha_prime = step_scores(emb, "W_K2", (exact or mc_full)["W_K2"])["target score"]
     paper = paper_values(emb.N, emb.T, eta, alpha_prime)
@@ -144,9 +144,9 @@ def _prepare_plot_dir(path: str) -> None:
 def compute(N, T, d, seed, eta, n, beta, device="cpu"):
     """Everything the command prints (and the plots read)."""
     from numerics import theorem3_mc as mc
-    from numerics.induction_head import memory_targets
     from popgrad.data import SecondOccurrenceModel
     from popgrad.embeddings import make_embeddings
+    from popgrad.memory import eq7_targets
 
     if n < GROUPS:
         raise PopgradError(f"--mc-samples must be >= {GROUPS}, got {n}")
@@ -159,17 +159,17 @@ def compute(N, T, d, seed, eta, n, beta, device="cpu"):
     rows, recall = step_rows(emb, exact, groups, eta)
     learned = exact
     acc = head_rows(emb, model, learned, beta, seed)
-    tg = memory_targets(emb)
-    heat = {k: (tg[k][1] @ learned[k] @ tg[k][0].T).cpu().numpy() for k in learned}
+    tg = eq7_targets(emb)
+    heat = {k: (tg[k][1].T @ learned[k] @ tg[k][0]).cpu().numpy() for k in learned}  # (m, n) v_j^T W u_i
     return {"rows": rows, "recall": recall, "tau": mc.tau_value(N, T), "head_accuracy": acc,
             "exact_source": source, "heatmaps": heat}
 
 
 def recall_sweep(N, T, d, seed, eta):
     """Recall (9) of the exact one-step matrices, varying N, T, d one at a time around (N, T, d)."""
-    from numerics.induction_head import memory_recall, memory_targets
     from popgrad.data import SecondOccurrenceModel
     from popgrad.embeddings import make_embeddings
+    from popgrad.memory import eq7_targets, memory_recall
 
     grid = {"N": sorted({8, 16, N, 2 * N}), "T": sorted({8, T, 2 * T}), "d": sorted({32, 64, 128, d})}
     out = []
@@ -179,7 +179,7 @@ def recall_sweep(N, T, d, seed, eta):
             model = SecondOccurrenceModel(s["N"], s["T"])
             emb = make_embeddings(s["d"], s["N"], s["T"], seed=seed)
             W, source = exact_steps(model, emb, eta)
-            tg = memory_targets(emb)
+            tg = eq7_targets(emb)
             out.append({"axis": axis, "value": v, "source": source, **{k: memory_recall(W[k], *tg[k]) for k in W}})
     return out
 
