@@ -110,55 +110,17 @@ def in_context_mask(z, triggers):
 def accuracy_model_c(emb, model, mats, n=256, seed=0, batch=64):
     """In-context accuracy on model C: argmax logits at in-context positions vs z_{t+1}."""
     positive_int("n", n)
-    sampler = model_c_sampler(model, emb.W_E.device)
+    from numerics.samplers import model_c_sampler, sample_model_c
+
+    tables = model_c_sampler(model, emb.W_E.device)
     gen = torch.Generator(device=emb.W_E.device).manual_seed(seed)
     hits = total = 0
     for start in range(0, n, batch):
-        z, trig = sampler(min(batch, n - start), gen)
+        z, trig, _ = sample_model_c(tables, min(batch, n - start), gen)
+        z, trig = z.long(), trig.long()
         mask = in_context_mask(z, trig)[:, :-1]                            # (B, T-1)
         logits = induction_head_logits(emb, z, mats["W_K1"], mats["W_K2"], mats["W_O2"])
         pred = logits[:, :-1].argmax(dim=-1)                               # (B, T-1)
         hits += int(((pred == z[:, 1:]) & mask).sum())
         total += int(mask.sum())
     return hits / max(total, 1), total
-
-
-def model_c_sampler(model, device):
-    """`sampler(batch, gen) -> (z (B, T) int64, triggers (B, K))`: the shared fast sampler of
-    numerics.samplers (`model_c_sampler` + `sample_model_c`) when present, else the local fallback."""
-    import numerics.samplers as s
-
-    if hasattr(s, "sample_model_c") and hasattr(s, "model_c_sampler"):
-        tables = s.model_c_sampler(model, device)
-
-        def draw(batch, gen):
-            z, q, _ = s.sample_model_c(tables, batch, gen)
-            return z.long(), q.long()
-        return draw
-    return lambda batch, gen: sample_model_c_simple(model, batch, gen)
-
-
-def sample_model_c_simple(model, batch, gen):
-    """Model C by inverse-CDF sampling, vectorized over sequences: (z (B, T), triggers (B, K))."""
-    dev = gen.device
-    B, N, T, K = batch, model.N, model.T, model.K
-    pi_b = torch.as_tensor(model.pi_b, dtype=torch.float64, device=dev)
-    pi_o = torch.as_tensor(model.pi_o, dtype=torch.float64, device=dev)
-    if model.random_triggers:
-        pq = torch.as_tensor(model.pi_q, dtype=torch.float64, device=dev)
-        trig = torch.multinomial(pq.expand(B, N), K, replacement=False, generator=gen)  # (B, K)
-    else:
-        trig = torch.as_tensor(model.triggers, device=dev).expand(B, K).clone()
-    outs = torch.multinomial(pi_o[trig.reshape(-1)], 1, generator=gen).view(B, K)      # (B, K)
-    forced = torch.full((B, N), -1, dtype=torch.long, device=dev).scatter_(1, trig, outs)
-    cdf = torch.cumsum(pi_b, dim=1)                                                    # (N, N)
-    z = torch.empty(B, T, dtype=torch.long, device=dev)
-    pu = torch.as_tensor(model.pi_u, dtype=torch.float64, device=dev)
-    z[:, 0] = torch.multinomial(pu, B, replacement=True, generator=gen)
-    u = torch.rand(T, B, 1, dtype=torch.float64, generator=gen, device=dev)
-    for t in range(1, T):                                                  # one op per position
-        prev = z[:, t - 1]
-        nxt = torch.searchsorted(cdf[prev], u[t])[:, 0].clamp_(max=N - 1)
-        f = forced.gather(1, prev[:, None])[:, 0]
-        z[:, t] = torch.where(f >= 0, f, nxt)
-    return z, trig

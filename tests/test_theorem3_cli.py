@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from popgrad.cli import main
-from popgrad.data import uniform_bigram_trigger_model
 from popgrad.embeddings import make_embeddings
 from numerics import induction_head as ih
 from popgrad.memory import eq7_targets, memory_recall
@@ -59,20 +58,6 @@ def test_in_context_mask_marks_second_occurrences():
     z = torch.tensor([[3, 1, 3, 2, 3, 3]])
     mask = ih.in_context_mask(z, torch.tensor([[3]]))
     assert mask.tolist() == [[False, False, True, False, True, False]]
-
-
-def test_model_c_fallback_sampler_follows_triggers():
-    """Test that the fallback model-C sampler puts o_k right after every trigger q_k."""
-    model = uniform_bigram_trigger_model(N=7, T=40, K=2)
-    gen = torch.Generator().manual_seed(0)
-    z, trig = ih.sample_model_c_simple(model, 16, gen)
-    assert z.shape == (16, 40) and trig.shape == (16, 2)
-    for k in range(2):
-        after = z[:, 1:][z[:, :-1] == trig[:, k:k + 1]]
-        rows = (z[:, :-1] == trig[:, k:k + 1]).nonzero()[:, 0]
-        first = {}
-        for r, a in zip(rows.tolist(), after.tolist()):
-            assert first.setdefault(r, a) == a
 
 
 def test_hand_built_recall_is_one_at_large_d():
