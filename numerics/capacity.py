@@ -26,6 +26,7 @@ import torch
 
 from popgrad.device import resolve_device, resolve_dtype
 from popgrad.errors import PopgradError, choice, memory_budget, positive_int
+from popgrad.rates import loglog_slope
 
 MAPS = ("injective", "mod2")
 CHUNK = 2048  # columns z per block of gamma: (S, M, CHUNK) floats at a time
@@ -184,4 +185,4 @@ def fit_exponent(d, capacity, log_correct: bool = False) -> float:
     if keep.sum() < 2:
         return float("nan")
     y = c[keep] * np.log(c[keep]) if log_correct else c[keep]
-    return float(np.polyfit(np.log(d[keep]), np.log(y), 1)[0])
+    return loglog_slope(d[keep], y)

@@ -18,6 +18,7 @@ from numerics.samplers import cpu_threads
 from numerics.recall import build_model_c, gather_model_c_stats, r1_recall, value_inputs
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, positive_float, positive_int
+from popgrad.rates import loglog_slope
 
 
 def batch_grid(max_batches: int) -> list[int]:
@@ -76,8 +77,7 @@ def fitted_exponent(points: list[ScalingPoint]) -> float:
     pts = [(p.value, p.needed_mean) for p in points if math.isfinite(p.needed_mean)]
     if len({v for v, _ in pts}) < 2:
         return math.nan
-    x, y = np.log([v for v, _ in pts]), np.log([b for _, b in pts])
-    return float(np.polyfit(x, y, 1)[0])
+    return loglog_slope([v for v, _ in pts], [b for _, b in pts])
 
 
 def scaling_study(sweeps=("d", "N", "T", "K"), dims=(32, 64, 128, 256, 512), Ns=(16, 32, 64, 128),
@@ -125,7 +125,7 @@ def error_exponent(points: list[ScalingPoint]) -> float:
     pts = [(p.value, 1.0 - p.r1_final) for p in points if p.r1_final < 1.0]
     if len({v for v, _ in pts}) < 2:
         return math.nan
-    return float(np.polyfit(np.log([v for v, _ in pts]), np.log([e for _, e in pts]), 1)[0])
+    return loglog_slope([v for v, _ in pts], [e for _, e in pts])
 
 
 @dataclass(frozen=True)
@@ -158,8 +158,7 @@ def batch_sweep(model=None, d: int = 128, max_batches: int = 128, seeds: int = 3
             errs.append([_direction_error(stats[b], ref) for b in grid])
     points = [BatchPoint(b, float(r), float(e)) for b, r, e in zip(grid, np.mean(r1s, 0), np.mean(errs, 0))]
     fit = [(p.batches, p.direction_error) for p in points if fit_min <= p.batches <= grid[-1] // ref_factor]
-    slope = float(np.polyfit(np.log([b for b, _ in fit]), np.log([e for _, e in fit]), 1)[0]) \
-        if len(fit) >= 2 else math.nan
+    slope = loglog_slope([b for b, _ in fit], [e for _, e in fit]) if len(fit) >= 2 else math.nan
     return points, slope
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import sympy as sp
 import torch
 
 from popgrad.registry import Claim, Measurement, register
 from popgrad.tolerances import MC_Z
+from popgrad.rates import loglog_slope
 from theory import appendix_a as A
 
 ISSERLIS_DIMS = (1, 2, 3, 4, 5)
@@ -108,8 +108,8 @@ def concentration_table(vec_dims=(16, 64, 256, 1024), mat_dims=(8, 16, 32, 64), 
             x = x / x.norm()  # unit x for remap_fixed, so only d varies
             stds.append(A.monte_carlo_moments(q, d, n, seed=d, x_fixed=x if q == "remap_fixed" else None)["std"])
             exact.append(math.sqrt(exact_at(q, d, 1.0)[1]))
-        slope = float(np.polyfit(np.log(dims), np.log(stds), 1)[0])
-        exact_slope = float(np.polyfit(np.log(dims), np.log(exact), 1)[0])
+        slope = loglog_slope(dims, stds)
+        exact_slope = loglog_slope(dims, exact)
         rows.append({"quantity": q, "dims": f"{dims[0]}..{dims[-1]}", "n": n, "mc_slope": slope, "exact_slope": exact_slope,
                      "std_at_max_d": stds[-1]})
     return rows

@@ -7,6 +7,7 @@ import torch
 
 from popgrad.data import positional_noise_mixture
 from popgrad.embeddings import make_embeddings
+from popgrad.rates import loglog_slope
 from popgrad.registry import Claim, Measurement, register
 from popgrad.tolerances import FLOAT64, rel_error
 from theory import example_b1 as B1
@@ -74,10 +75,6 @@ def fit_noise_model(rows) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def _slope(x, y) -> float:
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
-
-
 def measure_readout() -> Measurement:
     # w_U(k)^T W_1 (w_E(y) + p_t) ~ (eta/N) 1{k=y} + O(1/N^2): exact limit part, finite-d noise rate, accuracy.
     ortho = B1.orthonormal_embeddings(64, 8, 16, seed=0)
@@ -87,9 +84,9 @@ def measure_readout() -> Measurement:
     slopes_d = {}
     for N in sorted({r["N"] for r in rows}):
         window = [r for r in rows if r["N"] == N and r["d"] >= max(64, 4 * N)]  # asymptotic window d >= 4N
-        slopes_d[N] = _slope([r["d"] for r in window], [r["noise_rms"] for r in window])
+        slopes_d[N] = loglog_slope([r["d"] for r in window], [r["noise_rms"] for r in window])
     big_d = [r for r in rows if r["d"] == max(r["d"] for r in rows)]
-    slope_N_abs = _slope([r["N"] for r in big_d], [r["noise_rms"] / r["N"] for r in big_d])
+    slope_N_abs = loglog_slope([r["N"] for r in big_d], [r["noise_rms"] / r["N"] for r in big_d])
     a, b = fit_noise_model(rows)
     acc = {f"N={r['N']},d={r['d']}": r["accuracy"] for r in rows}
     worst = max(abs(s + 0.5) for s in slopes_d.values())

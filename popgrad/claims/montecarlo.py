@@ -12,6 +12,7 @@ import math
 import numpy as np
 import torch
 
+from popgrad.rates import loglog_slope
 from popgrad.registry import Claim, Measurement, register
 from popgrad.tolerances import MC_ATOL, MC_Z
 
@@ -68,7 +69,7 @@ def measure_mu_rate() -> Measurement:
                 excess = (est - exact).abs() - MC_ATOL
                 zmax = max(zmax, float((excess / se.clamp(min=1e-300)).max()))
         rms.append(math.sqrt(np.mean(np.square(errs))))
-    slope = float(np.polyfit(np.log(MU_SIZES), np.log(rms), 1)[0])
+    slope = loglog_slope(MU_SIZES, rms)
     lo, hi = RATE_BOUNDS
     rate_excess = max(lo - slope, slope - hi, 0.0) / 0.1
     error = max(zmax / MC_Z, rate_excess + (1.0 if rate_excess > 0 else 0.0))

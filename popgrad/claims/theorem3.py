@@ -15,15 +15,11 @@ import sympy
 import torch
 
 from popgrad.claims.engine import ENUM_SIZES, _setup, reference_step1, reference_step2, reference_step3
+from popgrad.rates import loglog_slope
 from popgrad.registry import Claim, Measurement, register
 from popgrad.tolerances import FLOAT64, rel_error
 
 STEP_CODE = "theory.theorem3"
-
-
-def slope(xs, ys) -> float:
-    """Least-squares log-log slope of |ys| against xs."""
-    return float(np.polyfit(np.log(np.asarray(xs, float)), np.log(np.abs(np.asarray(ys, float))), 1)[0])
 
 
 def _steps(N, T, d=12, seed=0):
@@ -63,7 +59,7 @@ def measure_step1_eq16() -> Measurement:
             worst_corr = math.inf
     Ns = (16, 32, 64, 128, 256)
     rel2 = [1 - float(t3.step1_coefficients(N, 16)[1] * 16 / Fraction(str(t3.tau(N, 16)))) for N in Ns]
-    rate = slope(Ns, rel2)
+    rate = loglog_slope(Ns, rel2)
     rejected = min_gap > 1e3 * FLOAT64.rtol
     return Measurement(worst_corr if rejected else math.inf, FLOAT64.rtol, "erratum", rate=f"N^{rate:.2f}",
                        note=("(16) vs exact (15): rel gap " + ", ".join(f"{g:.2e}@N{k[0]}T{k[1]}" for k, g in gaps.items())
@@ -115,10 +111,10 @@ def measure_step1_readouts() -> Measurement:
         c1, c2 = t3.step1_coefficients(N, T)
         tau = Fraction(str(t3.tau(N, T)))
         inf_d.append(max(abs(float(c1 * T) * (1 - 1 / N) - 1), abs(float(c2 * T / tau) * (1 - 1 / N) - 1)))
-    rate_N = slope(Ns, inf_d)
+    rate_N = loglog_slope(Ns, inf_d)
     ds = (32, 128, 512)
     fin = [max(readout_errors(16, 8, d)) for d in ds]
-    rate_d = slope(ds, fin)
+    rate_d = loglog_slope(ds, fin)
     err = max(rate_N + 1.0, 0.0)        # the O(1/N) claim: slope in N must be <= -1 (+0.1 allowed)
     return Measurement(err, 0.1, "approx", rate=f"N^{rate_N:.2f} (d=inf); d^{rate_d:.2f} (N=16,T=8)",
                        note="max |w_U(k)^T W_O^2 W_V^2 (Phi_1) w_E(j) NT/(eta tau^0|1) - 1{k=j}|; finite-d error "
@@ -177,13 +173,13 @@ def measure_a_case4_order() -> Measurement:
 
     Ns, T = (8, 16, 32, 64, 128), 16
     c4 = [float(t3.a_kji_exact(N, T)["avg_{k!=j}, i!=j"]) for N in Ns]
-    rate_N = slope(Ns, c4)
+    rate_N = loglog_slope(Ns, c4)
     Ts, N = (8, 16, 32, 64), 64
     diag = []
     for T in Ts:
         a = t3.a_kji_exact(N, T)
         diag.append(float(((N - 1) * a["j!=k, i=j"] + a["j=k=i"]) / N))
-    rate_T = slope(Ts, diag)
+    rate_T = loglog_slope(Ts, diag)
     grows = all(b > a for a, b in zip(np.multiply(diag, Ts), np.multiply(diag, Ts)[1:]))
     err = max(rate_N + 0.9, 0.0) + max(-1.1 - rate_T, 0.0) + (0.0 if min(diag) > 0 and grows else math.inf)
     return Measurement(err, 1e-12, "approx", rate=f"case4 N^{rate_N:.2f}; i=j summary T^{rate_T:.2f}",
@@ -208,7 +204,7 @@ def measure_eq25() -> Measurement:
     diag_T, off_T = [v[0] for v in by_T], [v[1] for v in by_T]
     Ns, T = (16, 32, 64, 128), 16
     off_N = [eq25_readout(N, T)[1] for N in Ns]
-    rT, rN, rTo = slope(Ts, diag_T), slope(Ns, off_N), slope(Ts, off_T)
+    rT, rN, rTo = loglog_slope(Ts, diag_T), loglog_slope(Ns, off_N), loglog_slope(Ts, off_T)
     err = max(-1.1 - rT, 0.0) + max(rN + 0.9, 0.0) + max(rTo - 1.1, 0.0) + (0.0 if min(diag_T) > 0 else math.inf)
     return Measurement(err, 1e-12, "approx",
                        rate=f"diag T^{rT:.2f} (N=128); off-diag N^{rN:.2f} (T=16), T^{rTo:.2f} (N=128)",
@@ -252,7 +248,7 @@ def measure_delta_orders() -> Measurement:
         o = D["o"].mean(0)[:, :N]                                               # token coefficients [j, i]
         on.append(np.abs(o - np.diag(np.diag(o))).max())
         sig.append(float(np.diag(o).mean()))
-    rq, rr, ro = slope(Ns, qn), slope(Ns, rn), slope(Ns, on)
+    rq, rr, ro = loglog_slope(Ns, qn), loglog_slope(Ns, rn), loglog_slope(Ns, on)
     err = max(rq + 0.75, 0.0) + max(rr + 0.9, 0.0) + max(ro + 0.9, 0.0) + (0.0 if min(sig) > 0 else math.inf)
     return Measurement(err, 1e-12, "approx", rate=f"q N^{rq:.2f}; r N^{rr:.2f}; o off-diag N^{ro:.2f}",
                        note=f"max_j ||(1/N) sum_k Delta^x_{{k,j}}||; Delta^r decays like N^{rr:.1f}, far below the "
@@ -311,7 +307,7 @@ def measure_abcd_vs_paper() -> Measurement:
         errs.append(max(np.abs(ex[k] - pa[k]).max() for k in "ABCD"))
         paper_C.append(np.abs(ex["C"] - t3.abcd_paper(N, T)["C"]).max())
         corr_C.append(np.abs(ex["C"] - pa["C"]).max())
-    r, rC = slope(Ns, errs), slope(Ns, paper_C)
+    r, rC = loglog_slope(Ns, errs), loglog_slope(Ns, paper_C)
     rejected = rC > -0.3 and paper_C[-1] > 10 * corr_C[-1]
     return Measurement(max(r + 0.9, 0.0) if rejected else math.inf, 1e-12, "erratum", rate=f"N^{r:.2f}",
                        note=f"A, B, D and corrected C within O(1/N) (slope {r:.2f}); paper's C = A/T off by "
@@ -332,7 +328,7 @@ def measure_final_form() -> Measurement:
         for corrected, out in ((True, errs), (False, paper)):
             ref = t3.step3_final_form_paper(N, T, corrected=corrected)
             out.append(np.abs(M - ref)[:, 1:T - 2].max() / np.abs(ref).max())
-    r = slope(Ns, errs)
+    r = loglog_slope(Ns, errs)
     rejected = paper[-1] > 0.5 / (T - 1)
     return Measurement(max(r + 0.9, 0.0) if rejected else math.inf, 1e-12, "erratum", rate=f"N^{r:.2f}",
                        note=f"corrected 1/(Tt) form: rel err {errs[-1]:.1e} at N={Ns[-1]} (slope {r:.2f}); paper's "
@@ -353,7 +349,7 @@ def measure_idealized_gap() -> Measurement:
         W2 = t3.step2_W_K2(model, emb, W1)
         gaps.append(rel_error(t3.step3_W_K1(model, emb, W1, W2),
                               t3.step3_W_K1(model, emb, W1, W2, idealized=True)))
-    r = slope(ds, gaps)
+    r = loglog_slope(ds, gaps)
     return Measurement(max(r + 0.25, 0.0), 1e-12, "approx", rate=f"d^{r:.2f}",
                        note="||W_K1(actual) - W_K1(idealized)|| / ||W_K1(idealized)||: "
                             + ", ".join(f"{g:.2f}@d{d}" for d, g in zip(ds, gaps)),

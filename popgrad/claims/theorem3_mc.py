@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from popgrad.memory import eq7_targets, memory_recall
+from popgrad.rates import loglog_slope
 from popgrad.registry import Claim, Measurement, register
 from popgrad.tolerances import FLOAT64, rel_error
 
@@ -53,7 +54,7 @@ def mc_rate_table():
                            exact[step]) for sd in MC_SEEDS]
             errs.append(float(np.sqrt(np.mean(np.square(e)))))
             rows.append({"step": step, "n": n, "rel_error": errs[-1]})
-        slopes[step] = float(np.polyfit(np.log(MC_SIZES), np.log(errs), 1)[0])
+        slopes[step] = loglog_slope(MC_SIZES, errs)
     return rows, slopes
 
 
