@@ -1,4 +1,4 @@
-"""Benchmark: the exact model-D engine (theory.model_d_exact, theory.theorem3) vs enumeration.
+"""Benchmark: the exact model-D engine (popgrad.theory.model_d_exact, popgrad.theory.theorem3) vs enumeration.
 
 Prints three markdown tables: engine vs enumeration (steps 1-3) at small (N, T); the engine's
 cost as N and T grow (fitted log-log exponents); and the time for every exact quantity at
@@ -17,7 +17,7 @@ from popgrad.cliutil import markdown_table
 from popgrad.data import SecondOccurrenceModel
 from popgrad.device import resolve_device
 from popgrad.embeddings import make_embeddings
-from theory import theorem3 as t3
+from popgrad.theory import theorem3 as t3
 
 
 def timed(fn, repeat=1):

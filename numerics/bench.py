@@ -11,8 +11,8 @@ import time
 
 import torch
 
-from numerics.reference_sampler import reference_batch
-from numerics.samplers import make_generator, model_c_sampler, sample_model_c
+from popgrad.numerics.reference_sampler import reference_batch
+from popgrad.numerics.samplers import make_generator, model_c_sampler, sample_model_c
 from popgrad.errors import positive_int
 
 
@@ -53,7 +53,7 @@ def fast_tokens_per_s(model, batch: int = 8192, device="cpu", threads: int | Non
 
 def recall_table_seconds(model, dims, batches, seeds: int = 3, device="auto") -> float:
     """Wall time of the recall table (statistics, embeddings and scoring), one run."""
-    from numerics.recall import recall_grid
+    from popgrad.numerics.recall import recall_grid
 
     return _timed(lambda: recall_grid(model, dims, batches, seeds, device=device))
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from numerics.samplers import cpu_threads, model_c_sampler, stream_model_c
-from numerics.token_stats import ClassStats, empty_stats, model_c_stats
+from popgrad.numerics.samplers import cpu_threads, model_c_sampler, stream_model_c
+from popgrad.numerics.token_stats import ClassStats, empty_stats, model_c_stats
 from popgrad.data import BigramTriggerModel
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, choice, positive_int

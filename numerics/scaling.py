@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from numerics.samplers import cpu_threads
-from numerics.recall import build_model_c, gather_model_c_stats, r1_recall, value_inputs
+from popgrad.numerics.samplers import cpu_threads
+from popgrad.numerics.recall import build_model_c, gather_model_c_stats, r1_recall, value_inputs
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, positive_float, positive_int
 from popgrad.rates import loglog_slope

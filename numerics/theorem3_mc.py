@@ -1,9 +1,9 @@
 """Theorem 3 (App. B.3) by autograd: the three simplified architectures as torch forward passes.
 
-Independent of the exact engine in `theory.theorem3`: here every step matrix is
+Independent of the exact engine in `popgrad.theory.theorem3`: here every step matrix is
 `W = -eta * grad` of a *weighted empirical* loss, obtained by torch autograd of the forward pass
 written directly on token sequences of model D. With Monte-Carlo samples
-(`numerics.samplers.sample_model_d`) the weights are 1/n; with the enumerated model D
+(`popgrad.numerics.samplers.sample_model_d`) the weights are 1/n; with the enumerated model D
 (`SecondOccurrenceModel.enumerate()`) the weights are the exact probabilities, which gives the
 exact population gradient at small N, T.
 
@@ -134,7 +134,7 @@ def enumerated(model, device="cpu"):
 
 def sampled(model, n, seed, device="cpu"):
     """n Monte-Carlo sequences of model D with weights 1/n: (z, y, weights)."""
-    from numerics.samplers import make_generator, sample_model_d
+    from popgrad.numerics.samplers import make_generator, sample_model_d
 
     z, y, _, _ = sample_model_d(model, n, make_generator(seed, device))
     return z, y, torch.full((n,), 1.0 / n, dtype=torch.float64, device=z.device)

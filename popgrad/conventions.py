@@ -8,7 +8,7 @@ Key-query matrices. Eq. (2) and (7) score a query `x_t` against a key `x_s` as
 `x_t^T W_K x_s` (with W_Q = I): the query sits on the LEFT. Lemmas 4 and 5 (App. B.2) write
 `sigma(X^T W x_T)`, i.e. `key^T W query`, so the lemmas' `W` is `W_K^T`. popgrad stores
 key-query matrices in the eq. (7) convention (query on the left). Lemma functions in
-`theory.attention` return the paper's expression literally (lemma convention); every
+`popgrad.theory.attention` return the paper's expression literally (lemma convention); every
 comparison with a target of eq. (7) goes through `lemma_to_eq7`.
 """
 

@@ -7,7 +7,7 @@
     D  SecondOccurrenceModel  K = 1, uniform, z_T is the trigger's second occurrence (App. B.3)
 
 Tokens are integers 0..N-1; positions are code positions 0..T-1 (paper t = i + 1, see
-`popgrad.conventions`). Samplers live in `numerics.samplers`; exact enumerations here.
+`popgrad.conventions`). Samplers live in `popgrad.numerics.samplers`; exact enumerations here.
 """
 
 from __future__ import annotations

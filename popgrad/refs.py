@@ -140,7 +140,7 @@ def load_entries(entries_dir: str | Path | None = None) -> list[Entry]:
 
 # ----------------------------------------------------------------------------- code names
 def resolve_code(name: str):
-    """Import a dotted name such as 'theory.lemma1.lemma1_gradient' or 'popgrad.data.SecondOccurrenceModel.enumerate'.
+    """Import a dotted name such as 'popgrad.theory.lemma1.lemma1_gradient' or 'popgrad.data.SecondOccurrenceModel.enumerate'.
 
     The longest importable module prefix is imported, the rest is looked up with getattr.
     Raises PopgradError naming what could not be found.

@@ -1,4 +1,4 @@
-"""Unit tests for theory.attention: shapes, conventions, input validation and invariants."""
+"""Unit tests for popgrad.theory.attention: shapes, conventions, input validation and invariants."""
 
 import pytest
 import torch
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from popgrad.claims.attention import model_d_set, random_set
 from popgrad.conventions import lemma_to_eq7
 from popgrad.errors import PopgradError
-from theory import attention as att
+from popgrad.theory import attention as att
 
 L4_KEYS = ("X", "y", "weights", "W_U", "Phi_2", "Z")
 L5_KEYS = ("X", "P", "y", "weights", "W_U", "Phi_1", "Phi_2", "W_2")

@@ -1,4 +1,4 @@
-"""Unit tests: the model-D exact engine (theory.model_d_exact) and the theorem-3 API (theory.theorem3)."""
+"""Unit tests: the model-D exact engine (popgrad.theory.model_d_exact) and the theorem-3 API (popgrad.theory.theorem3)."""
 
 import pytest
 import torch
@@ -9,8 +9,8 @@ from popgrad.data import SecondOccurrenceModel
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError
 from popgrad.memory import memory_recall
-from theory import model_d_exact as mx
-from theory import theorem3 as t3
+from popgrad.theory import model_d_exact as mx
+from popgrad.theory import theorem3 as t3
 
 
 @given(T=st.integers(3, 12))

@@ -8,7 +8,7 @@ from popgrad.corpus import count_text, default_counts
 from popgrad.data import SecondOccurrenceModel, bigram_trigger_model, conditioned_bigram_chain
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError
-from numerics.samplers import make_generator, sample_model_d
+from popgrad.numerics.samplers import make_generator, sample_model_d
 
 
 def test_embeddings_shapes_and_seed_reproducible():

@@ -1,4 +1,4 @@
-"""Unit tests of theory.lemma1, theory.lemma2, theory.example_b1, theory.appendix_a: input validation and invariants."""
+"""Unit tests of popgrad.theory.lemma1, popgrad.theory.lemma2, popgrad.theory.example_b1, popgrad.theory.appendix_a: input validation and invariants."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 from popgrad.data import FiniteMixture, random_finite_pairs
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError
-from theory import appendix_a, example_b1, lemma1, lemma2
+from popgrad.theory import appendix_a, example_b1, lemma1, lemma2
 
 
 @pytest.fixture

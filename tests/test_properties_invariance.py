@@ -5,7 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from numerics.capacity import MemoryDraw, draw_memory, recall_misses
+from popgrad.numerics.capacity import MemoryDraw, draw_memory, recall_misses
 from popgrad.data import random_finite_pairs, FinitePairs
 from popgrad.embeddings import Embeddings, make_embeddings
 from popgrad.tolerances import FLOAT32, FLOAT64, rel_error
@@ -23,7 +23,7 @@ def _relabel(emb: Embeddings, perm: torch.Tensor) -> Embeddings:
 @given(N=sizes, d=st.integers(min_value=2, max_value=64), seed=seeds)
 def test_lemma1_one_step_memory_invariant_under_token_relabeling(N, d, seed):
     """Test that relabeling tokens of p(z, y) and the embeddings together leaves W_1 unchanged and permutes p_hat."""
-    from theory.lemma1 import one_step_memory, predicted_probs
+    from popgrad.theory.lemma1 import one_step_memory, predicted_probs
 
     emb = make_embeddings(d, N, 2, seed=seed)
     pairs = random_finite_pairs(N, seed=seed)
@@ -50,7 +50,7 @@ def test_memory_recall_invariant_under_input_relabeling(N, d, seed, kind):
 @given(N=sizes, d=st.integers(min_value=2, max_value=32), seed=seeds)
 def test_exact_paths_identical_across_runs_with_one_seed(N, d, seed):
     """Test that embeddings, data and one-step memories are bit-identical for one seed."""
-    from theory.lemma1 import one_step_memory
+    from popgrad.theory.lemma1 import one_step_memory
 
     runs = [one_step_memory(make_embeddings(d, N, 3, seed=seed), random_finite_pairs(N, seed=seed), 1.0)
             for _ in range(2)]
@@ -63,8 +63,8 @@ def test_exact_paths_identical_across_runs_with_one_seed(N, d, seed):
 @given(N=sizes, d=st.integers(min_value=2, max_value=64), seed=seeds)
 def test_float32_matches_float64_within_stated_tolerance(N, d, seed):
     """Test that the one-step memory and B.1 readout in float32 agree with float64 within FLOAT32."""
-    from theory.example_b1 import one_step_W1_eq12, readout
-    from theory.lemma1 import one_step_memory
+    from popgrad.theory.example_b1 import one_step_W1_eq12, readout
+    from popgrad.theory.lemma1 import one_step_memory
 
     emb = make_embeddings(d, N, 3, seed=seed)
     pairs = random_finite_pairs(N, seed=seed)
@@ -81,7 +81,7 @@ def test_float32_matches_float64_within_stated_tolerance(N, d, seed):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu_float64():
     """Test that the one-step memory on CUDA (float64 and float32) matches the CPU float64 result."""
-    from theory.lemma1 import one_step_memory
+    from popgrad.theory.lemma1 import one_step_memory
 
     emb = make_embeddings(32, 8, 3, seed=1)
     pairs = random_finite_pairs(8, seed=1)

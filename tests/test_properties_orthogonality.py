@@ -1,7 +1,7 @@
 """Hypothesis properties of Appendix A: near-orthonormality and remappings of Gaussian embeddings.
 
 Every bound has an explicit failure probability (DELTA, union-bounded over all vectors and pairs
-of one example) derived from the exact law (theory.concentration), so a failure means a bug, not
+of one example) derived from the exact law (popgrad.theory.concentration), so a failure means a bug, not
 bad luck: over the whole suite fewer than 1e4 examples run, so P(any flake) < 1e-5.
 """
 
@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, strategies as st
 
 from popgrad.embeddings import gaussian_vectors
-from theory.concentration import (gram_bounds, inner_product_bound, laurent_massart_inner_bound,
+from popgrad.theory.concentration import (gram_bounds, inner_product_bound, laurent_massart_inner_bound,
                                   laurent_massart_norm_bound, norm_deviation_bound, remap_norm_bound,
                                   remap_orthogonality_bound, remap_variance, remap_variance_paper,
                                   wick_remap_second_moment)

@@ -4,10 +4,10 @@ import numpy as np
 import torch
 from hypothesis import given, settings, strategies as st
 
-from numerics.capacity import draw_memory, recall
+from popgrad.numerics.capacity import draw_memory, recall
 from popgrad.data import FinitePairs
 from popgrad.embeddings import make_embeddings
-from theory.concentration import guaranteed_recall_dim
+from popgrad.theory.concentration import guaranteed_recall_dim
 
 seeds = st.integers(min_value=0, max_value=2 ** 31 - 1)
 
@@ -31,7 +31,7 @@ def test_outer_product_recall_threshold_grows_with_N():
 
 
 def _one_step_recall(N, d, seed):
-    from theory.lemma1 import one_step_memory
+    from popgrad.theory.lemma1 import one_step_memory
 
     perm = np.random.default_rng(seed).permutation(N)
     p = np.zeros((N, N))
@@ -55,7 +55,7 @@ def test_lemma1_one_step_memory_recall_rises_to_one(N, seed):
        seed=st.integers(min_value=0, max_value=10 ** 6))
 def test_example_b1_one_step_argmax_accuracy_rises_to_one(N, T, seed):
     """Test that the B.1 one-step readout (eq. (12)) has argmax accuracy 1 at d = 2048 and below 1 at d = 2."""
-    from theory.example_b1 import argmax_accuracy, one_step_W1_eq12, readout
+    from popgrad.theory.example_b1 import argmax_accuracy, one_step_W1_eq12, readout
 
     def acc(d, s):
         emb = make_embeddings(d, N, T, seed=s)

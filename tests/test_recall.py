@@ -11,9 +11,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from numerics.recall import build_model_c, gather_model_c_stats, one_step_wo2, r1_recall, recall_grid, value_inputs
-from numerics.samplers import make_generator, model_c_sampler, sample_model_c
-from numerics.token_stats import ClassStats, add_pairs, empty_stats, model_c_pairs
+from popgrad.numerics.recall import build_model_c, gather_model_c_stats, one_step_wo2, r1_recall, recall_grid, value_inputs
+from popgrad.numerics.samplers import make_generator, model_c_sampler, sample_model_c
+from popgrad.numerics.token_stats import ClassStats, add_pairs, empty_stats, model_c_pairs
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError
 from popgrad.memory import memory_recall
@@ -177,7 +177,7 @@ def run_in_process(argv, capsys):
 
 def test_scaling_command_and_helpers(tmp_path, capsys):
     """Test `popgrad scaling` on a tiny sweep (table, exponents, --json, --plot) and its helpers."""
-    from numerics.scaling import ScalingPoint, batch_grid, first_crossing, fitted_exponent
+    from popgrad.numerics.scaling import ScalingPoint, batch_grid, first_crossing, fitted_exponent
 
     assert batch_grid(16) == [1, 2, 3, 4, 6, 8, 12, 16]
     assert first_crossing([0.2, 0.95, 0.99], [1, 2, 4], 0.9) == 2.0
@@ -214,8 +214,8 @@ def test_scaling_and_bench_refuse_semantic_errors(argv, capsys):
 
 def test_batch_prefixes_across_chunk_boundaries():
     """Test prefix statistics when batch boundaries fall inside and across sampler chunks."""
-    from numerics.samplers import stream_model_c
-    from numerics.token_stats import model_c_stats
+    from popgrad.numerics.samplers import stream_model_c
+    from popgrad.numerics.token_stats import model_c_stats
 
     model = build_model_c(N=8, T=16, K=2)
     st = gather_model_c_stats(model, [3, 7], batch_size=100, seed=5, device="cpu")

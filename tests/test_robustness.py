@@ -200,7 +200,7 @@ def test_make_embeddings_refuses_bad_sizes(bad, which):
 @given(bad=bad_ints, which=st.sampled_from(["N", "T"]))
 def test_data_models_refuse_bad_sizes(bad, which):
     """Test that the model-D and uniform model-C constructors and samplers refuse bad sizes with PopgradError."""
-    from numerics.samplers import make_generator, sample_model_d
+    from popgrad.numerics.samplers import make_generator, sample_model_d
     from popgrad.data import SecondOccurrenceModel, random_finite_pairs, uniform_bigram_trigger_model
 
     if _is_valid_size(bad) or bad == 10 ** 12:   # a huge N or T is a valid (lazy) model description
@@ -278,7 +278,7 @@ def test_device_and_dtype_refuse_unknown_names(device, dtype):
 @given(d=bad_ints, threshold=st.one_of(st.floats(), st.integers(), st.text(max_size=2)))
 def test_capacity_functions_refuse_bad_input(d, threshold):
     """Test that the capacity search refuses bad d and thresholds outside (0, 1] with PopgradError."""
-    from numerics.capacity import capacity_at, validate_threshold
+    from popgrad.numerics.capacity import capacity_at, validate_threshold
 
     if not _is_valid_size(d):
         _raises_popgrad(capacity_at, "mod2", d)

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from numerics.reference_sampler import reference_batch
-from numerics.samplers import (alias_tables, make_generator, model_c_sampler, sample_model_c,
+from popgrad.numerics.reference_sampler import reference_batch
+from popgrad.numerics.samplers import (alias_tables, make_generator, model_c_sampler, sample_model_c,
                                stream_model_c)
 from popgrad.data import BigramTriggerModel, bigram_trigger_model, uniform_bigram_trigger_model
 from popgrad.errors import PopgradError

@@ -9,7 +9,7 @@ import torch
 
 from popgrad.cli import main
 from popgrad.embeddings import make_embeddings
-from numerics import induction_head as ih
+from popgrad.numerics import induction_head as ih
 from popgrad.memory import eq7_targets, memory_recall
 
 SMALL = ["theorem3", "--N", "6", "--T", "5", "--d", "24", "--mc-samples", "64"]

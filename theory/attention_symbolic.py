@@ -1,6 +1,6 @@
 """Symbolic (sympy) proofs at tiny sizes: eq. (32) and Lemma 4 (B.2, C.3) as exact identities.
 
-Nothing here imports `theory.attention`: the sympy path derives the same statements from the
+Nothing here imports `popgrad.theory.attention`: the sympy path derives the same statements from the
 definitions (softmax, cross-entropy, eq. (13)) by exact differentiation, so the two paths can be
 held against each other. Matrices follow the paper: X is d x T with columns x_t, keys Z = X, the
 query is x_T, scores are key^T W query (the lemma convention).

@@ -162,7 +162,7 @@ def key_query_statistic(Gt: torch.Tensor, Ht: torch.Tensor, beta: torch.Tensor):
     """Step 2 token statistic: S = E[sum_{t,s} beta[t,s] (Gt[o, z_t] + Ht[o, t]) u_s e_q^T].
 
     u_s = (e_{z_s}; e_s). Returns (S_zq (N, N) [z_s, q], S_sq (T, N) [s, q]); the query's
-    positional part p_T is the row sum of both (see `theory.theorem3.step2_W_K2`).
+    positional part p_T is the row sum of both (see `popgrad.theory.theorem3.step2_W_K2`).
     """
     N, T = Gt.shape[0], beta.shape[0]
     Pi1, Pi2 = type_marginals(T, Gt.dtype, Gt.device)

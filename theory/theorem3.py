@@ -14,7 +14,7 @@ Paper comparisons: step1_coefficients / step1_W_O2_corrected (the exact (16)), a
 a_kji_paper, delta_decomposition (24), step2_token_readout (25), abcd_terms / abcd_paper /
 abcd_corrected_C (26)-(29), step3_final_form_paper, recall_per_step (9).
 
-Token statistics come from `theory.model_d_exact` (no enumeration); embeddings are applied last.
+Token statistics come from `popgrad.theory.model_d_exact` (no enumeration); embeddings are applied last.
 `phat="true"` (the softmax at zero instead of the paper's 1/N) has no closed form and is computed
 by enumerating model D (small N, T only).
 """
@@ -30,7 +30,7 @@ from popgrad.conventions import eq7_to_lemma, lemma_to_eq7
 from popgrad.data import SecondOccurrenceModel
 from popgrad.embeddings import require_same_sizes
 from popgrad.errors import PopgradError, choice, positive_float
-from theory import model_d_exact as mx
+from popgrad.theory import model_d_exact as mx
 
 
 def _check(model, emb, eta):

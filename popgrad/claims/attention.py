@@ -1,6 +1,6 @@
 """Claims of App. B.2 (Lemmas 4 and 5, proofs C.3, C.4) and the softmax derivative (32).
 
-Each claim holds a paper formula of `theory.attention` against an independent computation:
+Each claim holds a paper formula of `popgrad.theory.attention` against an independent computation:
 torch autograd of the exact population loss (13) / (14) at W = 0, sympy differentiation, or the
 other form of the same lemma. Grids: random weighted sequence sets (several seeds, keys Z = X and
 Z != X) and model D enumerated exactly at small N, T with embeddings from `make_embeddings`.
@@ -16,8 +16,8 @@ from popgrad.data import SecondOccurrenceModel
 from popgrad.embeddings import make_embeddings
 from popgrad.registry import Claim, Measurement, register
 from popgrad.tolerances import FLOAT64, rel_error
-from theory import attention as att
-from theory import attention_symbolic as sym
+from popgrad.theory import attention as att
+from popgrad.theory import attention_symbolic as sym
 
 SEEDS = (0, 1, 2)
 MODEL_D = ((3, 4), (3, 5), (4, 4))      # (N, T) enumerated exactly
@@ -212,7 +212,7 @@ def measure_scale_factor() -> Measurement:
 
 # ----------------------------------------------------------------------------- registration
 
-_L4 = ("theory.attention.lemma4_loss", "theory.attention.lemma4_gradient_line1")
+_L4 = ("popgrad.theory.attention.lemma4_loss", "popgrad.theory.attention.lemma4_gradient_line1")
 
 register(Claim(
     id="lemma4.line1_vs_autograd",
@@ -227,7 +227,7 @@ register(Claim(
     where="Lemma 4; App. B.2",
     compared="Lemma 4 second form (class-conditional expectations) vs line 1",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_lemma4_line2,
-    code=("theory.attention.lemma4_gradient_line2", "theory.attention.lemma4_gradient_line1")))
+    code=("popgrad.theory.attention.lemma4_gradient_line2", "popgrad.theory.attention.lemma4_gradient_line1")))
 
 register(Claim(
     id="lemma5.gradient_vs_autograd",
@@ -235,7 +235,7 @@ register(Claim(
     where="Lemma 5, eq. (14); App. B.2, C.4",
     compared="sum of Lemma 5's four terms vs torch autograd of the exact loss (14) at W = 0",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_lemma5_autograd,
-    code=("theory.attention.lemma5_loss", "theory.attention.lemma5_terms", "theory.attention.lemma5_gradient")))
+    code=("popgrad.theory.attention.lemma5_loss", "popgrad.theory.attention.lemma5_terms", "popgrad.theory.attention.lemma5_gradient")))
 
 register(Claim(
     id="lemma5.terms_vs_proof",
@@ -243,7 +243,7 @@ register(Claim(
     where="Lemma 5; App. C.4, eq. (35)-(36)",
     compared="sum of the four terms (class-conditional form) vs eq. (35)-(36)",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_lemma5_proof,
-    code=("theory.attention.lemma5_gradient", "theory.attention.lemma5_gradient_proof")))
+    code=("popgrad.theory.attention.lemma5_gradient", "popgrad.theory.attention.lemma5_gradient_proof")))
 
 register(Claim(
     id="eq32.softmax_jacobian",
@@ -251,7 +251,7 @@ register(Claim(
     where="eq. (32); App. C.3",
     compared="eq. (32) vs torch autograd of softmax at 0 (T=1..8) and sympy (T=1..6, exact)",
     kind="exact", tolerance="rel <= 1e-10 (float64); sympy ==", measure=measure_eq32,
-    code=("theory.attention.softmax_jacobian_at_zero", "theory.attention_symbolic.softmax_jacobian_symbolic")))
+    code=("popgrad.theory.attention.softmax_jacobian_at_zero", "popgrad.theory.attention_symbolic.softmax_jacobian_symbolic")))
 
 register(Claim(
     id="lemma4.symbolic",
@@ -259,7 +259,7 @@ register(Claim(
     where="Lemma 4; App. B.2, C.3",
     compared="sympy: Lemma 4 line 1 minus sympy derivative of the loss at W = 0 (T=d=N=M=2)",
     kind="exact", tolerance="== 0 (symbolic)", measure=measure_lemma4_symbolic,
-    code=("theory.attention_symbolic.lemma4_symbolic_difference",)))
+    code=("popgrad.theory.attention_symbolic.lemma4_symbolic_difference",)))
 
 register(Claim(
     id="lemma4.scale_factor",
@@ -267,4 +267,4 @@ register(Claim(
     where="App. B.2 (before Lemma 4)",
     compared="autograd with sigma(d^-1/2 Z^T W x_T) vs d^-1/2 x (autograd and Lemma 4) without, at W = 0",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_scale_factor,
-    code=("theory.attention.lemma4_loss", "theory.attention.lemma4_logits")))
+    code=("popgrad.theory.attention.lemma4_loss", "popgrad.theory.attention.lemma4_logits")))

@@ -1,11 +1,11 @@
-"""Claims: the exact model-D engine (theory.model_d_exact, theory.theorem3) against independent paths.
+"""Claims: the exact model-D engine (popgrad.theory.model_d_exact, popgrad.theory.theorem3) against independent paths.
 
 The references here are written plainly and share nothing with the engine: each step's
 simplified architecture (App. B.3) is evaluated on every sequence of `SecondOccurrenceModel.enumerate()`,
 its exact population loss is formed, and torch autograd gives the gradient at zero
 (W = -eta * grad). p_hat = 1/N is the gradient of the loss linearized in the logits,
 E[mean_k xi_k - xi_y]; the true p_hat is the cross-entropy. A Monte-Carlo path
-(numerics.samplers.sample_model_d) checks the engine at sizes too large to enumerate.
+(popgrad.numerics.samplers.sample_model_d) checks the engine at sizes too large to enumerate.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def reference_step3(emb, G, Km, z, p, y, phat="uniform"):
 # ----------------------------------------------------------------------------- Monte-Carlo
 def _mc_projection(model, emb, W_O2, R1, R2, batch, seed, Km=None, L=None):
     """Per-sequence <R1, step-1 term>, <R2, step-2 term> and sum_{t,s} L[t,s] Gt[o,z_t] Km[z_s,q] (B,) each."""
-    from numerics.samplers import make_generator, sample_model_d
+    from popgrad.numerics.samplers import make_generator, sample_model_d
 
     z, y, q, _ = sample_model_d(model, batch, make_generator(seed))
     T = model.T
@@ -115,12 +115,12 @@ def measure_monte_carlo() -> Measurement:
     """Engine vs Monte-Carlo at (N, T, d) = (12, 10, 24): projections of (15), (17) and step 3's Q within MC_Z s.e."""
     from popgrad.data import SecondOccurrenceModel
     from popgrad.embeddings import make_embeddings
-    from theory import theorem3 as t3
+    from popgrad.theory import theorem3 as t3
 
     model, emb = SecondOccurrenceModel(12, 10), make_embeddings(24, 12, 10, seed=3)
     W1 = t3.step1_W_O2(model, emb)
     W2 = t3.step2_W_K2(model, emb, W1).T                                       # lemma convention
-    from theory import model_d_exact as mx
+    from popgrad.theory import model_d_exact as mx
 
     G, Km = t3.step3_readouts(emb, W1, W2.T)
     gen = torch.Generator().manual_seed(7)
@@ -141,7 +141,7 @@ def measure_monte_carlo() -> Measurement:
 
 def measure_token_law() -> Measurement:
     """Exact rationals P(z_t = i | y = k) (model_d_exact) vs float sums over the enumeration."""
-    from theory.model_d_exact import token_law_given_output
+    from popgrad.theory.model_d_exact import token_law_given_output
 
     worst = 0.0
     for N, T in ENUM_SIZES:
@@ -162,12 +162,12 @@ register(Claim(
     where="App. B.3 (model D, SPEC §2 D)",
     compared="exact Fractions from the model's structure vs float64 sums over all enumerated sequences",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_token_law,
-    code=("theory.model_d_exact.token_law_given_output",)))
+    code=("popgrad.theory.model_d_exact.token_law_given_output",)))
 
 register(Claim(
     id="engine.monte_carlo",
     statement="the exact engine's (15), (17) and step-3 statistic agree with Monte-Carlo averages over model D",
     where="App. B.3.1-B.3.2, eq. (15), (17)",
-    compared="engine vs 200k sequences of numerics.samplers.sample_model_d (random projections)",
+    compared="engine vs 200k sequences of popgrad.numerics.samplers.sample_model_d (random projections)",
     kind="exact", tolerance=f"|mc - exact| <= {MC_Z:g} standard errors", measure=measure_monte_carlo,
-    code=("theory.theorem3.step1_W_O2", "theory.theorem3.step2_W_K2", "theory.model_d_exact.value_key_pair_statistic")))
+    code=("popgrad.theory.theorem3.step1_W_O2", "popgrad.theory.theorem3.step2_W_K2", "popgrad.theory.model_d_exact.value_key_pair_statistic")))

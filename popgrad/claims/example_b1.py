@@ -10,8 +10,8 @@ from popgrad.embeddings import make_embeddings
 from popgrad.rates import loglog_slope
 from popgrad.registry import Claim, Measurement, register
 from popgrad.tolerances import FLOAT64, rel_error
-from theory import example_b1 as B1
-from theory.lemma2 import lemma2_population_loss
+from popgrad.theory import example_b1 as B1
+from popgrad.theory.lemma2 import lemma2_population_loss
 
 ETA = 2.0
 
@@ -105,14 +105,14 @@ register(Claim(
     id="example_b1.eq11_equals_eq12", statement="W_1 = (eta/N) sum_k w_U(k)(mu_k - mu_bar)^T = (eta/N) sum_k w_U(k)(w_E(k) - w_bar_E)^T",
     where="App. B.1, eq. (11)-(12)", compared="eq. (11) from exact class means of the (y, t) mixture vs eq. (12)",
     kind="exact", tolerance="rel <= 1e-10 (float64), uniform (y, t)", measure=measure_eq11_equals_eq12,
-    code=("theory.example_b1.one_step_W1_eq11", "theory.example_b1.one_step_W1_eq12")))
+    code=("popgrad.theory.example_b1.one_step_W1_eq11", "popgrad.theory.example_b1.one_step_W1_eq12")))
 register(Claim(
     id="example_b1.eq11_one_step", statement="eq. (11) is one population gradient step from W_0 = 0 (uniform y)",
     where="Sec. 6; App. B.1, eq. (11)", compared="eq. (11) vs -eta * autograd gradient of the exact mixture loss at 0",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_eq11_one_step,
-    code=("theory.example_b1.one_step_W1_eq11", "theory.example_b1.one_step_W1_lemma2")))
+    code=("popgrad.theory.example_b1.one_step_W1_eq11", "popgrad.theory.example_b1.one_step_W1_lemma2")))
 register(Claim(
     id="example_b1.readout", statement="w_U(k)^T W_1 (w_E(y) + p_t) ~ (eta/N) 1{k=y} + O(1/N^2); argmax accuracy ~ 1",
     where="Sec. 6; App. B.1", compared="readout with orthonormal embeddings vs (eta/N)(1{k=y} - 1/N); Gaussian readout noise over d, N (3 seeds)",
     kind="approx", tolerance="orthonormal limit rel <= 1e-10; |slope_d + 0.5| <= 0.1", measure=measure_readout,
-    code=("theory.example_b1.readout", "theory.example_b1.readout_deviation", "theory.example_b1.readout_orthonormal_limit")))
+    code=("popgrad.theory.example_b1.readout", "popgrad.theory.example_b1.readout_deviation", "popgrad.theory.example_b1.readout_orthonormal_limit")))

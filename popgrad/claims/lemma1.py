@@ -8,7 +8,7 @@ from popgrad.data import random_finite_pairs
 from popgrad.embeddings import make_embeddings
 from popgrad.registry import Claim, Measurement, register
 from popgrad.tolerances import FLOAT64, rel_error
-from theory import lemma1 as L1
+from popgrad.theory import lemma1 as L1
 
 SEEDS = (0, 1, 2)
 
@@ -91,20 +91,20 @@ register(Claim(
     id="lemma1.gradient", statement="grad L(W) = sum_k E_z[(p_hat_W(k|z) - p(k|z)) w_U(k) w_E(z)^T]",
     where="Lemma 1, eq. (5); App. C.1", compared="eq. (5) vs autograd of the exact population loss (4)",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_gradient,
-    code=("theory.lemma1.lemma1_gradient", "theory.lemma1.lemma1_population_loss")))
+    code=("popgrad.theory.lemma1.lemma1_gradient", "popgrad.theory.lemma1.lemma1_population_loss")))
 register(Claim(
     id="lemma1.gradient_symbolic", statement="eq. (5) is the exact derivative of eq. (4)",
     where="Lemma 1, eq. (4)-(5); App. C.1", compared="sympy: eq. (5) minus d(4)/dW, simplified",
     kind="exact", tolerance="== 0 (symbolic)", measure=measure_gradient_symbolic,
-    code=("theory.lemma1.symbolic_gradient_gap",)))
+    code=("popgrad.theory.lemma1.symbolic_gradient_gap",)))
 register(Claim(
     id="lemma1.gd_form",
     statement="GD (weight decay lambda) gives W_t = alpha_0 W_0 + sum_ij alpha_ij w_U(j) w_E(i)^T, alpha_0 = (1 - eta lambda)^t",
     where="Lemma 1, eq. (6); SPEC §3", compared="GD iterates vs projection onto span{w_U(j) w_E(i)^T} and vs tracked token-space coefficients",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_gd_form,
-    code=("theory.lemma1.gradient_descent", "theory.lemma1.gd_coefficients", "theory.lemma1.outer_product_residual")))
+    code=("popgrad.theory.lemma1.gradient_descent", "popgrad.theory.lemma1.gd_coefficients", "popgrad.theory.lemma1.outer_product_residual")))
 register(Claim(
     id="lemma1.optimum", statement="at the optimum of (4), p_hat_W(y=k|z) ~ p(y=k|z) (linearly independent embeddings, d >= N)",
     where="Lemma 1, remark after (6)", compared="L-BFGS optimum of (4) vs the conditional p(k|z) of the table, over d",
     kind="approx", tolerance="max |p_hat - p| <= 1e-5 for d >= N", measure=measure_optimum,
-    code=("theory.lemma1.minimize_population_loss", "theory.lemma1.conditional_probs")))
+    code=("popgrad.theory.lemma1.minimize_population_loss", "popgrad.theory.lemma1.conditional_probs")))

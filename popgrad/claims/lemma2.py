@@ -9,7 +9,7 @@ from popgrad.data import FiniteMixture, positional_noise_mixture
 from popgrad.embeddings import make_embeddings
 from popgrad.registry import Claim, Measurement, register
 from popgrad.tolerances import FLOAT64, rel_error
-from theory import lemma2 as L2
+from popgrad.theory import lemma2 as L2
 
 REJECT = 1e-3  # a reading is rejected when its relative error to autograd exceeds this
 
@@ -74,16 +74,16 @@ register(Claim(
     id="lemma2.gradient", statement="grad L(W) = sum_k p(y=k) w_U(k) (mu_hat_k - mu_k)^T, mu_k = E[x|y=k], mu_hat_k = p(y=k)^-1 E_x[p_hat(k|x) x]",
     where="Lemma 2, Sec. 6; App. C.2", compared="Lemma 2 formula (C.2 mu_hat_k) vs autograd of the exact mixture loss",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_gradient,
-    code=("theory.lemma2.lemma2_gradient", "theory.lemma2.lemma2_population_loss", "theory.lemma2.mu_hat",
-          "theory.lemma2.class_means")))
+    code=("popgrad.theory.lemma2.lemma2_gradient", "popgrad.theory.lemma2.lemma2_population_loss", "popgrad.theory.lemma2.mu_hat",
+          "popgrad.theory.lemma2.class_means")))
 register(Claim(
     id="lemma2.gradient_symbolic", statement="Lemma 2's gradient formula (C.2 reading) is the exact derivative of L(W)",
     where="Lemma 2, Sec. 6; App. C.2", compared="sympy: formula minus dL/dW, simplified",
     kind="exact", tolerance="== 0 (symbolic)", measure=measure_gradient_symbolic,
-    code=("theory.lemma2.symbolic_gradient_gap",)))
+    code=("popgrad.theory.lemma2.symbolic_gradient_gap",)))
 register(Claim(
     id="lemma2.mu_hat_erratum",
     statement="the statement's mu_hat_k := E_x[(dl(y=k|x)/d(y=k)) x] must be p(y=k)^-1 E_x[p_hat(k|x) x] (as in C.2)",
     where="Lemma 2, Sec. 6 vs App. C.2", compared="statement's readings and C.2's mu_hat_k, each plugged into the lemma, vs autograd",
     kind="exact", tolerance="C.2 rel <= 1e-10 and each literal reading rel > 1e-3", measure=measure_mu_hat_erratum,
-    code=("theory.lemma2.mu_hat_statement", "theory.lemma2.lemma2_gradient_statement", "theory.lemma2.mu_hat")))
+    code=("popgrad.theory.lemma2.mu_hat_statement", "popgrad.theory.lemma2.lemma2_gradient_statement", "popgrad.theory.lemma2.mu_hat")))

@@ -36,8 +36,8 @@ def exact_centered_means_d(N: int, T: int) -> torch.Tensor:
 def mc_centered_means_d(N: int, T: int, n: int, seed: int, with_se: bool = True):
     """Monte-Carlo (c_k - c) (N, N) from n model-D sequences, with per-entry standard errors
     from the influence function 1{y=k}(c - c_k)/p_k - (c - mean c)."""
-    from numerics.samplers import make_generator, sample_model_d
-    from numerics.token_stats import model_d_pairs
+    from popgrad.numerics.samplers import make_generator, sample_model_d
+    from popgrad.numerics.token_stats import model_d_pairs
     from popgrad.data import SecondOccurrenceModel
 
     z, y, _, _ = sample_model_d(SecondOccurrenceModel(N, T), n, make_generator(seed))
@@ -85,12 +85,12 @@ register(Claim(
     statement="the Monte-Carlo estimate of mu_k - mu (x = (1/T) sum_s W_V^2 w_E(z_s), y = o) on model D "
               "converges to its exact value at rate n^{-1/2}",
     where="App. B.3.1, eq. (15); App. E (Monte-Carlo estimates of mu_k, mu)",
-    compared="Monte-Carlo (numerics.samplers + token statistics) vs exact enumeration of model D (N=4, T=5)",
+    compared="Monte-Carlo (popgrad.numerics.samplers + token statistics) vs exact enumeration of model D (N=4, T=5)",
     kind="approx",
     tolerance=f"log-log slope of the RMS error (8 replicates, n = 2^10..2^18) in [-0.6, -0.4]; "
               f"every entry of each estimate within {MC_Z:g} standard errors",
     measure=measure_mu_rate,
-    code=("numerics.samplers.sample_model_d", "numerics.token_stats.model_d_pairs",
+    code=("popgrad.numerics.samplers.sample_model_d", "popgrad.numerics.token_stats.model_d_pairs",
           "popgrad.claims.montecarlo.exact_centered_means_d"),
 ))
 
@@ -99,7 +99,7 @@ TREND_DIMS, TREND_BATCHES, TREND_SEEDS = (16, 64, 256), (1, 4, 16), 5
 
 
 def measure_recall_trend() -> Measurement:
-    from numerics.recall import build_model_c, recall_grid
+    from popgrad.numerics.recall import build_model_c, recall_grid
 
     cells = recall_grid(build_model_c(), TREND_DIMS, TREND_BATCHES, TREND_SEEDS, device="cpu")
     grid = {(c.d, c.batches): c.r1_mean_se for c in cells}
@@ -132,5 +132,5 @@ register(Claim(
     tolerance=f"smallest-to-largest rise > {MC_Z:g} se along d (every batch count) and along batches "
               "(every d); no adjacent step drops by more than 2 se",
     measure=measure_recall_trend,
-    code=("numerics.recall.r1_recall", "numerics.recall.recall_grid", "numerics.samplers.sample_model_c"),
+    code=("popgrad.numerics.recall.r1_recall", "popgrad.numerics.recall.recall_grid", "popgrad.numerics.samplers.sample_model_c"),
 ))

@@ -19,11 +19,11 @@ from popgrad.rates import loglog_slope
 from popgrad.registry import Claim, Measurement, register
 from popgrad.tolerances import FLOAT64, rel_error
 
-STEP_CODE = "theory.theorem3"
+STEP_CODE = "popgrad.theory.theorem3"
 
 
 def _steps(N, T, d=12, seed=0):
-    from theory import theorem3 as t3
+    from popgrad.theory import theorem3 as t3
 
     model, emb, z, p, y = _setup(N, T, d, seed)
     W1 = t3.step1_W_O2(model, emb)
@@ -45,7 +45,7 @@ def measure_step1_eq16() -> Measurement:
     """(16) is exact only up to O(1/N): the exact coefficients are c1 = (N-2)/((N-1)T) and c2 != tau/T."""
     from popgrad.data import SecondOccurrenceModel
     from popgrad.embeddings import make_embeddings
-    from theory import theorem3 as t3
+    from popgrad.theory import theorem3 as t3
 
     worst_corr, min_gap, gaps = 0.0, math.inf, {}
     for N, T in ((3, 5), (8, 8), (16, 12), (32, 16)):
@@ -68,7 +68,7 @@ def measure_step1_eq16() -> Measurement:
 
 
 def measure_step1_tau() -> Measurement:
-    from theory import theorem3 as t3
+    from popgrad.theory import theorem3 as t3
 
     worst = 0.0
     for N, T in ENUM_SIZES:
@@ -91,7 +91,7 @@ def readout_errors(N, T, d, seed=0):
     """Max |readout * NT/eta - 1{k=j}| of the two readouts after (16) (tau-scaled for the second)."""
     from popgrad.data import SecondOccurrenceModel
     from popgrad.embeddings import make_embeddings
-    from theory import theorem3 as t3
+    from popgrad.theory import theorem3 as t3
 
     model, emb = SecondOccurrenceModel(N, T), make_embeddings(d, N, T, seed=seed)
     W = t3.step1_W_O2(model, emb)
@@ -103,7 +103,7 @@ def readout_errors(N, T, d, seed=0):
 
 def measure_step1_readouts() -> Measurement:
     """Readouts after (16): error vs N in the orthonormal limit (exact coefficients) and vs d at fixed N."""
-    from theory import theorem3 as t3
+    from popgrad.theory import theorem3 as t3
 
     Ns, T = (8, 16, 32, 64, 128), 16
     inf_d = []
@@ -124,7 +124,7 @@ def measure_step1_readouts() -> Measurement:
 
 # ----------------------------------------------------------------------------- step 2
 def measure_step2_eq17() -> Measurement:
-    from theory import theorem3 as t3
+    from popgrad.theory import theorem3 as t3
 
     worst, gaps = 0.0, {}
     for N, T in ENUM_SIZES:
@@ -141,8 +141,8 @@ def measure_step2_eq17() -> Measurement:
 
 def measure_a_cases() -> Measurement:
     """Cases 1-3 of a_{k,j,i}: exact rationals == the paper's expressions, and == enumeration (float)."""
-    from theory import theorem3 as t3
-    from theory.model_d_exact import mean_weights
+    from popgrad.theory import theorem3 as t3
+    from popgrad.theory.model_d_exact import mean_weights
 
     worst = 0.0
     for N, T in ((3, 5), (4, 6), (7, 9), (16, 32)):
@@ -169,7 +169,7 @@ def measure_a_cases() -> Measurement:
 
 def measure_a_case4_order() -> Measurement:
     """Case 4 (1/(N-1)) sum_{k!=j} a_{k,j,i} = O(1/N); the i = j summary is Omega(1/T)."""
-    from theory import theorem3 as t3
+    from popgrad.theory import theorem3 as t3
 
     Ns, T = (8, 16, 32, 64, 128), 16
     c4 = [float(t3.a_kji_exact(N, T)["avg_{k!=j}, i!=j"]) for N in Ns]
@@ -190,7 +190,7 @@ def measure_a_case4_order() -> Measurement:
 
 def eq25_readout(N, T, eta=1.0):
     """(25) in token space: (Phi_1 w_E(i))^T W_K^2 w_E(j) * TN/(alpha eta) with w_U(k)^T Phi_2 w_E(z) = alpha 1{z=k}."""
-    from theory import theorem3 as t3
+    from popgrad.theory import theorem3 as t3
 
     alpha = eta / (T * N)
     R = t3.step2_token_readout(N, T, alpha * torch.eye(N, dtype=torch.float64), eta=eta) * T * N / (alpha * eta)
@@ -214,8 +214,8 @@ def measure_eq25() -> Measurement:
 
 def measure_eq24() -> Measurement:
     """(24) with idealized Phi_2 (alpha = 1): engine token statistic == (1/N^2) sum_{j,k} Delta_{k,j} (e_j + e_T)^T."""
-    from theory import model_d_exact as mx
-    from theory import theorem3 as t3
+    from popgrad.theory import model_d_exact as mx
+    from popgrad.theory import theorem3 as t3
 
     worst = 0.0
     for N, T in ((3, 4), (4, 5), (3, 6), (5, 4)):
@@ -237,7 +237,7 @@ def measure_eq24() -> Measurement:
 
 def measure_delta_orders() -> Measurement:
     """(1/N) sum_k Delta^q = O(1/N), Delta^r small (paper: <= 2CT/N), Delta^o off-diagonal O(1/N) (T = 5)."""
-    from theory import theorem3 as t3
+    from popgrad.theory import theorem3 as t3
 
     Ns, T = (4, 6, 8, 10), 5
     qn, rn, on, sig = [], [], [], []
@@ -258,7 +258,7 @@ def measure_delta_orders() -> Measurement:
 
 # ----------------------------------------------------------------------------- step 3
 def measure_step3_engine() -> Measurement:
-    from theory import theorem3 as t3
+    from popgrad.theory import theorem3 as t3
 
     worst, gaps = 0.0, {}
     for N, T in ENUM_SIZES:
@@ -276,8 +276,8 @@ def measure_step3_engine() -> Measurement:
 
 def measure_abcd_identity() -> Measurement:
     """Idealized step 3 == (eta a a'/(NTt)) sum_k (A - B - C + D) + the dropped key s = T at t = T."""
-    from theory import model_d_exact as mx
-    from theory import theorem3 as t3
+    from popgrad.theory import model_d_exact as mx
+    from popgrad.theory import theorem3 as t3
 
     worst, drop = 0.0, 0.0
     for N, T in ((3, 5), (8, 8), (16, 12)):
@@ -297,7 +297,7 @@ def measure_abcd_identity() -> Measurement:
 
 def measure_abcd_vs_paper() -> Measurement:
     """A, B, D match the paper to O(1/N); C does not: C = (1/T) E[1{t_q<=t}(p_{t_q} - pbar_{1:t})] + O(1/N)."""
-    from theory import theorem3 as t3
+    from popgrad.theory import theorem3 as t3
 
     Ns, T = (8, 16, 32, 64, 128, 1024), 12
     errs, paper_C, corr_C = [], [], []
@@ -317,8 +317,8 @@ def measure_abcd_vs_paper() -> Measurement:
 
 def measure_final_form() -> Measurement:
     """Final form: the factor is 1/(T t), not (T-1)/(T^2 t) (2 <= t <= T-2); error O(1/N)."""
-    from theory import model_d_exact as mx
-    from theory import theorem3 as t3
+    from popgrad.theory import model_d_exact as mx
+    from popgrad.theory import theorem3 as t3
 
     Ns, T = (8, 16, 32, 64, 128, 1024), 12
     errs, paper = [], []
@@ -340,7 +340,7 @@ def measure_idealized_gap() -> Measurement:
     """Actual-input step 3 vs idealized inputs: relative gap shrinks with d (N=8, T=8)."""
     from popgrad.data import SecondOccurrenceModel
     from popgrad.embeddings import make_embeddings
-    from theory import theorem3 as t3
+    from popgrad.theory import theorem3 as t3
 
     ds, gaps = (16, 64, 256), []
     for d in ds:
@@ -360,7 +360,7 @@ def recall_grid(grid=((8, 8, 64), (16, 16, 128), (32, 16, 256), (16, 32, 256))):
     """Recall (9) after each exact step on a small (N, T, d) grid."""
     from popgrad.data import SecondOccurrenceModel
     from popgrad.embeddings import make_embeddings
-    from theory import theorem3 as t3
+    from popgrad.theory import theorem3 as t3
 
     rows = []
     for N, T, d in grid:

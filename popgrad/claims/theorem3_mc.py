@@ -1,7 +1,7 @@
 """Theorem 3 (App. B.3) end to end: Monte-Carlo steps, the exact engine cross-check, the head.
 
 theorem3.mc_rate             autograd on n sampled sequences -> autograd on the enumerated model D, rate n^-1/2
-theorem3.engine_vs_autograd  theory.theorem3 (exact engine) == autograd on the enumerated model D (1e-10)
+theorem3.engine_vs_autograd  popgrad.theory.theorem3 (exact engine) == autograd on the enumerated model D (1e-10)
 theorem3.head_hand_built     construction (7) in the two-layer model: in-context accuracy >> chance
 theorem3.head_learned        the three learned one-step matrices, rescaled: accuracy measured vs chance
 """
@@ -26,7 +26,7 @@ STEPS = ("W_O2", "W_K2", "W_K1")
 
 def _exact_and_mc_step(emb, model, step, W_O2, W_K2, n, seed, eta):
     """One step's autograd matrix on n MC sequences, at the given starting matrices."""
-    from numerics import theorem3_mc as mc
+    from popgrad.numerics import theorem3_mc as mc
 
     z, y, w = mc.sampled(model, n, seed) if n else mc.enumerated(model)
     if step == "W_O2":
@@ -38,7 +38,7 @@ def _exact_and_mc_step(emb, model, step, W_O2, W_K2, n, seed, eta):
 
 def mc_rate_table():
     """Rows (step, n, mean rel error over seeds) and the fitted log-log slope per step."""
-    from numerics import theorem3_mc as mc
+    from popgrad.numerics import theorem3_mc as mc
     from popgrad.data import SecondOccurrenceModel
     from popgrad.embeddings import make_embeddings
 
@@ -75,7 +75,7 @@ register(Claim(
     compared="autograd on n sampled sequences vs autograd on the enumerated model D; fitted log-log slope",
     kind="approx", tolerance="slope in [-0.6, -0.4] for each step",
     measure=_measure_mc_rate,
-    code=("numerics.theorem3_mc.step1_W_O2", "numerics.theorem3_mc.step2_W_K2", "numerics.theorem3_mc.step3_W_K1")))
+    code=("popgrad.numerics.theorem3_mc.step1_W_O2", "popgrad.numerics.theorem3_mc.step2_W_K2", "popgrad.numerics.theorem3_mc.step3_W_K1")))
 
 
 # ----------------------------------------------------------------------------- engine cross-check
@@ -84,10 +84,10 @@ ENGINE_ETA = 0.7
 
 
 def engine_vs_autograd_errors():
-    """Rel. errors of theory.theorem3 vs autograd on the enumerated model D, each step at the
+    """Rel. errors of popgrad.theory.theorem3 vs autograd on the enumerated model D, each step at the
     engine's own previous matrices, for p_hat = 1/N ('uniform') and the true softmax ('true')."""
-    import theory.theorem3 as th
-    from numerics import theorem3_mc as mc
+    import popgrad.theory.theorem3 as th
+    from popgrad.numerics import theorem3_mc as mc
     from popgrad.data import SecondOccurrenceModel
     from popgrad.embeddings import make_embeddings
 
@@ -122,12 +122,12 @@ register(Claim(
     statement="The exact engine's three step matrices (15), (17), Lemma 5/B.3.3 (token-space formulas) equal "
               "-eta * autograd of the simplified architectures' losses on the enumerated model D",
     where="Theorem 3, App. B.3.1-B.3.3; Lemmas 4, 5",
-    compared="theory.theorem3.step{1,2,3} vs torch autograd on all model-D sequences (N=4,T=5 and N=3,T=6), "
+    compared="popgrad.theory.theorem3.step{1,2,3} vs torch autograd on all model-D sequences (N=4,T=5 and N=3,T=6), "
              "p_hat = 1/N and true",
     kind="exact", tolerance="rel <= 1e-10 (float64)",
     measure=_measure_engine,
-    code=("theory.theorem3.step1_W_O2", "theory.theorem3.step2_W_K2", "theory.theorem3.step3_W_K1",
-          "numerics.theorem3_mc.step1_W_O2", "numerics.theorem3_mc.step2_W_K2", "numerics.theorem3_mc.step3_W_K1")))
+    code=("popgrad.theory.theorem3.step1_W_O2", "popgrad.theory.theorem3.step2_W_K2", "popgrad.theory.theorem3.step3_W_K1",
+          "popgrad.numerics.theorem3_mc.step1_W_O2", "popgrad.numerics.theorem3_mc.step2_W_K2", "popgrad.numerics.theorem3_mc.step3_W_K1")))
 
 
 # ----------------------------------------------------------------------------- the head
@@ -141,7 +141,7 @@ def _head_setting():
 
 def hand_built_accuracies(beta=HEAD_BETA, n_d=2048, n_c=128):
     """Accuracy of construction (7) on model D and on model C (K = 1, 5; Shakespeare bigrams)."""
-    from numerics import induction_head as ih
+    from popgrad.numerics import induction_head as ih
     from popgrad.data import bigram_trigger_model
     from popgrad.embeddings import make_embeddings
 
@@ -171,13 +171,13 @@ register(Claim(
     compared="argmax of the two-layer model's logits vs the true next token (model D: o; model C: z_{t+1})",
     kind="approx", tolerance=f"accuracy >= {HEAD_THRESHOLD} on model D (N=32, T=16) and model C (K=1, 5), d=256",
     measure=_measure_hand_built,
-    code=("numerics.induction_head.hand_built", "numerics.induction_head.induction_head_logits")))
+    code=("popgrad.numerics.induction_head.hand_built", "popgrad.numerics.induction_head.induction_head_logits")))
 
 
 def learned_head(betas=(3.0, 10.0, 30.0), n_eval=2048):
     """Exact one-step matrices at N=32, T=16, d=256, rescaled per beta: recall and accuracy on model D."""
-    from numerics import induction_head as ih
-    from theory.theorem3 import three_steps
+    from popgrad.numerics import induction_head as ih
+    from popgrad.theory.theorem3 import three_steps
 
     emb, model = _head_setting()
     learned, source = three_steps(model, emb), "exact engine"
@@ -215,4 +215,4 @@ register(Claim(
     compared="argmax of the two-layer model with the learned matrices vs o, against chance 1/N",
     kind="approx", tolerance="chance / best accuracy over beta in {3, 10, 30} <= 1/2 (N=32, T=16, d=256)",
     measure=_measure_learned,
-    code=("numerics.theorem3_mc.three_steps", "numerics.induction_head.rescaled_learned")))
+    code=("popgrad.numerics.theorem3_mc.three_steps", "popgrad.numerics.induction_head.rescaled_learned")))

@@ -25,8 +25,8 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from numerics.bench import fast_tokens_per_s, recall_table_seconds, reference_tokens_per_s
-    from numerics.recall import build_model_c
+    from popgrad.numerics.bench import fast_tokens_per_s, recall_table_seconds, reference_tokens_per_s
+    from popgrad.numerics.recall import build_model_c
     from popgrad.commands.recall_table import BATCHES, DIMS
     from popgrad.errors import PopgradError
 

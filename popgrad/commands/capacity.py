@@ -2,7 +2,7 @@
 
 Memory W = sum_z u_{f(z)} e_z^T (eq. (3)) with Gaussian N(0, 1/d) embeddings; recall as eq. (9).
 For each d and each map (injective: random permutation, N outputs; mod2: f(z) = z mod 2), the
-capacity is the largest N with mean recall >= --threshold (bisection on N, numerics.capacity).
+capacity is the largest N with mean recall >= --threshold (bisection on N, popgrad.numerics.capacity).
 The fitted exponent is the log-log slope of capacity vs d; the talk claims about d^2 (injective)
 and about d (mod2). For the injective map the slope of N ln N is also printed (log factor).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from numerics.capacity import MAPS, capacity_at, fit_exponent, n_cap, peak_memory_floats, validate_threshold
+from popgrad.numerics.capacity import MAPS, capacity_at, fit_exponent, n_cap, peak_memory_floats, validate_threshold
 from popgrad.cliutil import add_output_options, emit, int_list, nonnegative_int, positive_int, progress, save_figure
 from popgrad.device import resolve_device
 from popgrad.errors import PopgradError, memory_budget

@@ -43,7 +43,7 @@ def add_arguments(p):
 
 
 def model_from_args(args):
-    from numerics.recall import build_model_c
+    from popgrad.numerics.recall import build_model_c
 
     return build_model_c(args.N, args.T, args.K, args.triggers, args.outputs, args.text, args.uniform)
 
@@ -74,7 +74,7 @@ def cell_text(mean: float, se: float) -> str:
 
 
 def run(args) -> int:
-    from numerics.recall import recall_grid
+    from popgrad.numerics.recall import recall_grid
     from popgrad.device import resolve_device
 
     batches = sorted(set(args.batches))

@@ -45,7 +45,7 @@ def _fmt(x: float) -> str:
 
 
 def run(args) -> int:
-    from numerics.scaling import batch_sweep, error_exponent, fitted_exponent, scaling_study
+    from popgrad.numerics.scaling import batch_sweep, error_exponent, fitted_exponent, scaling_study
     from popgrad.cliutil import progress
     from popgrad.device import resolve_device
 

@@ -1,7 +1,7 @@
 """`popgrad theorem3`: the three one-step matrices of Theorem 3 (App. B.3) and the assembled head.
 
 Per step: the paper's value of the associative-memory scores, the exact value (the exact engine
-`theory.theorem3` when implemented, else autograd on the enumerated model D when it is small
+`popgrad.theory.theorem3` when implemented, else autograd on the enumerated model D when it is small
 enough, else blank), the Monte-Carlo value (autograd on --mc-samples sampled sequences, split in
 8 groups for the standard error) and memory recall (9) against eq. (7). Then the accuracy of the
 two-layer head with (7) hand-built, with the learned matrices rescaled, and chance.
@@ -38,17 +38,17 @@ def add_arguments(p):
 
 # ----------------------------------------------------------------------------- exact and MC
 def exact_steps(model, emb, eta):
-    """(matrices, source): the three exact one-step matrices of theory.theorem3 (p_hat = 1/N)."""
-    from theory.theorem3 import three_steps
+    """(matrices, source): the three exact one-step matrices of popgrad.theory.theorem3 (p_hat = 1/N)."""
+    from popgrad.theory.theorem3 import three_steps
 
-    return three_steps(model, emb, eta), "theory.theorem3"
+    return three_steps(model, emb, eta), "popgrad.theory.theorem3"
 
 
 def mc_steps(model, emb, eta, n, seed):
     """Group estimates {step: (G, d, d)} on G disjoint groups of the n sequences; each step at the
     mean (all-sample) previous matrices. Groups differ in size by at most one, so the mean of the
     group estimates is the all-sample estimate up to that rounding."""
-    from numerics import theorem3_mc as mc
+    from popgrad.numerics import theorem3_mc as mc
 
     z, y, _ = mc.sampled(model, n, seed, emb.W_E.device)
     parts = [(z[g::GROUPS], y[g::GROUPS]) for g in range(GROUPS)]                  # (n/G, T) each
@@ -76,7 +76,7 @@ def step_scores(emb, name, W):
 
 
 def paper_values(N, T, eta, alpha_prime):
-    from numerics import theorem3_mc as mc
+    from popgrad.numerics import theorem3_mc as mc
 
     p1 = mc.paper_step1_scores(N, T, eta)
     return {("W_O2", "target score"): p1["diag"], ("W_O2", "off-target score"): p1["off"],
@@ -119,7 +119,7 @@ def step_rows(emb, exact, groups, eta):
 
 def head_rows(emb, model, learned, beta, seed):
     """Accuracy of the assembled head on model D: hand-built (7), learned rescaled, chance."""
-    from numerics import induction_head as ih
+    from popgrad.numerics import induction_head as ih
 
     acc = {"hand-built (7), beta=%g" % beta: ih.accuracy_model_d(emb, model, ih.hand_built(emb, beta, beta), n=2048, seed=seed)}
     for b in BETAS:
@@ -143,7 +143,7 @@ def _prepare_plot_dir(path: str) -> None:
 
 def compute(N, T, d, seed, eta, n, beta, device="cpu"):
     """Everything the command prints (and the plots read)."""
-    from numerics import theorem3_mc as mc
+    from popgrad.numerics import theorem3_mc as mc
     from popgrad.data import SecondOccurrenceModel
     from popgrad.embeddings import make_embeddings
     from popgrad.memory import eq7_targets
@@ -194,7 +194,7 @@ def run(args) -> int:
     extra = {"tau": res["tau"], "recall": res["recall"], "head_accuracy": res["head_accuracy"],
              "exact_source": res["exact_source"]}
     if args.plot:
-        from numerics import theorem3_plots as plots
+        from popgrad.numerics import theorem3_plots as plots
 
         sweep = recall_sweep(args.N, args.T, args.d, args.seed, args.eta)
         extra["recall_sweep"] = sweep
