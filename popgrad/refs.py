@@ -15,13 +15,31 @@ import ast
 import importlib
 import inspect
 import json
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from popgrad.errors import PopgradError
 
-ROOT = Path(__file__).resolve().parent.parent          # repository root (editable install)
-ENTRIES_DIR = ROOT / "paper_refs" / "entries"
+ROOT = Path(__file__).resolve().parent.parent          # repository root (source checkout or editable install)
+
+
+def packaged_entries_dir() -> Path | None:
+    """The index shipped inside an installed popgrad (`popgrad/paper_refs/entries`), or None.
+
+    Read through importlib.resources; a wheel or sdist install has it, a source checkout does not
+    (there the index is the repository folder `paper_refs/entries`).
+    """
+    found = resources.files("popgrad") / "paper_refs" / "entries"
+    return found if isinstance(found, Path) and found.is_dir() else None    # a real folder, not a zip
+
+
+def default_entries_dir() -> Path:
+    """Where `load_entries()` reads the index: the installed package's copy, else the checkout's."""
+    return packaged_entries_dir() or ROOT / "paper_refs" / "entries"
+
+
+ENTRIES_DIR = default_entries_dir()
 CHECK_DIRS = ("checks", "tests")                       # where an entry's `checks` may point
 VERDICTS = ("exact", "approx", "erratum", "definition", "not-checked")
 REQUIRED = {"id": str, "where": str, "statement": str, "verdict": str}
@@ -112,7 +130,8 @@ def load_entries(entries_dir: str | Path | None = None) -> list[Entry]:
     """
     folder = Path(entries_dir) if entries_dir is not None else ENTRIES_DIR
     if not folder.is_dir():
-        raise RefsError(f"entries_dir {str(folder)!r} is not a directory (paper_refs/entries of a source checkout)")
+        raise RefsError(f"entries_dir {str(folder)!r} is not a directory (paper_refs/entries of a source checkout, "
+                        f"popgrad/paper_refs/entries of an installed popgrad)")
     problems, entries, seen = [], [], {}
     for path in sorted(folder.glob("*.json")):
         try:
@@ -240,16 +259,23 @@ def consistency_problems(entries: list[Entry], claim_ids, root: str | Path | Non
     'claims' (a cited claim id is not registered), 'unreferenced_checks' (a test in checks/ that
     no entry cites), 'unreferenced_claims' (a registered claim no entry cites).
     """
+    base = Path(root) if root is not None else ROOT
     tests = collect_tests(root)
     claim_ids = set(claim_ids)
     problems = {k: [] for k in ("code", "checks", "claims", "unreferenced_checks", "unreferenced_claims")}
+    have_checks = any((base / folder).is_dir() for folder in CHECK_DIRS)
+    if not have_checks:                                # an installed popgrad ships no checks/ or tests/
+        cited = sum(len(e.checks) for e in entries)
+        problems["checks"].append(f"{' and '.join(f'{f}/' for f in CHECK_DIRS)} not found under {str(base)!r} "
+                                  f"(an installed package, not a source checkout): the {cited} cited check "
+                                  f"node ids were not verified")
     for e in entries:
         for name in e.code:
             try:
                 resolve_code(name)
             except PopgradError as exc:
                 problems["code"].append(f"{e.source}: {e.id}: {exc}")
-        for nodeid in e.checks:
+        for nodeid in e.checks if have_checks else ():
             if nodeid.split("::", 1)[0].split("/", 1)[0] not in CHECK_DIRS:
                 problems["checks"].append(f"{e.source}: {e.id}: {nodeid!r} is not under {CHECK_DIRS}")
             elif nodeid.split("[", 1)[0] not in tests:

@@ -1,0 +1,79 @@
+"""The public API (popgrad.__all__, popgrad/api.py): every name imports, every docstring example runs."""
+
+from __future__ import annotations
+
+import doctest
+import io
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import popgrad
+from popgrad.errors import PopgradError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_import_popgrad_does_not_import_torch():
+    """Test that `import popgrad` stays light: the API (and torch) load on first use of a name."""
+    code = "import sys, popgrad; assert 'torch' not in sys.modules, 'import popgrad imported torch'"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_every_public_name_imports():
+    """Test that each name of popgrad.__all__ resolves, and `from popgrad import *` binds them all."""
+    from popgrad import api
+
+    assert popgrad.__all__ == api.__all__ and len(set(popgrad.__all__)) == len(popgrad.__all__)
+    for name in popgrad.__all__:
+        assert getattr(popgrad, name) is getattr(api, name), name
+    space = {}
+    exec("from popgrad import *", space)                    # noqa: S102 (the star-import a notebook does)
+    assert set(popgrad.__all__) <= set(space)
+    assert set(popgrad.__all__) <= set(dir(popgrad))
+
+
+def test_public_names_do_not_shadow_submodules():
+    """Test that no API name is also a popgrad submodule (popgrad.<name> must mean one thing)."""
+    submodules = {m.name for m in pkgutil.iter_modules(popgrad.__path__)}
+    assert not submodules & set(popgrad.__all__)
+
+
+def test_unknown_attribute_raises_attribute_error():
+    """Test that a name outside the API is an AttributeError (so hasattr and submodule imports work)."""
+    with pytest.raises(AttributeError, match="no_such_name"):
+        popgrad.no_such_name                                # noqa: B018
+    assert not hasattr(popgrad, "no_such_name")
+
+
+@pytest.mark.parametrize("name", popgrad.__all__)
+def test_docstring_example_runs(name):
+    """Test that the object's docstring carries its example and that the example passes under doctest."""
+    from popgrad import api
+
+    obj = getattr(popgrad, name)
+    assert api.EXAMPLES[name].strip() in (obj.__doc__ or ""), f"{name}: example missing from the docstring"
+    test = doctest.DocTestParser().get_doctest(obj.__doc__, {}, f"popgrad.{name}", __file__, 0)
+    assert test.examples, f"{name}: no doctest example"
+    out = io.StringIO()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test, out=out.write)
+    assert runner.failures == 0, out.getvalue()
+
+
+def test_recall_table_rejects_other_models():
+    """Test that recall_table refuses a data model other than model C with a PopgradError."""
+    with pytest.raises(PopgradError, match="BigramTriggerModel"):
+        popgrad.recall_table(popgrad.SecondOccurrenceModel(N=4, T=5))
+
+
+def test_run_claims_unknown_selection():
+    """Test that run_claims with a selection matching no claim id says so."""
+    with pytest.raises(PopgradError, match="no claim id contains"):
+        popgrad.run_claims(select="no.such.claim")
+    with pytest.raises(PopgradError, match="unknown claim id"):
+        popgrad.run_claim("no.such.claim")
