@@ -1,0 +1,156 @@
+"""Built distributions: `python -m build` makes an sdist and a wheel that work outside the source tree.
+
+One module-scoped fixture copies the checkout to a temporary folder, builds both (the wheel from
+the sdist, so the sdist is proven complete), creates a fresh venv with `--system-site-packages`
+(torch, numpy, ... come from the environment; nothing is downloaded) and installs the wheel with
+`--no-deps`. Everything then runs from a temporary working directory with PYTHONPATH unset, and
+asserts that each loaded popgrad module comes from the venv: the machine may also have popgrad
+installed in editable mode, whose import hook must not hide a broken wheel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ENTRIES = sorted(p.name for p in (ROOT / "paper_refs" / "entries").glob("*.json"))
+SKIP = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis",
+                              ".venv", "venv", "*.pyc")
+
+
+def _run(cmd, cwd, timeout=300):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+    env["MPLBACKEND"] = "Agg"
+    done = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return done
+
+
+def _ok(done, what):
+    assert done.returncode == 0, f"{what} failed (rc {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(sdist, wheel, venv python, a working dir outside the source tree)."""
+    pytest.importorskip("build", reason="the `build` package (pip install -e '.[test]') is needed to build the wheel")
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    shutil.copytree(ROOT, src, ignore=SKIP)
+    _ok(_run([sys.executable, "-m", "build", "--no-isolation", "--outdir", tmp / "dist", src], cwd=src), "python -m build")
+    (sdist,) = (tmp / "dist").glob("popgrad-*.tar.gz")
+    (wheel,) = (tmp / "dist").glob("popgrad-*.whl")
+    venv = tmp / "venv"
+    _ok(_run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], cwd=tmp), "venv")
+    py = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    # pip comes from the system site-packages; it installs into the venv (sys.prefix). --ignore-installed:
+    # install even though an (editable) popgrad of the same version is visible from the system site.
+    _ok(_run([py, "-m", "pip", "install", "--no-deps", "--ignore-installed", "--no-index", "--quiet", wheel], cwd=tmp),
+        "pip install wheel")
+    work = tmp / "elsewhere"
+    work.mkdir()
+    return sdist, wheel, py, work
+
+
+def test_wheel_contents(built):
+    """Test that the wheel holds popgrad, popgrad.theory, popgrad.numerics, the corpus counts and the index, and nothing top-level but popgrad."""
+    _, wheel, _, _ = built
+    names = set(zipfile.ZipFile(wheel).namelist())
+    top = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
+    assert top == {"popgrad"}, top
+    for need in ("popgrad/theory/__init__.py", "popgrad/theory/theorem3.py", "popgrad/numerics/__init__.py",
+                 "popgrad/numerics/recall.py", "popgrad/api.py", "popgrad/resources/tinyshakespeare_counts.json",
+                 "popgrad/paper_refs/README.md"):
+        assert need in names, need
+    assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("popgrad/paper_refs/entries/")) == ENTRIES
+    (top_level,) = [n for n in names if n.endswith(".dist-info/top_level.txt")]
+    assert zipfile.ZipFile(wheel).read(top_level).decode().split() == ["popgrad"]
+
+
+def test_sdist_contents(built):
+    """Test that the sdist holds the sources, the shipped data and the checks that verify them."""
+    sdist, _, _, _ = built
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    for need in ("pyproject.toml", "MANIFEST.in", "README.md", "popgrad/__init__.py", "theory/theorem3.py",
+                 "numerics/recall.py", "popgrad/resources/tinyshakespeare_counts.json", "paper_refs/README.md",
+                 "checks/conftest.py" if (ROOT / "checks" / "conftest.py").exists() else "checks",
+                 "tests/test_wheel.py", "docs/tutorial.py"):
+        assert need in names, need
+    assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("paper_refs/entries/")) == ENTRIES
+
+
+PROBE = textwrap.dedent("""
+    import importlib, json, sys
+    from pathlib import Path
+    venv = Path(sys.prefix).resolve()
+    import popgrad, popgrad.theory, popgrad.numerics
+    from popgrad import corpus, refs, registry
+    claims = registry.all_claims()                       # imports every claims module (theory, numerics)
+    for name in popgrad.__all__:
+        getattr(popgrad, name)
+    entries = refs.load_entries()
+    problems = refs.consistency_problems(entries, [c.id for c in claims])
+    outside = sorted(n for n, m in list(sys.modules.items()) if n.split(".")[0] == "popgrad"
+                     and getattr(m, "__file__", None) and venv not in Path(m.__file__).resolve().parents)
+    print(json.dumps({"popgrad": popgrad.__file__, "outside": outside, "entries_dir": str(refs.ENTRIES_DIR),
+                      "entries": len(entries), "files": sorted(p.name for p in refs.ENTRIES_DIR.glob("*.json")),
+                      "problems": problems, "vocab": corpus.default_counts().N, "fast": sum(not c.slow for c in claims)}))
+""")
+
+
+@pytest.fixture(scope="module")
+def probe(built):
+    _, _, py, work = built
+    return json.loads(_ok(_run([py, "-c", PROBE], cwd=work), "probe").stdout)
+
+
+def test_installed_package_is_the_wheel(built, probe):
+    """Test that, outside the source tree, every loaded popgrad module comes from the venv."""
+    _, _, py, _ = built
+    venv = py.parent.parent.resolve()
+    assert venv in Path(probe["popgrad"]).resolve().parents, probe["popgrad"]
+    assert probe["outside"] == [], f"modules loaded from outside the venv: {probe['outside']}"
+
+
+@pytest.mark.parametrize("name", ["theory", "numerics"])
+def test_no_top_level_generic_names(built, name):
+    """Test that `import theory` / `import numerics` fail after installing the wheel, and popgrad.<name> works."""
+    _, _, py, work = built
+    done = _run([py, "-c", f"import {name}"], cwd=work)
+    assert done.returncode != 0 and "ModuleNotFoundError" in done.stderr, done.stderr
+    _ok(_run([py, "-c", f"import popgrad.{name}"], cwd=work), f"import popgrad.{name}")
+
+
+def test_installed_index_and_counts(built, probe):
+    """Test that the installed package reads the shipped paper_refs index and corpus counts (what `popgrad report` uses)."""
+    _, _, py, _ = built
+    assert py.parent.parent.resolve() in Path(probe["entries_dir"]).resolve().parents
+    assert probe["files"] == ENTRIES and probe["entries"] > 0
+    assert probe["vocab"] == 65
+    p = probe["problems"]
+    assert p["code"] == [] and p["claims"] == [] and p["unreferenced_claims"] == [], p
+    # no checks/ or tests/ in an installed package: one line says the node ids were not verified
+    assert len(p["checks"]) == 1 and "not verified" in p["checks"][0], p["checks"]
+
+
+def test_claims_fast_from_the_wheel(built, probe):
+    """Test that the installed console script runs `popgrad claims --fast` outside the source tree, with no failure."""
+    _, _, py, work = built
+    script = py.parent / ("popgrad.exe" if os.name == "nt" else "popgrad")
+    assert script.exists(), "the wheel did not install the popgrad console script"
+    done = _ok(_run([script, "claims", "--fast", "--json"], cwd=work, timeout=600), "popgrad claims --fast")
+    rows = json.loads(done.stdout)
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    assert len(rows) == probe["fast"] > 0
+    assert [r["claim"] for r in rows if r["verdict"] == "fail"] == []
