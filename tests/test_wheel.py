@@ -25,7 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 ENTRIES = sorted(p.name for p in (ROOT / "paper_refs" / "entries").glob("*.json"))
 SKIP = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis",
-                              ".venv", "venv", "*.pyc")
+                              ".venv", "venv", "out", "*.pyc")
 
 
 def _run(cmd, cwd, timeout=300):
