@@ -77,3 +77,10 @@ def test_run_claims_unknown_selection():
         popgrad.run_claims(select="no.such.claim")
     with pytest.raises(PopgradError, match="unknown claim id"):
         popgrad.run_claim("no.such.claim")
+
+
+@pytest.mark.parametrize("name", ["theory", "numerics"])
+def test_checkout_folders_are_not_top_level_packages(name):
+    """Test that even from the checkout root, `import theory` / `import numerics` fail and name popgrad.<name>."""
+    done = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode != 0 and f"popgrad.{name}" in done.stderr, done.stderr
