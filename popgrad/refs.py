@@ -15,8 +15,8 @@ import ast
 import importlib
 import inspect
 import json
-from importlib import resources
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from popgrad.errors import PopgradError
