@@ -106,12 +106,13 @@ print(f"{row['claim']} [{row['where']}]: verdict {row['verdict']}, error {row['e
 
 # %% [markdown]
 # At $W = 0$ the model predicts uniformly, so one step of size $\eta$ writes
-# $W_1 = -\eta \nabla L(0) = \eta \sum_k p(y{=}k)\, w_U(k) (\mu_k - \bar\mu/N)^\top$, whose
-# $\mu_k = w_E(k) + \bar p$: a memory that maps $w_E(k) \mapsto w_U(k)$, plus positional terms.
-# Recall (9) asks, for each $k$, whether $\arg\max_{k'} w_U(k')^\top W_1 w_E(k) = k$.
-# With indices as intended (the paper prints $j'$ where the target is meant, see `memory_recall`).
-# How does it depend on $d$? (The positional noise is common to all classes; the crosstalk of
-# $N$ nearly-orthogonal random vectors shrinks like $d^{-1/2}$.)
+# $W_1 = -\eta \nabla L(0) = \eta \sum_k w_U(k) (p(y{=}k)\, \mu_k - \bar\mu/N)^\top$. With $(y, t)$
+# uniform this is $\frac{\eta}{N} \sum_k w_U(k) (\mu_k - \bar\mu)^\top$, and since
+# $\mu_k = w_E(k) + \bar p$ the positional noise cancels: $\mu_k - \bar\mu = w_E(k) - \bar w_E$.
+# $W_1$ is a memory that maps $w_E(k) \mapsto w_U(k)$. Recall (9) asks, for each $k$, whether
+# $\arg\max_{k'} w_U(k')^\top W_1 w_E(k) = k$ (indices as intended: the paper prints $j'$ where
+# the target is meant, see `help(popgrad.memory_recall)`). What remains is the crosstalk between
+# $N$ random, only nearly orthogonal embeddings, which shrinks as $d$ grows:
 
 # %%
 N, T = 32, 32
