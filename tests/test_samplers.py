@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from popgrad.numerics.reference_sampler import reference_batch
-from popgrad.numerics.samplers import (alias_tables, make_generator, model_c_sampler, sample_model_c,
-                               stream_model_c)
-from popgrad.data import BigramTriggerModel, bigram_trigger_model, uniform_bigram_trigger_model
+from popgrad.numerics.samplers import (BlockSampler, alias_tables, default_block, make_generator, model_c_batches,
+                                       model_c_sampler, model_d_batches, sample_model_c, sample_model_d,
+                                       stream_model_c)
+from popgrad.data import BigramTriggerModel, SecondOccurrenceModel, bigram_trigger_model, uniform_bigram_trigger_model
 from popgrad.errors import PopgradError
 
 P_MIN = 1e-3     # chi-square p-values below this fail (fixed seeds: deterministic)
@@ -231,3 +232,88 @@ def test_alias_tables_power_of_two_width_have_no_int32_overflow():
     tab = alias_tables(p)
     assert int(tab.thr.min()) >= 0
     assert np.abs(implied_probs(tab)[:3].numpy() - p).max() <= 8 * 2.0 ** -tab.bits
+
+
+# ----------------------------------------------------------------------------- block sampler
+def _drawn(draw: BlockSampler, sizes):
+    """Concatenate clones of the batches of the given sizes (batches are views: clone at once)."""
+    parts = [tuple(t.clone() for t in draw.next(b)) for b in sizes]
+    return tuple(torch.cat(col) for col in zip(*parts))
+
+
+@given(st.lists(st.integers(1, 150), min_size=1, max_size=12))
+def test_block_sampler_gives_the_same_sequences_whatever_the_batch_sizes(sizes):
+    """Test the invariant of the block sampler: for one (seed, block) the n-th sequence (z, q, o)
+    is the same whatever mix of batch sizes (smaller, equal to or larger than the block)
+    delivered it, and equals the sequences of whole `sample_model_c` blocks from one generator."""
+    model = bigram_trigger_model(T=10, K=3)
+    sampler = model_c_sampler(model, "cpu")
+    n, block = sum(sizes), 64
+    got = _drawn(model_c_batches(sampler, seed=9, block=block), sizes)
+    gen = make_generator(9)
+    blocks = [tuple(t.clone() for t in sample_model_c(sampler, block, gen)) for _ in range(-(-n // block))]
+    want = tuple(torch.cat(col)[:n] for col in zip(*blocks))
+    assert got[0].shape == (n, model.T) and got[1].shape == (n, model.K)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+def test_block_sampler_hands_out_views_and_refills_whole_blocks():
+    """Test that batches inside one block are views of one buffer (no copy), that blocks are
+    drawn only when needed, and that a batch larger than the block spans several blocks."""
+    draw = model_c_batches(uniform_bigram_trigger_model(7, 12, 2), seed=0, block=128, device="cpu")
+    z1, _, _ = draw.next(32)
+    z2, _, _ = draw.next(32)
+    assert z1.untyped_storage().data_ptr() == z2.untyped_storage().data_ptr()
+    assert z2.data_ptr() - z1.data_ptr() == 32 * z1.element_size()              # next columns of (T, block)
+    assert draw.blocks_drawn == 1
+    draw.next(64)
+    assert draw.blocks_drawn == 1                                                # 128 used, no refill yet
+    z, q, o = draw.next(300)                                                     # 3 more blocks
+    assert draw.blocks_drawn == 4 and z.shape == (300, 12) and q.shape == o.shape == (300, 2)
+
+
+def test_stream_model_c_is_the_block_stream_and_ignores_the_chunk():
+    """Test that stream_model_c yields the block sampler's stream, whatever its chunk size."""
+    sampler = model_c_sampler(uniform_bigram_trigger_model(5, 9, 1), "cpu")
+    a = torch.cat([z.clone() for z, _, _ in stream_model_c(sampler, 100, seed=3, chunk=7)])
+    b = torch.cat([z.clone() for z, _, _ in stream_model_c(sampler, 100, seed=3, chunk=64)])
+    c = _drawn(model_c_batches(sampler, seed=3), [100])[0]
+    assert a.shape == (100, 9) and torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_model_d_block_sampler_is_batch_size_invariant_and_follows_the_model():
+    """Test the model-D block sampler: same sequences across batch sizes, and each sequence is a
+    valid model-D sequence (z_T = q = z_{i_q}, y = z_{i_q + 1}, q absent elsewhere)."""
+    model = SecondOccurrenceModel(6, 10)
+    a = _drawn(model_d_batches(model, seed=4, block=32, device="cpu"), [5, 50, 45])
+    b = _drawn(model_d_batches(model, seed=4, block=32, device="cpu"), [100])
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    z, y, q, iq = a
+    rows = torch.arange(100)
+    assert torch.equal(z[:, -1], q) and torch.equal(z[rows, iq], q) and torch.equal(z[rows, iq + 1], y)
+    assert ((z[:, :-1] == q[:, None]).sum(1) == 1).all()
+    gen = make_generator(4)
+    first = sample_model_d(model, 32, gen)[0]
+    assert torch.equal(z[:32], first)                                            # block 0 = one sampler call
+
+
+def test_default_block_is_a_capped_power_of_two():
+    """Test that the default block is a power of two near 2^21 tokens on CPU, within its caps."""
+    assert default_block(256, 65) == 8192
+    assert default_block(16, 65) == 2 ** 14                                      # MAX_BLOCK
+    assert default_block(256, 2000) == 2048                                      # block x N <= 2^22
+    assert default_block(10 ** 7) == 1
+    for T in (3, 100, 1000):
+        b = default_block(T, 65)
+        assert b & (b - 1) == 0
+
+
+def test_block_sampler_rejects_bad_input():
+    """Test that bad batch and block sizes raise PopgradError naming them."""
+    model = uniform_bigram_trigger_model(4, 6, 1)
+    with pytest.raises(PopgradError, match="block"):
+        model_c_batches(model, block=0, device="cpu")
+    with pytest.raises(PopgradError, match="batch"):
+        model_c_batches(model, device="cpu").next(0)
+    with pytest.raises(PopgradError, match="model"):
+        model_d_batches(model)
