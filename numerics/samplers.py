@@ -46,6 +46,7 @@ import torch
 from popgrad.data import BigramTriggerModel, SecondOccurrenceModel
 from popgrad.device import resolve_device
 from popgrad.errors import PopgradError, memory_budget, positive_int
+from popgrad.numerics.ckernel import positions_kernel, run_positions
 
 BLOCK_TOKENS = {"cpu": 2 ** 21, "cuda": 2 ** 24}   # tokens per block (default_block)
 MAX_BLOCK = {"cpu": 2 ** 14, "cuda": 2 ** 17}       # sequences per block at most
@@ -305,12 +306,16 @@ def sample_model_c(sampler: ModelCSampler, batch: int, gen: torch.Generator, out
     rowmap = torch.arange(N, dtype=itype, device=dev).repeat(B, 1)           # (B, N) table rows
     rowmap.scatter_(1, q, (N + o).to(itype))
     rowmap = (rowmap * (2 * tab.width)).view(-1)                             # (B*N,) offsets 2 r N'
-    base = torch.arange(B, dtype=itype, device=dev) * N                      # (B,)
     u = bits(T, B)                                                           # (T, B)
-    col2 = torch.bitwise_right_shift(u, tab.bits).mul_(2)                    # (T, B) 2 j
     z = out if out is not None else torch.empty((T, B), dtype=itype, device=dev)
-    _draw(sampler.start, col2[0].clone(), u[0], z[0])
+    _draw(sampler.start, torch.bitwise_right_shift(u[0], tab.bits).mul_(2), u[0], z[0])
+    kernel = positions_kernel() if dev.type == "cpu" and T > 1 else None
+    if kernel is not None:                                                   # same arithmetic, fused in C
+        run_positions(kernel, z, u, rowmap, tab.below, tab.token, N, tab.bits)
+        return z.t(), q, o
+    col2 = torch.bitwise_right_shift(u, tab.bits).mul_(2)                    # (T, B) 2 j
     below, token = tab.below, tab.token
+    base = torch.arange(B, dtype=itype, device=dev) * N                      # (B,)
     ridx, idx, sign = (torch.empty(B, dtype=itype, device=dev) for _ in range(3))
     for t in range(1, T):
         torch.add(base, z[t - 1], out=ridx)                                  # (B,) b N + z_{t-1}

@@ -317,3 +317,64 @@ def test_block_sampler_rejects_bad_input():
         model_c_batches(model, device="cpu").next(0)
     with pytest.raises(PopgradError, match="model"):
         model_d_batches(model)
+
+
+def test_compiled_positions_kernel_gives_the_torch_loop_sequences(monkeypatch):
+    """Test that the compiled inner loop (numerics/ckernel.py) and the torch loop of
+    sample_model_c produce identical sequences from the same seed, including in a strided
+    block buffer (rows of a wider (T, cap) storage)."""
+    from popgrad.numerics.ckernel import positions_kernel
+
+    if positions_kernel() is None:
+        pytest.skip("no compiled kernel here (no C compiler, or POPGRAD_SAMPLER_KERNEL=torch)")
+    sampler = model_c_sampler(bigram_trigger_model(T=40, K=5), "cpu")
+    fused = sample_model_c(sampler, 700, make_generator(2))[0].clone()
+    wide = torch.full((40, 1000), -7, dtype=torch.int32)
+    strided = sample_model_c(sampler, 700, make_generator(2), out=wide[:, 100:800])[0]
+    monkeypatch.setenv("POPGRAD_SAMPLER_KERNEL", "torch")
+    assert positions_kernel() is None
+    loop = sample_model_c(sampler, 700, make_generator(2))[0]
+    assert torch.equal(fused, loop) and torch.equal(strided, loop)
+    assert (wide[:, :100] == -7).all() and (wide[:, 800:] == -7).all()
+
+
+# ----------------------------------------------------------------------------- popgrad bench (contract, not timings)
+def test_bench_quick_json_reports_every_batch_and_thread_count(capsys):
+    """Test the `popgrad bench --json` contract on a tiny quick run: per batch size a reference
+    row then one row per thread count, each with median and min-max of tokens/s and of the
+    ratio, the block, the copy-bandwidth limit; machine cores and load averages; the definition."""
+    import json
+
+    from popgrad.cli import main
+
+    code = main(["bench", "--quick", "--T", "16", "--batch", "4,24", "--threads", "1,2", "--block", "16",
+                 "--device", "cpu", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    data = json.loads(out.out)
+    rows = data["rows"]
+    assert [(r["what"][:5], r["batch"], r["threads"]) for r in rows] == [
+        ("refer", 4, 1), ("block", 4, 1), ("block", 4, 2), ("refer", 24, 1), ("block", 24, 1), ("block", 24, 2)]
+    for r in rows:
+        assert r["rounds"] == 2 and r["tokens_per_s_min"] <= r["tokens_per_s"] <= r["tokens_per_s_max"]
+        assert r["ratio_min"] <= r["ratio_vs_reference"] <= r["ratio_max"]
+    fast = [r for r in rows if r["what"] == "block sampler"]
+    assert all(r["block"] == 16 and r["limit_tokens_per_s"] > 0 and r["first_batch_ms"] > 0 for r in fast)
+    assert [r["batches_per_round"] for r in fast] == [4, 4, 1, 1] and fast[2]["blocks_per_round"] == 2
+    machine = data["machine"]
+    assert machine["cpu_cores"] >= 1 and len(machine["load_average_start"]) == 3
+    assert machine["output_bytes_per_token"] == pytest.approx(4 + 16 * 5 / 16)
+    assert "refill" in data["definition"] and "median" in data["definition"]
+
+
+@pytest.mark.parametrize("argv", [["bench", "--batch", "0"], ["bench", "--rounds", "101"],
+                                  ["bench", "--threads", "100000"], ["bench", "--batch", "x"]])
+def test_bench_refuses_bad_arguments(argv, capsys):
+    """Test that bad bench arguments exit 2 with one line on stderr."""
+    from popgrad.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:                  # argparse type errors
+        code = exc.code
+    assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
