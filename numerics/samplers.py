@@ -46,7 +46,7 @@ import torch
 from popgrad.data import BigramTriggerModel, SecondOccurrenceModel
 from popgrad.device import resolve_device
 from popgrad.errors import PopgradError, memory_budget, positive_int
-from popgrad.numerics.ckernel import positions_kernel, run_positions
+from popgrad.numerics.ckernel import first_distinct, positions_kernel, run_positions
 
 BLOCK_TOKENS = {"cpu": 2 ** 21, "cuda": 2 ** 24}   # tokens per block (default_block)
 MAX_BLOCK = {"cpu": 2 ** 14, "cuda": 2 ** 17}       # sequences per block at most
@@ -248,16 +248,18 @@ def _without_replacement(sampler: ModelCSampler, batch: int, gen: torch.Generato
     M = TRIGGER_DRAWS * K
     u = bits(M * batch)
     c = _draw(tab, torch.bitwise_right_shift(u, tab.bits).mul_(2), u, torch.empty_like(u)).view(M, batch).long()
-    fresh = torch.ones(batch * sampler.model.N, dtype=torch.int32, device=dev)      # (B N,) 1 = not drawn yet
-    key = c + torch.arange(batch, device=dev) * sampler.model.N                       # (M, B) row b, token c
-    count = torch.zeros(batch, dtype=torch.int32, device=dev)                         # distinct so far
-    slot = torch.empty((M, batch), dtype=torch.int32, device=dev)
-    for i in range(M):                                    # slot = count - 1 at a first occurrence, else >= K
-        first = fresh.index_select(0, key[i])                                         # (B,) 1 / 0
-        fresh.index_fill_(0, key[i], 0)
-        torch.sub(count.add_(first), K + 1, out=slot[i]).mul_(first).add_(K)
-    slot = slot.clamp_(max=K).long()                                                  # K = discard row
-    q = torch.full((K + 1, batch), -1, dtype=torch.int64, device=dev).scatter_(0, slot, c)[:K].t().contiguous()
+    q = torch.full((batch, K), -1, dtype=torch.int64, device=dev)
+    if dev.type != "cpu" or not first_distinct(c, q):                               # torch version of the same
+        fresh = torch.ones(batch * sampler.model.N, dtype=torch.int32, device=dev)  # (B N,) 1 = not drawn yet
+        key = c + torch.arange(batch, device=dev) * sampler.model.N                   # (M, B) row b, token c
+        count = torch.zeros(batch, dtype=torch.int32, device=dev)                     # distinct so far
+        slot = torch.empty((M, batch), dtype=torch.int32, device=dev)
+        for i in range(M):                                # slot = count - 1 at a first occurrence, else >= K
+            first = fresh.index_select(0, key[i])                                     # (B,) 1 / 0
+            fresh.index_fill_(0, key[i], 0)
+            torch.sub(count.add_(first), K + 1, out=slot[i]).mul_(first).add_(K)
+        slot = slot.clamp_(max=K).long()                                              # K = discard row
+        q = torch.full((K + 1, batch), -1, dtype=torch.int64, device=dev).scatter_(0, slot, c)[:K].t().contiguous()
     todo = torch.nonzero(q[:, K - 1] < 0).squeeze(1)                                  # rows short of K
     for k in range(K):
         if todo.numel() == 0:
@@ -293,14 +295,25 @@ def sample_model_c(sampler: ModelCSampler, batch: int, gen: torch.Generator, out
     seven in-place tensor ops over the batch each: a per-sequence row map sends a trigger to the
     deterministic alias row of its output and every other token to its bigram row, then one
     alias draw (see AliasTables.below). `out` is an optional (T, B) int32 buffer whose rows are
-    contiguous; z is returned as its transpose (a view).
+    contiguous; z is returned as its transpose (a view). On CPU, where a C compiler exists, the
+    positions loop runs compiled (`popgrad.numerics.ckernel`: same arithmetic, same sequences)
+    on torch.get_num_threads() threads, and the remaining tensor ops on one thread.
     """
     B = positive_int("batch", batch)
     m, dev, tab = sampler.model, sampler.device, sampler.bigram
     if gen.device.type != dev.type:
         raise PopgradError(f"generator on {gen.device} but sampler on {dev}")
+    memory_budget("model C batch", (3 * m.T + 2 * m.N) * B / 2)             # int32 buffers
+    kernel = positions_kernel() if dev.type == "cpu" else None
+    threads = torch.get_num_threads()
+    with cpu_threads(dev, 1 if kernel is not None else threads):            # small ops: no OpenMP stalls
+        return _sample_model_c(sampler, B, gen, out, kernel, threads)
+
+
+def _sample_model_c(sampler, B, gen, out, kernel, threads):
+    """Body of `sample_model_c` (validated arguments; `kernel` None = the torch positions loop)."""
+    m, dev, tab = sampler.model, sampler.device, sampler.bigram
     N, T, itype = m.N, m.T, torch.int32
-    memory_budget("model C batch", (3 * T + 2 * N) * B / 2)                 # int32 buffers
     bits = UniformBits(gen)
     q, o = sample_triggers(sampler, B, gen, bits)
     rowmap = torch.arange(N, dtype=itype, device=dev).repeat(B, 1)           # (B, N) table rows
@@ -309,9 +322,8 @@ def sample_model_c(sampler: ModelCSampler, batch: int, gen: torch.Generator, out
     u = bits(T, B)                                                           # (T, B)
     z = out if out is not None else torch.empty((T, B), dtype=itype, device=dev)
     _draw(sampler.start, torch.bitwise_right_shift(u[0], tab.bits).mul_(2), u[0], z[0])
-    kernel = positions_kernel() if dev.type == "cpu" and T > 1 else None
     if kernel is not None:                                                   # same arithmetic, fused in C
-        run_positions(kernel, z, u, rowmap, tab.below, tab.token, N, tab.bits)
+        run_positions(kernel, z, u, rowmap, tab.below, tab.token, N, tab.bits, threads)
         return z.t(), q, o
     col2 = torch.bitwise_right_shift(u, tab.bits).mul_(2)                    # (T, B) 2 j
     below, token = tab.below, tab.token

@@ -320,22 +320,38 @@ def test_block_sampler_rejects_bad_input():
 
 
 def test_compiled_positions_kernel_gives_the_torch_loop_sequences(monkeypatch):
-    """Test that the compiled inner loop (numerics/ckernel.py) and the torch loop of
-    sample_model_c produce identical sequences from the same seed, including in a strided
+    """Test that the compiled kernels (numerics/ckernel.py: positions loop, distinct triggers) and
+    the torch code of sample_model_c give identical z, q, o from the same seed, including in a strided
     block buffer (rows of a wider (T, cap) storage)."""
     from popgrad.numerics.ckernel import positions_kernel
 
     if positions_kernel() is None:
         pytest.skip("no compiled kernel here (no C compiler, or POPGRAD_SAMPLER_KERNEL=torch)")
-    sampler = model_c_sampler(bigram_trigger_model(T=40, K=5), "cpu")
-    fused = sample_model_c(sampler, 700, make_generator(2))[0].clone()
+    model = bigram_trigger_model(T=40, K=5)
+    assert model.random_triggers
+    sampler = model_c_sampler(model, "cpu")
+    fused = [t.clone() for t in sample_model_c(sampler, 700, make_generator(2))]
     wide = torch.full((40, 1000), -7, dtype=torch.int32)
     strided = sample_model_c(sampler, 700, make_generator(2), out=wide[:, 100:800])[0]
     monkeypatch.setenv("POPGRAD_SAMPLER_KERNEL", "torch")
     assert positions_kernel() is None
-    loop = sample_model_c(sampler, 700, make_generator(2))[0]
-    assert torch.equal(fused, loop) and torch.equal(strided, loop)
+    loop = sample_model_c(sampler, 700, make_generator(2))
+    assert all(torch.equal(a, b) for a, b in zip(fused, loop)) and torch.equal(strided, loop[0])
     assert (wide[:, :100] == -7).all() and (wide[:, 800:] == -7).all()
+
+
+def test_compiled_kernel_threads_do_not_change_the_sequences():
+    """Test that the compiled positions loop gives the same sequences on 1 and on 3 threads."""
+    sampler = model_c_sampler(bigram_trigger_model(T=12, K=5), "cpu")
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = sample_model_c(sampler, 3500, make_generator(4))[0].clone()
+        torch.set_num_threads(3)
+        three = sample_model_c(sampler, 3500, make_generator(4))[0]
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(one, three) and torch.get_num_threads() == old
 
 
 # ----------------------------------------------------------------------------- popgrad bench (contract, not timings)
