@@ -1,15 +1,17 @@
-"""Optional compiled inner loop of the model-C sampler (the positions loop of `sample_model_c`).
+"""Optional compiled kernels of the model-C sampler: the positions loop of `sample_model_c` and
+the first-distinct pass of its trigger draws (`samplers._without_replacement`).
 
 The torch loop in `sample_model_c` runs eight tensor ops per position, each a full pass over
-the batch. This module compiles, once per machine, a 30-line C function doing the same
-arithmetic fused per token, with the machine's C compiler (`cc`), and loads it with ctypes. It
-reads the same uniforms, row maps and alias tables and writes the same int32 tokens: the two
-paths give identical sequences (tested), the compiled one just does one pass instead of eight.
+the batch. This module compiles, once per machine, a few dozen lines of C doing the same
+arithmetic fused per token, with the machine's C compiler (`cc`), and loads them with ctypes.
+They read the same uniforms, row maps and alias tables and write the same tokens: both paths
+give identical sequences (tested); the compiled one makes one pass instead of eight, on
+torch.get_num_threads() threads (ranges of sequences; the result does not depend on it).
 
 Where no compiler works, or with POPGRAD_SAMPLER_KERNEL=torch, `positions_kernel()` returns None
-and the torch loop runs. The shared object is cached in the temp directory, keyed by a hash of
-the source. CPU only (CUDA uses the torch loop). `first_distinct` does the same for the bulk
-pass of the trigger draws (`samplers._without_replacement`).
+and the torch code runs. The shared object is cached, keyed by a hash of the source, in a
+directory only this user can write (~/.cache/popgrad-kernels-UID, else the temp directory).
+CPU only (CUDA uses the torch loop).
 """
 
 from __future__ import annotations
@@ -101,11 +103,27 @@ void first_distinct(const int64_t *c, int64_t *q, int64_t M, int64_t B, int64_t 
 _LOADED: dict[str, object] = {}
 
 
+def _cache_dir() -> str:
+    """A directory only this user can write: ~/.cache (or $XDG_CACHE_HOME), else the temp dir,
+    else a fresh private temp directory (a shared library is loaded from here)."""
+    uid = getattr(os, "getuid", lambda: 0)()
+    home_cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    for base in (home_cache, tempfile.gettempdir()):
+        path = os.path.join(base, f"popgrad-kernels-{uid}")
+        try:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            st = os.stat(path)
+        except OSError:
+            continue
+        if st.st_uid == uid and not st.st_mode & 0o022:
+            return path
+    return tempfile.mkdtemp(prefix="popgrad-kernels-")
+
+
 def _compile(path: str) -> bool:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         return False
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as tmp:
         src, out = os.path.join(tmp, "k.c"), os.path.join(tmp, "k.so")
         with open(src, "w") as fh:
@@ -131,7 +149,7 @@ def positions_kernel():
     _LOADED["distinct"] = None
     try:
         key = hashlib.sha256(SOURCE.encode()).hexdigest()[:16]
-        path = os.path.join(tempfile.gettempdir(), f"popgrad-kernels-{os.getuid()}", f"model_c_{key}.so")
+        path = os.path.join(_cache_dir(), f"model_c_{key}.so")
         if os.path.isfile(path) or _compile(path):
             lib = ctypes.CDLL(path)
             fn = lib.model_c_positions

@@ -394,3 +394,17 @@ def test_bench_refuses_bad_arguments(argv, capsys):
     except SystemExit as exc:                  # argparse type errors
         code = exc.code
     assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_block_sampler_on_cuda_is_batch_size_invariant():
+    """Test the block sampler on CUDA: same sequences across batch sizes, triggers followed by outputs."""
+    model = bigram_trigger_model(T=32, K=5)
+    a = _drawn(model_c_batches(model, seed=1, block=256, device="cuda"), [32, 200, 280])
+    b = _drawn(model_c_batches(model, seed=1, block=256, device="cuda"), [512])
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and a[0].device.type == "cuda"
+    z, q, o = (t.long().cpu() for t in a)
+    for k in range(model.K):
+        hit = z[:, :-1] == q[:, k:k + 1]
+        assert torch.equal(z[:, 1:][hit], o[:, k:k + 1].expand_as(hit)[hit])
