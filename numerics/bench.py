@@ -10,7 +10,8 @@ Definition of the ratio (what `popgrad bench` prints). For one batch size b and 
   the number of sequences: there is no per-batch work to amortize);
 - ratio = sampler tokens/s / reference tokens/s of that round.
 Rounds interleave reference and sampler runs, so both see the same machine load; the medians
-and min-max over rounds are reported, with the load average and core count.
+and min-max over rounds are reported (and the mean ratio with its standard error over rounds),
+with the load average and core count.
 
 Distance to the limit: `copy_bandwidth` is the measured memory copy rate (bytes written per
 second by `dst.copy_(src)` on 64 MiB, best of 5). The sampler writes `output_bytes_per_token`
@@ -113,6 +114,13 @@ def summary(values) -> tuple[float, float, float]:
     return statistics.median(values), min(values), max(values)
 
 
+def mean_se(values) -> tuple[float, float]:
+    """(mean, standard error of the mean) over rounds; se is nan for one round."""
+    n = len(values)
+    mean = statistics.fmean(values)
+    return mean, (statistics.stdev(values) / math.sqrt(n) if n > 1 else math.nan)
+
+
 def interleaved_bench(model, batches=(32, 512, 8192), threads=(1,), rounds: int = 7, ref_sequences: int = 128,
                       devices=("cpu",), block: int | None = None, progress=None) -> list[dict]:
     """Time the block sampler against the per-token reference, interleaved over `rounds`.
@@ -145,7 +153,8 @@ def interleaved_bench(model, batches=(32, 512, 8192), threads=(1,), rounds: int 
         rows.append({"what": "reference (numpy, per token)", "batch": b, "device": "cpu", "threads": 1,
                      "block": None, "rounds": rounds, "ref_sequences": min(b, ref_sequences),
                      "tokens_per_s": med, "tokens_per_s_min": lo, "tokens_per_s_max": hi,
-                     "ratio_vs_reference": 1.0, "ratio_min": 1.0, "ratio_max": 1.0})
+                     "ratio_vs_reference": 1.0, "ratio_min": 1.0, "ratio_max": 1.0, "ratio_mean": 1.0,
+                     "ratio_se": 0.0})
         for dev, t in configs:
             runs = fast[b, (dev, t)]
             tps = [x["tokens_per_s"] for x in runs]
@@ -158,6 +167,7 @@ def interleaved_bench(model, batches=(32, 512, 8192), threads=(1,), rounds: int 
                          "blocks_per_round": runs[0]["blocks"],
                          "tokens_per_s": med, "tokens_per_s_min": lo, "tokens_per_s_max": hi,
                          "ratio_vs_reference": rmed, "ratio_min": rlo, "ratio_max": rhi,
+                         "ratio_mean": mean_se(ratio)[0], "ratio_se": mean_se(ratio)[1],
                          "first_batch_ms": 1e3 * statistics.median(x["first_batch_s"] for x in runs)})
     return rows
 

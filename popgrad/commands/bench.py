@@ -19,7 +19,7 @@ NAME = "bench"
 HELP = "benchmark the block sampler against the per-token reference (batch 32, 512, 8192; 1 and all threads)"
 MAX_REF_TOKENS = 1e7
 COLUMNS = ("what", "batch", "device", "threads", "block", "rounds", "tokens_per_s", "tokens_per_s_min",
-           "tokens_per_s_max", "ratio_vs_reference", "ratio_min", "ratio_max", "first_batch_ms",
+           "tokens_per_s_max", "ratio_vs_reference", "ratio_min", "ratio_max", "ratio_mean", "ratio_se", "first_batch_ms",
            "limit_tokens_per_s", "fraction_of_limit", "seconds")
 
 
@@ -66,8 +66,10 @@ def run(args) -> int:
         raise PopgradError(f"--threads {max(threads)} is more than 4x the {os.cpu_count()} cores")
     devices = {"auto": ["cpu"] + (["cuda"] if torch.cuda.is_available() else []), "cpu": ["cpu"],
                "cuda": ["cuda"]}[args.device]
+    if args.block is not None:
+        memory_budget(f"--block {args.block} x --T {args.T}", (3 * args.T + 130) * args.block / 2)
     for b in args.batch:
-        memory_budget(f"--batch {b} x --T {args.T}", (3 * args.T + 130) * max(b, args.block or 1) / 2)
+        memory_budget(f"--batch {b} x --T {args.T}", (3 * args.T + 130) * b / 2)
     model = build_model_c(T=args.T)
     load_start = machine_load()
     bw = {f"cpu_{t}_threads": copy_bandwidth("cpu", threads=t) for t in dict.fromkeys(threads)}
