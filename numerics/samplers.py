@@ -1,9 +1,10 @@
 """Vectorized batch samplers for data models C and D (SPEC §2; paper Section 3, App. B.3).
 
 No Python loop over tokens or sequences: a handful of tensor ops per position, vectorized over
-the batch. Positions are code positions 0..T-1. Model D returns int64 tokens; model C returns
-int32 tokens drawn from alias tables with integer uniforms. Deterministic per seed on a given
-device.
+the batch (on CPU the model-C positions loop runs compiled where a C compiler exists, see
+`popgrad.numerics.ckernel`: same arithmetic, same sequences). Positions are code positions
+0..T-1. Model D returns int64 tokens; model C returns int32 tokens drawn from alias tables with
+integer uniforms. Deterministic per seed on a given device.
 
 Public API
 ----------
@@ -15,6 +16,9 @@ Batches of any size, as views of large blocks (what every consumer should use)::
     z, q, o = draw.next(32)      # the next 32 sequences of the same stream
     for z, q, o in draw.stream(10_000, batch=512): ...    # 10_000 sequences in batches of <= 512
     z, y, q, i_q = model_d_batches(model_d, seed=0).next(n)
+
+Training: build `draw` once, then `z, q, o = draw.next(batch_size)` each step (any size, it may
+change between steps); `z.long()` (a copy) for embedding look-ups.
 
 `BlockSampler` fills blocks of `block` sequences (default `default_block(T, N, device)`: about
 2^21 tokens on CPU, sized for cache, 2^24 on CUDA) with one `sample_model_c` call each and hands
