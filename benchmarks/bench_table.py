@@ -3,7 +3,8 @@
 Run: `python -m popgrad bench --json > benchmarks/results/NAME.json`, then
 `python benchmarks/bench_table.py benchmarks/results/NAME.json`. Prints one markdown row per
 (batch, threads): sampler and reference tokens/s and the ratio, each as median [min-max] over
-the interleaved rounds (and the mean ratio +- its standard error), then the machine line (cores, load averages, copy bandwidth).
+the interleaved rounds (and the mean ratio +- its standard error), then the machine line
+(cores, load averages, copy bandwidth).
 """
 
 from __future__ import annotations

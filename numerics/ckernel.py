@@ -9,8 +9,9 @@ give identical sequences (tested); the compiled one makes one pass instead of ei
 torch.get_num_threads() threads (ranges of sequences; the result does not depend on it).
 
 Where no compiler works, or with POPGRAD_SAMPLER_KERNEL=torch, `positions_kernel()` returns None
-and the torch code runs. The shared object is cached, keyed by a hash of the source, in a
-directory only this user can write (~/.cache/popgrad-kernels-UID, else the temp directory).
+and the torch code runs. The shared object is cached, keyed by a hash of the source and the
+platform, in a directory only this user can write (~/.cache/popgrad-kernels-UID, else the temp
+directory).
 CPU only (CUDA uses the torch loop).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -148,7 +150,7 @@ def positions_kernel():
     fn = None
     _LOADED["distinct"] = None
     try:
-        key = hashlib.sha256(SOURCE.encode()).hexdigest()[:16]
+        key = hashlib.sha256(f"{SOURCE}{platform.machine()}{platform.system()}".encode()).hexdigest()[:16]
         path = os.path.join(_cache_dir(), f"model_c_{key}.so")
         if os.path.isfile(path) or _compile(path):
             lib = ctypes.CDLL(path)

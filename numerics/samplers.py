@@ -388,8 +388,8 @@ class BlockSampler:
         blocks = -(-(batch - left) // self.block)
         need = left + blocks * self.block
         old = self._store
-        if need > self._cap:
-            self._cap = max(need, self.block + batch - 1)                    # later refills fit in place
+        if need > self._cap:                        # first time: exact; after a carried tail: room for one
+            self._cap = need if old is None else max(need, self.block + batch - 1)
             self._store = self._alloc(self._cap)
         if left:
             src = [v.clone() for v in self._views(self._pos, self._end, old)]   # may overlap the target
