@@ -296,7 +296,7 @@ def sample_model_c(sampler: ModelCSampler, batch: int, gen: torch.Generator, out
     """Draw `batch` sequences of model C (Section 3). Returns (z (B, T) int32, q (B, K), o (B, K)).
 
     z_1 ~ pi_u; z_t = o_k if z_{t-1} = q_k, else z_t ~ pi_b(.|z_{t-1}). One pass over positions,
-    seven in-place tensor ops over the batch each: a per-sequence row map sends a trigger to the
+    eight in-place tensor ops over the batch each: a per-sequence row map sends a trigger to the
     deterministic alias row of its output and every other token to its bigram row, then one
     alias draw (see AliasTables.below). `out` is an optional (T, B) int32 buffer whose rows are
     contiguous; z is returned as its transpose (a view). On CPU, where a C compiler exists, the
