@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from popgrad.numerics.samplers import cpu_threads, model_c_sampler, stream_model_c
+from popgrad.numerics.samplers import cpu_threads, model_c_batches, model_c_sampler
 from popgrad.numerics.token_stats import ClassStats, empty_stats, model_c_stats
 from popgrad.data import BigramTriggerModel
 from popgrad.embeddings import make_embeddings
@@ -81,7 +81,7 @@ def gather_model_c_stats(model: BigramTriggerModel, batches, batch_size: int = 3
 
 def _gather(model, sampler, batches, bounds, seed) -> dict[int, ClassStats]:
     stats, out, start = empty_stats(model.N), {}, 0
-    for z, q, o in stream_model_c(sampler, bounds[-1], seed):
+    for z, q, o in model_c_batches(sampler, seed).stream(bounds[-1]):
         lo, end = start, start + z.shape[0]
         for b, hi in zip(batches, bounds):
             if lo <= hi <= end and b not in out:

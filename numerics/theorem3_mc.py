@@ -134,9 +134,9 @@ def enumerated(model, device="cpu"):
 
 def sampled(model, n, seed, device="cpu"):
     """n Monte-Carlo sequences of model D with weights 1/n: (z, y, weights)."""
-    from popgrad.numerics.samplers import make_generator, sample_model_d
+    from popgrad.numerics.samplers import model_d_batches
 
-    z, y, _, _ = sample_model_d(model, n, make_generator(seed, device))
+    z, y, _, _ = model_d_batches(model, seed, device=device).next(n)          # first n of the seed's stream
     return z, y, torch.full((n,), 1.0 / n, dtype=torch.float64, device=z.device)
 
 

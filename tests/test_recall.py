@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from popgrad.numerics.recall import build_model_c, gather_model_c_stats, one_step_wo2, r1_recall, recall_grid, value_inputs
-from popgrad.numerics.samplers import make_generator, model_c_sampler, sample_model_c
+from popgrad.numerics.samplers import make_generator, model_c_batches, model_c_sampler, sample_model_c
 from popgrad.numerics.token_stats import ClassStats, add_pairs, empty_stats, model_c_pairs
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError
@@ -111,7 +111,7 @@ def test_batch_prefix_statistics_are_consistent():
     model = build_model_c(N=6, T=20, K=2)
     st = gather_model_c_stats(model, [1, 3], batch_size=8, seed=7, device="cpu")
     sampler = model_c_sampler(model, "cpu")
-    z, q, _ = sample_model_c(sampler, 512, make_generator(7))
+    z, q, _ = model_c_batches(sampler, seed=7).next(512)                    # the seed's stream
     for b in (1, 3):
         rows, y, _ = model_c_pairs(z[: 8 * b], q[: 8 * b], model.N)
         ref = add_pairs(empty_stats(model.N), rows, y)

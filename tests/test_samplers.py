@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from popgrad.numerics.reference_sampler import reference_batch
-from popgrad.numerics.samplers import (alias_tables, make_generator, model_c_sampler, sample_model_c,
-                               stream_model_c)
-from popgrad.data import BigramTriggerModel, bigram_trigger_model, uniform_bigram_trigger_model
+from popgrad.numerics.samplers import (BlockSampler, alias_tables, default_block, make_generator, model_c_batches,
+                                       model_c_sampler, model_d_batches, sample_model_c, sample_model_d,
+                                       stream_model_c)
+from popgrad.data import BigramTriggerModel, SecondOccurrenceModel, bigram_trigger_model, uniform_bigram_trigger_model
 from popgrad.errors import PopgradError
 
 P_MIN = 1e-3     # chi-square p-values below this fail (fixed seeds: deterministic)
@@ -231,3 +232,179 @@ def test_alias_tables_power_of_two_width_have_no_int32_overflow():
     tab = alias_tables(p)
     assert int(tab.thr.min()) >= 0
     assert np.abs(implied_probs(tab)[:3].numpy() - p).max() <= 8 * 2.0 ** -tab.bits
+
+
+# ----------------------------------------------------------------------------- block sampler
+def _drawn(draw: BlockSampler, sizes):
+    """Concatenate clones of the batches of the given sizes (batches are views: clone at once)."""
+    parts = [tuple(t.clone() for t in draw.next(b)) for b in sizes]
+    return tuple(torch.cat(col) for col in zip(*parts))
+
+
+@given(st.lists(st.integers(1, 150), min_size=1, max_size=12))
+def test_block_sampler_gives_the_same_sequences_whatever_the_batch_sizes(sizes):
+    """Test the invariant of the block sampler: for one (seed, block) the n-th sequence (z, q, o)
+    is the same whatever mix of batch sizes (smaller, equal to or larger than the block)
+    delivered it, and equals the sequences of whole `sample_model_c` blocks from one generator."""
+    model = bigram_trigger_model(T=10, K=3)
+    sampler = model_c_sampler(model, "cpu")
+    n, block = sum(sizes), 64
+    got = _drawn(model_c_batches(sampler, seed=9, block=block), sizes)
+    gen = make_generator(9)
+    blocks = [tuple(t.clone() for t in sample_model_c(sampler, block, gen)) for _ in range(-(-n // block))]
+    want = tuple(torch.cat(col)[:n] for col in zip(*blocks))
+    assert got[0].shape == (n, model.T) and got[1].shape == (n, model.K)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+def test_block_sampler_hands_out_views_and_refills_whole_blocks():
+    """Test that batches inside one block are views of one buffer (no copy), that blocks are
+    drawn only when needed, and that a batch larger than the block spans several blocks."""
+    draw = model_c_batches(uniform_bigram_trigger_model(7, 12, 2), seed=0, block=128, device="cpu")
+    z1, _, _ = draw.next(32)
+    z2, _, _ = draw.next(32)
+    assert z1.untyped_storage().data_ptr() == z2.untyped_storage().data_ptr()
+    assert z2.data_ptr() - z1.data_ptr() == 32 * z1.element_size()              # next columns of (T, block)
+    assert draw.blocks_drawn == 1
+    draw.next(64)
+    assert draw.blocks_drawn == 1                                                # 128 used, no refill yet
+    z, q, o = draw.next(300)                                                     # 3 more blocks
+    assert draw.blocks_drawn == 4 and z.shape == (300, 12) and q.shape == o.shape == (300, 2)
+
+
+def test_stream_model_c_is_the_block_stream_and_ignores_the_chunk():
+    """Test that stream_model_c yields the block sampler's stream, whatever its chunk size."""
+    sampler = model_c_sampler(uniform_bigram_trigger_model(5, 9, 1), "cpu")
+    a = torch.cat([z.clone() for z, _, _ in stream_model_c(sampler, 100, seed=3, chunk=7)])
+    b = torch.cat([z.clone() for z, _, _ in stream_model_c(sampler, 100, seed=3, chunk=64)])
+    c = _drawn(model_c_batches(sampler, seed=3), [100])[0]
+    assert a.shape == (100, 9) and torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_model_d_block_sampler_is_batch_size_invariant_and_follows_the_model():
+    """Test the model-D block sampler: same sequences across batch sizes, and each sequence is a
+    valid model-D sequence (z_T = q = z_{i_q}, y = z_{i_q + 1}, q absent elsewhere)."""
+    model = SecondOccurrenceModel(6, 10)
+    a = _drawn(model_d_batches(model, seed=4, block=32, device="cpu"), [5, 50, 45])
+    b = _drawn(model_d_batches(model, seed=4, block=32, device="cpu"), [100])
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    z, y, q, iq = a
+    rows = torch.arange(100)
+    assert torch.equal(z[:, -1], q) and torch.equal(z[rows, iq], q) and torch.equal(z[rows, iq + 1], y)
+    assert ((z[:, :-1] == q[:, None]).sum(1) == 1).all()
+    gen = make_generator(4)
+    first = sample_model_d(model, 32, gen)[0]
+    assert torch.equal(z[:32], first)                                            # block 0 = one sampler call
+
+
+def test_default_block_is_a_capped_power_of_two():
+    """Test that the default block is a power of two near 2^21 tokens on CPU, within its caps."""
+    assert default_block(256, 65) == 8192
+    assert default_block(16, 65) == 2 ** 14                                      # MAX_BLOCK
+    assert default_block(256, 2000) == 2048                                      # block x N <= 2^22
+    assert default_block(10 ** 7) == 1
+    for T in (3, 100, 1000):
+        b = default_block(T, 65)
+        assert b & (b - 1) == 0
+
+
+def test_block_sampler_rejects_bad_input():
+    """Test that bad batch and block sizes raise PopgradError naming them."""
+    model = uniform_bigram_trigger_model(4, 6, 1)
+    with pytest.raises(PopgradError, match="block"):
+        model_c_batches(model, block=0, device="cpu")
+    with pytest.raises(PopgradError, match="batch"):
+        model_c_batches(model, device="cpu").next(0)
+    with pytest.raises(PopgradError, match="model"):
+        model_d_batches(model)
+
+
+def test_compiled_positions_kernel_gives_the_torch_loop_sequences(monkeypatch):
+    """Test that the compiled kernels (numerics/ckernel.py: positions loop, distinct triggers) and
+    the torch code of sample_model_c give identical z, q, o from the same seed, including in a strided
+    block buffer (rows of a wider (T, cap) storage)."""
+    from popgrad.numerics.ckernel import positions_kernel
+
+    if positions_kernel() is None:
+        pytest.skip("no compiled kernel here (no C compiler, or POPGRAD_SAMPLER_KERNEL=torch)")
+    model = bigram_trigger_model(T=40, K=5)
+    assert model.random_triggers
+    sampler = model_c_sampler(model, "cpu")
+    fused = [t.clone() for t in sample_model_c(sampler, 700, make_generator(2))]
+    wide = torch.full((40, 1000), -7, dtype=torch.int32)
+    strided = sample_model_c(sampler, 700, make_generator(2), out=wide[:, 100:800])[0]
+    monkeypatch.setenv("POPGRAD_SAMPLER_KERNEL", "torch")
+    assert positions_kernel() is None
+    loop = sample_model_c(sampler, 700, make_generator(2))
+    assert all(torch.equal(a, b) for a, b in zip(fused, loop)) and torch.equal(strided, loop[0])
+    assert (wide[:, :100] == -7).all() and (wide[:, 800:] == -7).all()
+
+
+def test_compiled_kernel_threads_do_not_change_the_sequences():
+    """Test that the compiled positions loop gives the same sequences on 1 and on 3 threads."""
+    sampler = model_c_sampler(bigram_trigger_model(T=12, K=5), "cpu")
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = sample_model_c(sampler, 3500, make_generator(4))[0].clone()
+        torch.set_num_threads(3)
+        three = sample_model_c(sampler, 3500, make_generator(4))[0]
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(one, three) and torch.get_num_threads() == old
+
+
+# ----------------------------------------------------------------------------- popgrad bench (contract, not timings)
+def test_bench_quick_json_reports_every_batch_and_thread_count(capsys):
+    """Test the `popgrad bench --json` contract on a tiny quick run: per batch size a reference
+    row then one row per thread count, each with median and min-max of tokens/s and of the
+    ratio, the block, the copy-bandwidth limit; machine cores and load averages; the definition."""
+    import json
+
+    from popgrad.cli import main
+
+    code = main(["bench", "--quick", "--T", "16", "--batch", "4,24", "--threads", "1,2", "--block", "16",
+                 "--device", "cpu", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    data = json.loads(out.out)
+    rows = data["rows"]
+    assert [(r["what"][:5], r["batch"], r["threads"]) for r in rows] == [
+        ("refer", 4, 1), ("block", 4, 1), ("block", 4, 2), ("refer", 24, 1), ("block", 24, 1), ("block", 24, 2)]
+    for r in rows:
+        assert r["rounds"] == 2 and r["tokens_per_s_min"] <= r["tokens_per_s"] <= r["tokens_per_s_max"]
+        assert r["ratio_min"] <= r["ratio_vs_reference"] <= r["ratio_max"]
+    fast = [r for r in rows if r["what"] == "block sampler"]
+    assert all(r["block"] == 16 and r["limit_tokens_per_s"] > 0 and r["first_batch_ms"] > 0 for r in fast)
+    assert [r["batches_per_round"] for r in fast] == [4, 4, 1, 1] and fast[2]["blocks_per_round"] == 2
+    machine = data["machine"]
+    assert machine["cpu_cores"] >= 1 and len(machine["load_average_start"]) == 3
+    assert machine["output_bytes_per_token"] == pytest.approx(4 + 16 * 5 / 16)
+    assert "refill" in data["definition"] and "median" in data["definition"]
+
+
+@pytest.mark.parametrize("argv", [["bench", "--batch", "0"], ["bench", "--rounds", "101"],
+                                  ["bench", "--threads", "100000"], ["bench", "--batch", "x"]])
+def test_bench_refuses_bad_arguments(argv, capsys):
+    """Test that bad bench arguments exit 2 with one line on stderr."""
+    from popgrad.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:                  # argparse type errors
+        code = exc.code
+    assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_block_sampler_on_cuda_is_batch_size_invariant():
+    """Test the block sampler on CUDA: same sequences across batch sizes, triggers followed by outputs."""
+    model = bigram_trigger_model(T=32, K=5)
+    a = _drawn(model_c_batches(model, seed=1, block=256, device="cuda"), [32, 200, 280])
+    b = _drawn(model_c_batches(model, seed=1, block=256, device="cuda"), [512])
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and a[0].device.type == "cuda"
+    z, q, o = (t.long().cpu() for t in a)
+    for k in range(model.K):
+        hit = z[:, :-1] == q[:, k:k + 1]
+        assert torch.equal(z[:, 1:][hit], o[:, k:k + 1].expand_as(hit)[hit])
