@@ -244,12 +244,18 @@ def require_dask():
 
 
 def local_cluster(workers: int):
-    """A LocalCluster of `workers` processes, one thread each, listening on 127.0.0.1 only."""
+    """A LocalCluster of `workers` processes, one thread each; scheduler, workers and the
+    scheduler's HTTP endpoint listen on 127.0.0.1 only (random free ports)."""
     import logging
 
     dd = require_dask()
-    return dd.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    import dask
+
+    # The workers' statistical profiler samples the running thread every 10 ms, which only costs
+    # time for cells of many small torch calls; off (the nanny passes the configuration on).
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        return dd.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
 
 
 def _worker_version() -> str:
