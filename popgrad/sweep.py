@@ -129,10 +129,12 @@ def _plain(v):
 
 
 def execute(fn: Callable, params: dict, seed: int) -> dict:
-    """Run one cell (here or on a worker): {'value': normalized result, 'seconds': wall time}."""
+    """Run one cell (here or on a worker): {'value': normalized result, 'seconds': wall time, 'popgrad': version}."""
+    import popgrad as pg                                         # the version where the cell ran
+
     t0 = time.perf_counter()
     value = normalize(fn(**params, seed=seed))
-    return {"value": value, "seconds": time.perf_counter() - t0}
+    return {"value": value, "seconds": time.perf_counter() - t0, "popgrad": pg.__version__}
 
 
 # ----------------------------------------------------------------------------- cache
@@ -265,15 +267,23 @@ def _worker_version() -> str:
 
 
 def check_worker_versions(client) -> None:
-    """Refuse a cluster whose workers run another popgrad version (cells are keyed by version)."""
-    versions = client.run(_worker_version)
+    """Refuse a cluster whose workers run another popgrad version (cells are keyed by version).
+
+    Workers that join later (an adaptive cluster starts with none) are checked on each result."""
+    try:
+        versions = client.run(_worker_version)
+    except Exception as exc:                                     # e.g. popgrad missing on a worker
+        raise PopgradError(f"--scheduler: the workers cannot run popgrad ({type(exc).__name__}: {exc}); "
+                           "install the same popgrad on them") from None
     bad = {addr: v for addr, v in versions.items() if v != popgrad.__version__}
     if bad:
         addr, v = next(iter(bad.items()))
-        raise PopgradError(f"--scheduler: worker {addr} runs popgrad {v}, this process {popgrad.__version__}; "
-                           "install the same version on the workers")
-    if not versions:
-        raise PopgradError("--scheduler: the cluster has no workers")
+        _version_error(addr, v)
+
+
+def _version_error(where, version):
+    raise PopgradError(f"--scheduler: worker {where} runs popgrad {version}, this process {popgrad.__version__}; "
+                       "install the same version on the workers")
 
 
 # ----------------------------------------------------------------------------- running
@@ -338,6 +348,8 @@ def _run_dask(cells, keys, todo, results, cache, options, bar) -> None:
             except Exception as exc:                              # keep caching the others
                 error = error or exc
                 continue
+            if out["popgrad"] != popgrad.__version__:
+                _version_error("running a cell", out["popgrad"])
             _finish(i, out, cells, keys, results, cache, bar)
         if error is not None:
             raise error
