@@ -166,6 +166,25 @@ def capacity_at(kind: str, d: int, seeds: int = 3, threshold: float = 0.99, seed
     return {"capacity": lo, "saturated": False}
 
 
+def capacity_cell(kind: str, d: int, seeds: int, threshold: float, dtype, device, min_samples: int,
+                  seed: int) -> dict:
+    """`capacity_at` as a pure sweep cell (popgrad.sweep): {'capacity', 'saturated'} for one (map, d)."""
+    return capacity_at(kind, d, seeds, threshold, seed, dtype, device, min_samples)
+
+
+def capacity_cells(maps, dims, seeds: int = 3, threshold: float = 0.99, seed: int = 0, dtype="float32",
+                   device="auto", min_samples: int = 4000) -> list:
+    """One sweep cell per (d, map), d-major (d in increasing order, duplicates dropped)."""
+    from popgrad.sweep import Cell
+
+    dev = str(resolve_device(device))
+    return [Cell(capacity_cell, {"kind": choice("map", kind, MAPS), "d": positive_int("d", d),
+                                 "seeds": positive_int("seeds", seeds), "threshold": validate_threshold(threshold),
+                                 "dtype": str(dtype), "device": dev, "min_samples": min_samples},
+                 positive_int("seed", seed, minimum=0), label=f"{kind} d={d}")
+            for d in sorted(set(dims)) for kind in maps]
+
+
 def validate_threshold(threshold) -> float:
     """A recall threshold in (0, 1]."""
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (0 < threshold <= 1):

@@ -119,35 +119,52 @@ class RecallCell:
 
 
 def recall_grid(model: BigramTriggerModel, dims, batches, seeds: int = 3, batch_size: int = 32,
-                seed: int = 0, device="auto", progress=None) -> list[RecallCell]:
+                seed: int = 0, device="auto", sweep=None) -> list[RecallCell]:
     """Figure 9: R_1 and probe (9) for every (d, batches), over `seeds` seeds (seed + s changes
-    data and embeddings). Rows ordered by d, then batches. `progress(iterable, total)` optional."""
+    data and embeddings). Rows ordered by d, then batches. One sweep cell per seed
+    (`recall_seed_cell`), run by popgrad.sweep with `sweep` (SweepOptions: workers, cache)."""
+    from popgrad.sweep import run_cells
+
+    cells = recall_cells(model, dims, batches, seeds, batch_size, seed, device)
+    return recall_grid_from(cells, [r.value for r in run_cells(cells, sweep, desc="recall cells")])
+
+
+def recall_cells(model: BigramTriggerModel, dims, batches, seeds: int = 3, batch_size: int = 32,
+                 seed: int = 0, device="auto") -> list:
+    """The sweep cells of `recall_grid`: one per seed seed, seed + 1, ..., seed + seeds - 1."""
+    from popgrad.device import resolve_device
+    from popgrad.sweep import Cell
+
     dims = list(dict.fromkeys(positive_int("d", d) for d in dims))
     batches = sorted({positive_int("batches", b) for b in batches})
     seeds = positive_int("seeds", seeds)
     seed = positive_int("seed", seed, minimum=0)
-    r1 = {(d, b): [] for d in dims for b in batches}
-    probe = {(d, b): [] for d in dims for b in batches}
-    pairs = {b: [] for b in batches}
-    steps = range(seeds) if progress is None else progress(range(seeds), total=seeds)
+    params = {"model": model, "dims": dims, "batches": batches, "batch_size": positive_int("batch_size", batch_size),
+              "device": str(resolve_device(device))}
+    return [Cell(recall_seed_cell, params, seed + s, label=f"recall seed {seed + s}") for s in range(seeds)]
+
+
+def recall_grid_from(cells, values) -> list[RecallCell]:
+    """Assemble `recall_grid`'s RecallCells from the per-seed results of `recall_cells` (in seed order)."""
+    dims, batches = cells[0].params["dims"], cells[0].params["batches"]
+    return [RecallCell(d, b, tuple(v["r1"][i][j] for v in values), tuple(v["probe"][i][j] for v in values),
+                       float(np.mean([v["pairs"][j] for v in values])))
+            for i, d in enumerate(dims) for j, b in enumerate(batches)]
+
+
+def recall_seed_cell(model, dims, batches, batch_size, device, seed) -> dict:
+    """One seed of `recall_grid` (a pure sweep cell): one data pass, then every d.
+
+    Returns {'pairs': [per batches], 'r1': [[per batches] per d], 'probe': same}."""
     with cpu_threads(device):
-        for s in steps:
-            _score_seed(model, dims, batches, batch_size, seed + s, device, r1, probe, pairs)
-    return [RecallCell(d, b, tuple(r1[(d, b)]), tuple(probe[(d, b)]), float(np.mean(pairs[b])))
-            for d in dims for b in batches]
-
-
-def _score_seed(model, dims, batches, batch_size, seed, device, r1, probe, pairs) -> None:
-    """One seed of `recall_grid`: one data pass, then every d (appends to r1, probe, pairs)."""
-    stats = gather_model_c_stats(model, batches, batch_size, seed, device)
-    for b in batches:
-        pairs[b].append(stats[b].total)
-    for d in dims:
-        emb = make_embeddings(d, model.N, model.T, seed=seed)
-        A = value_inputs(emb)
-        for b in batches:
-            r1[(d, b)].append(r1_recall(stats[b], A))
-            probe[(d, b)].append(probe_one_step_wo2(stats[b], emb))
+        stats = gather_model_c_stats(model, batches, batch_size, seed, device)
+        r1, probe = [], []
+        for d in dims:
+            emb = make_embeddings(d, model.N, model.T, seed=seed)
+            A = value_inputs(emb)
+            r1.append([r1_recall(stats[b], A) for b in batches])
+            probe.append([probe_one_step_wo2(stats[b], emb) for b in batches])
+    return {"pairs": [float(stats[b].total) for b in batches], "r1": r1, "probe": probe}
 
 
 def build_model_c(N: int | None = None, T: int = 256, K: int = 5, triggers: str = "random",

@@ -59,19 +59,6 @@ def first_crossing(values, grid, threshold: float) -> float:
     return math.inf
 
 
-def sweep_point(model, dims, grid, threshold, seeds, batch_size, seed, device, sweep, value=None):
-    """ScalingPoints for every d of one model (one data pass per seed)."""
-    curves = {d: [] for d in dims}
-    for s in range(seeds):
-        stats = gather_model_c_stats(model, grid, batch_size, seed + s, device)
-        for d in dims:
-            A = value_inputs(make_embeddings(d, model.N, model.T, seed=seed + s))
-            curves[d].append([r1_recall(stats[b], A) for b in grid])
-    return [ScalingPoint(sweep, d if value is None else value, d,
-                         tuple(first_crossing(c, grid, threshold) for c in curves[d]),
-                         tuple(np.mean(curves[d], axis=0).tolist()), tuple(grid)) for d in dims]
-
-
 def fitted_exponent(points: list[ScalingPoint]) -> float:
     """log-log slope of batches needed vs the swept value (nan with < 2 finite points)."""
     pts = [(p.value, p.needed_mean) for p in points if math.isfinite(p.needed_mean)]
@@ -83,13 +70,30 @@ def fitted_exponent(points: list[ScalingPoint]) -> float:
 def scaling_study(sweeps=("d", "N", "T", "K"), dims=(32, 64, 128, 256, 512), Ns=(16, 32, 64, 128),
                   Ts=(64, 128, 256, 512), Ks=(1, 2, 5, 10), d: int = 128, max_batches: int = 128,
                   threshold: float = 0.9, seeds: int = 3, batch_size: int = 32, seed: int = 0,
-                  device="auto", base=None, progress=None) -> dict[str, list[ScalingPoint]]:
+                  device="auto", base=None, sweep=None) -> dict[str, list[ScalingPoint]]:
     """Run the sweeps. 'd' uses `base` (default: Figure 9's model C); 'N' the all-uniform
-    model with N tokens; 'T' and 'K' vary `base`. Returns {sweep: points}."""
+    model with N tokens; 'T' and 'K' vary it. One sweep cell per (swept value, seed), run by
+    popgrad.sweep with `sweep` (SweepOptions: workers, cache). Returns {sweep: points}."""
+    from popgrad.sweep import run_cells
+
+    threshold = validate_scaling_threshold(threshold)
+    jobs = scaling_jobs(sweeps, dims, Ns, Ts, Ks, d, base)
+    cells = scaling_cells(jobs, max_batches, seeds, batch_size, seed, device)
+    values = [r.value for r in run_cells(cells, sweep, desc="scaling cells")]
+    return scaling_points(jobs, cells, values, threshold)
+
+
+def validate_scaling_threshold(threshold) -> float:
+    """An R_1 target in (0, 1]."""
     threshold = positive_float("threshold", threshold)
     if threshold > 1:
         raise PopgradError(f"threshold must be in (0, 1], got {threshold}")
-    grid = batch_grid(max_batches)
+    return threshold
+
+
+def scaling_jobs(sweeps=("d", "N", "T", "K"), dims=(32, 64, 128, 256, 512), Ns=(16, 32, 64, 128),
+                 Ts=(64, 128, 256, 512), Ks=(1, 2, 5, 10), d: int = 128, base=None) -> list[tuple]:
+    """(sweep, model, dims, value) for every swept value, in output order."""
     base = build_model_c() if base is None else base
     jobs = []
     for sw in sweeps:
@@ -107,11 +111,47 @@ def scaling_study(sweeps=("d", "N", "T", "K"), dims=(32, 64, 128, 256, 512), Ns=
                              if base.random_triggers or k <= base.K else _fixed_k(base, k), [d], k))
         else:
             raise PopgradError(f"unknown sweep {sw!r}; use d, N, T or K")
-    out: dict[str, list[ScalingPoint]] = {sw: [] for sw in sweeps}
-    it = jobs if progress is None else progress(jobs, total=len(jobs))
+    return jobs
+
+
+def scaling_cells(jobs, max_batches: int = 128, seeds: int = 3, batch_size: int = 32, seed: int = 0,
+                  device="auto") -> list:
+    """One sweep cell (`scaling_seed_cell`) per (job, seed), job-major."""
+    from popgrad.device import resolve_device
+    from popgrad.sweep import Cell
+
+    grid = batch_grid(max_batches)
+    seeds, seed = positive_int("seeds", seeds), positive_int("seed", seed, minimum=0)
+    dev = str(resolve_device(device))
+    return [Cell(scaling_seed_cell, {"model": model, "dims": list(ds), "grid": grid, "batch_size": batch_size,
+                                     "device": dev}, seed + s, label=f"{sw}={value if value is not None else ds}")
+            for sw, model, ds, value in jobs for s in range(seeds)]
+
+
+def scaling_seed_cell(model, dims, grid, batch_size, device, seed) -> dict:
+    """One seed of one swept value (a pure sweep cell): one data pass, R_1 at every grid count
+    for every d. Returns {'curves': [[R_1 per grid count] per d]}."""
     with cpu_threads(device):
-        for sw, model, ds, value in it:
-            out[sw] += sweep_point(model, ds, grid, threshold, seeds, batch_size, seed, device, sw, value)
+        stats = gather_model_c_stats(model, grid, batch_size, seed, device)
+        curves = []
+        for d in dims:
+            A = value_inputs(make_embeddings(d, model.N, model.T, seed=seed))
+            curves.append([r1_recall(stats[b], A) for b in grid])
+    return {"curves": curves}
+
+
+def scaling_points(jobs, cells, values, threshold: float) -> dict[str, list[ScalingPoint]]:
+    """Assemble {sweep: ScalingPoints} from the results of `scaling_cells` (same order)."""
+    seeds = len(cells) // max(len(jobs), 1)
+    out: dict[str, list[ScalingPoint]] = {}
+    for j, (sw, _model, ds, value) in enumerate(jobs):
+        per_seed = values[j * seeds:(j + 1) * seeds]
+        grid = cells[j * seeds].params["grid"]
+        for i, d in enumerate(ds):
+            curves = [v["curves"][i] for v in per_seed]
+            out.setdefault(sw, []).append(ScalingPoint(
+                sw, d if value is None else value, d, tuple(first_crossing(c, grid, threshold) for c in curves),
+                tuple(np.mean(curves, axis=0).tolist()), tuple(grid)))
     return out
 
 
@@ -160,6 +200,17 @@ def batch_sweep(model=None, d: int = 128, max_batches: int = 128, seeds: int = 3
     fit = [(p.batches, p.direction_error) for p in points if fit_min <= p.batches <= grid[-1] // ref_factor]
     slope = loglog_slope([b for b, _ in fit], [e for _, e in fit]) if len(fit) >= 2 else math.nan
     return points, slope
+
+
+def batch_sweep_cell(model, d, max_batches, seeds, batch_size, device, seed) -> dict:
+    """`batch_sweep` as one pure sweep cell: {'points': [[batches, r1, direction_error], ...], 'slope'}."""
+    points, slope = batch_sweep(model, d, max_batches, seeds, batch_size, seed, device)
+    return {"points": [[p.batches, p.r1, p.direction_error] for p in points], "slope": slope}
+
+
+def batch_points(value) -> tuple[list[BatchPoint], float]:
+    """(points, slope) of `batch_sweep` back from a `batch_sweep_cell` result."""
+    return [BatchPoint(int(b), float(r), float(e)) for b, r, e in value["points"]], float(value["slope"])
 
 
 def _direction_error(stats, ref) -> float:

@@ -190,3 +190,27 @@ def save_figure(fig, path: str, dpi: int = 120) -> None:
         raise PopgradError(f"--plot: cannot write {path!r}: {exc.strerror}") from None
     finally:
         plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- sweeps
+def worker_count(text: str) -> int:
+    """--workers: a positive integer, at most 4 processes per core of this machine."""
+    import os
+
+    value = positive_int(text)
+    most = 4 * (os.cpu_count() or 1)
+    if value > most:
+        raise argparse.ArgumentTypeError(f"{value} local worker processes is more than 4 per core ({most}); "
+                                         "use --scheduler with a cluster for more")
+    return value
+
+
+def add_sweep_options(parser: argparse.ArgumentParser) -> None:
+    """--workers N, --scheduler ADDRESS and --cache DIR of every grid command (popgrad.sweep)."""
+    g = parser.add_argument_group("sweep execution (popgrad.sweep)")
+    g.add_argument("--workers", type=worker_count, default=None, metavar="N",
+                   help='run the cells on a local Dask cluster of N processes (pip install -e ".[distributed]")')
+    g.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run the cells on an existing Dask cluster, e.g. tcp://host:8786 (dask-jobqueue for SLURM)")
+    g.add_argument("--cache", metavar="DIR", default=None,
+                   help="store each finished cell as JSON in DIR; a re-run computes only the missing cells")

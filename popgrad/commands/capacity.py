@@ -5,16 +5,18 @@ For each d and each map (injective: random permutation, N outputs; mod2: f(z) = 
 capacity is the largest N with mean recall >= --threshold (bisection on N, popgrad.numerics.capacity).
 The fitted exponent is the log-log slope of capacity vs d; the talk claims about d^2 (injective)
 and about d (mod2). For the injective map the slope of N ln N is also printed (log factor).
+Local slopes between consecutive d show whether the exponent drifts. One sweep cell per (d, map):
+--workers / --scheduler / --cache (popgrad.sweep).
 """
 
 from __future__ import annotations
 
 import time
 
-from popgrad.numerics.capacity import MAPS, capacity_at, fit_exponent, n_cap, peak_memory_floats, validate_threshold
-from popgrad.cliutil import add_output_options, emit, int_list, nonnegative_int, positive_int, progress, save_figure
-from popgrad.device import resolve_device
+from popgrad.numerics.capacity import MAPS, capacity_cells, fit_exponent, n_cap, peak_memory_floats, validate_threshold
+from popgrad.cliutil import add_output_options, add_sweep_options, emit, int_list, nonnegative_int, positive_int, save_figure
 from popgrad.errors import PopgradError, memory_budget
+from popgrad.sweep import describe, options_from_args, run_cells
 
 NAME = "capacity"
 HELP = "storage capacity of random outer-product memories vs d (injective and z mod 2 maps)"
@@ -42,6 +44,7 @@ def add_arguments(p):
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (default auto)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="base random seed (default 0)")
     add_output_options(p, plot=True, plot_help="also plot capacity vs d (log-log) to FILE.png")
+    add_sweep_options(p)
 
 
 def _maps(text: str) -> list[str]:
@@ -63,20 +66,31 @@ def check_budget(args) -> None:
                           peak_memory_floats(kind, d, args.seeds))
 
 
-def capacity_rows(args) -> list[dict]:
-    """One row per d: capacity per map, capacity / d^k, and seconds."""
-    device = resolve_device(args.device)
-    rows = []
-    for d in progress(sorted(set(args.dims)), desc="capacity"):
-        row = {"d": d}
-        for kind in args.maps:
-            t0 = time.perf_counter()
-            res = capacity_at(kind, d, args.seeds, args.threshold, args.seed, args.dtype, device)
-            row[kind] = res["capacity"]
-            row[f"{kind}_saturated"] = res["saturated"]
-            row[f"{kind}_seconds"] = round(time.perf_counter() - t0, 2)
-        rows.append(row)
-    return rows
+def capacity_rows(args, sweep=None) -> list[dict]:
+    """One row per d: capacity per map, whether it saturated, and the seconds its cell took
+    (one sweep cell per (d, map); seconds are those of the original computation for cached cells)."""
+    cells = capacity_cells(args.maps, args.dims, args.seeds, args.threshold, args.seed, args.dtype, args.device)
+    results = run_cells(cells, sweep, desc="capacity cells")
+    rows: dict[int, dict] = {}
+    for cell, res in zip(cells, results):
+        kind, d = cell.params["kind"], cell.params["d"]
+        row = rows.setdefault(d, {"d": d})
+        row[kind] = res.value["capacity"]
+        row[f"{kind}_saturated"] = res.value["saturated"]
+        row[f"{kind}_seconds"] = round(res.seconds, 2)
+    return list(rows.values())
+
+
+def add_local_slopes(rows, maps) -> None:
+    """row['<map>_local_slope'] = log(c_i / c_{i-1}) / log(d_i / d_{i-1}) between consecutive d
+    (None for the first d or when a capacity is < 2); the N ln N version as '<map>_local_slope_NlnN'."""
+    for prev, row in zip(rows, rows[1:]):
+        for kind in maps:
+            c0, c1 = prev[kind], row[kind]
+            ok = c0 >= 2 and c1 >= 2
+            row[f"{kind}_local_slope"] = fit_exponent([prev["d"], row["d"]], [c0, c1]) if ok else None
+            row[f"{kind}_local_slope_NlnN"] = (fit_exponent([prev["d"], row["d"]], [c0, c1], log_correct=True)
+                                               if ok else None)
 
 
 def fits(rows, maps) -> dict:
@@ -114,12 +128,14 @@ def plot(path: str, rows, maps, fitted) -> None:
 
 def run(args) -> int:
     check_budget(args)
+    sweep = options_from_args(args)
     t0 = time.perf_counter()
-    rows = capacity_rows(args)
+    rows = capacity_rows(args, sweep)
     fitted = fits(rows, args.maps)
-    columns = ["d"] + [c for k in args.maps for c in (k, f"{k}_seconds")]
+    add_local_slopes(rows, args.maps)
+    columns = ["d"] + [c for k in args.maps for c in (k, f"{k}_local_slope", f"{k}_seconds")]
     emit(rows, columns, args, title=f"popgrad capacity (recall >= {args.threshold:g}, {args.seeds} seeds)",
-         extra={"fits": fitted, "seconds": round(time.perf_counter() - t0, 2)})
+         extra={"fits": fitted, "seconds": round(time.perf_counter() - t0, 2), "sweep": describe(sweep)})
     if not args.json:
         print()
         for kind in args.maps:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from popgrad.cliutil import add_output_options, emit, int_list, markdown_table, nonnegative_int, positive_int, progress, save_figure
+from popgrad.cliutil import add_output_options, add_sweep_options, emit, int_list, markdown_table, nonnegative_int, positive_int, save_figure
 from popgrad.errors import PopgradError
 
 NAME = "recall-table"
@@ -40,6 +40,7 @@ def add_arguments(p):
     p.add_argument("--dims", type=int_list, default=DIMS, help="dimensions d (default 16,32,64,128,256,512)")
     p.add_argument("--batches", type=int_list, default=BATCHES, help="batch counts (default 1,2,4,8,16,32,64)")
     add_output_options(p, plot_help="also write R_1 vs batches (one curve per d, error bars) to FILE.png")
+    add_sweep_options(p)
 
 
 def model_from_args(args):
@@ -76,14 +77,15 @@ def cell_text(mean: float, se: float) -> str:
 def run(args) -> int:
     from popgrad.numerics.recall import recall_grid
     from popgrad.device import resolve_device
+    from popgrad.sweep import describe, options_from_args
 
     batches = sorted(set(args.batches))
     check_budget(args.T, max(batches), args.batch_size, args.seeds)
     check_model_sizes(args, dims=[(max(args.dims), "--dims")])
+    sweep = options_from_args(args)
     model = model_from_args(args)
     device = resolve_device(args.device)
-    cells = recall_grid(model, args.dims, batches, args.seeds, args.batch_size, args.seed, device,
-                        progress=lambda it, total: progress(it, total=total, desc="seeds"))
+    cells = recall_grid(model, args.dims, batches, args.seeds, args.batch_size, args.seed, device, sweep=sweep)
     long_rows = []
     for c in cells:
         (r1m, r1s), (pm, ps) = c.r1_mean_se, c.probe_mean_se
@@ -104,7 +106,8 @@ def run(args) -> int:
              f"T={model.T}, K={model.K}, {args.triggers} triggers, {args.outputs} outputs; "
              f"mean ± se over {args.seeds} seeds; device {device.type})")
     out_args = argparse.Namespace(**{**vars(args), "csv": None})
-    emit(wide["r1"], columns, out_args, title=title, extra={"cells": long_rows, "probe_rows": wide["probe"]})
+    emit(wide["r1"], columns, out_args, title=title, extra={"cells": long_rows, "probe_rows": wide["probe"],
+                                                          "sweep": describe(sweep)})
     if not args.json:
         print("\n## Probe (9) of the one-step W_O^2 (eq. (15)) against eq. (7)'s target\n")
         print(markdown_table(wide["probe"], columns))

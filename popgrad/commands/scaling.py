@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from popgrad.cliutil import add_output_options, emit, int_list, markdown_table, positive_float, positive_int, save_figure
+from popgrad.cliutil import add_output_options, add_sweep_options, emit, int_list, markdown_table, positive_float, positive_int, save_figure
 from popgrad.commands.recall_table import add_model_arguments, check_budget, check_model_sizes, model_from_args
 from popgrad.errors import PopgradError
 
@@ -38,6 +38,7 @@ def add_arguments(p):
     p.add_argument("--max-batches", type=positive_int, default=128, help="largest batch count (default 128)")
     p.add_argument("--threshold", type=positive_float, default=0.9, help="R_1 target in (0, 1] (default 0.9)")
     add_output_options(p, plot_help="also write batches needed vs each swept value (log-log) to FILE.png")
+    add_sweep_options(p)
 
 
 def _fmt(x: float) -> str:
@@ -45,9 +46,10 @@ def _fmt(x: float) -> str:
 
 
 def run(args) -> int:
-    from popgrad.numerics.scaling import batch_sweep, error_exponent, fitted_exponent, scaling_study
-    from popgrad.cliutil import progress
+    from popgrad.numerics.scaling import (batch_points, batch_sweep_cell, error_exponent, fitted_exponent,
+                                          scaling_cells, scaling_jobs, scaling_points)
     from popgrad.device import resolve_device
+    from popgrad.sweep import Cell, describe, options_from_args, run_cells
 
     if args.threshold > 1:
         raise PopgradError(f"--threshold must be in (0, 1], got {args.threshold}")
@@ -67,10 +69,18 @@ def run(args) -> int:
     for ks in args.Ks if "K" in sweeps else []:
         if ks > base.N:
             raise PopgradError(f"--Ks: K={ks} exceeds the vocabulary size N={base.N}")
+    sweep = options_from_args(args)
     device = resolve_device(args.device)
-    res = scaling_study([sw for sw in args.sweeps if sw != "batches"], args.dims, args.Ns, args.Ts, args.Ks,
-                        args.d, args.max_batches, args.threshold, args.seeds, args.batch_size, args.seed, device, base=base,
-                        progress=lambda it, total: progress(it, total=total, desc="sweeps"))
+    jobs = scaling_jobs([sw for sw in args.sweeps if sw != "batches"], args.dims, args.Ns, args.Ts, args.Ks,
+                        args.d, base)
+    cells = scaling_cells(jobs, args.max_batches, args.seeds, args.batch_size, args.seed, device)
+    if "batches" in args.sweeps:                                       # one more cell, same progress bar
+        cells.append(Cell(batch_sweep_cell, {"model": base, "d": args.d, "max_batches": args.max_batches,
+                                             "seeds": args.seeds, "batch_size": args.batch_size,
+                                             "device": str(device)}, args.seed, label="batches sweep"))
+    values = [r.value for r in run_cells(cells, sweep, desc="scaling cells")]
+    n_grid = len(cells) - ("batches" in args.sweeps)
+    res = scaling_points(jobs, cells[:n_grid], values[:n_grid], args.threshold)
     rows, summary = [], []
     for sw, pts in res.items():
         for p in pts:
@@ -82,13 +92,13 @@ def run(args) -> int:
                         "points_used": sum(math.isfinite(p.needed_mean) for p in pts), "points": len(pts)})
     batch_rows, slope = [], math.nan
     if "batches" in args.sweeps:
-        pts, slope = batch_sweep(base, args.d, args.max_batches, args.seeds, args.batch_size, args.seed, device)
+        pts, slope = batch_points(values[-1])
         batch_rows = [{"batches": p.batches, "tokens": p.batches * args.batch_size * base.T, "r1_at_d": p.r1,
                        "direction_error": p.direction_error} for p in pts]
     title = (f"Batches of {args.batch_size} sequences needed for R_1 >= {args.threshold:g} (max {args.max_batches}; "
              f"mean over {args.seeds} seeds; device {device.type})")
     emit(rows, COLUMNS, args, title=title, extra={"exponents": summary, "batches_sweep": batch_rows,
-                                                  "direction_error_slope": slope})
+                                                  "direction_error_slope": slope, "sweep": describe(sweep)})
     if not args.json and rows:
         print("\n## Fitted exponents: batches needed ~ value^a (values that reached the threshold); "
               "1 - R_1 at max batches ~ value^b (values with 1 - R_1 > 0)\n")

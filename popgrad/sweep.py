@@ -1,0 +1,374 @@
+"""One sweep layer for every grid command: cells run in-process, on a Dask cluster, with a cache.
+
+A sweep is a list of `Cell`s. A cell is a pure function of its parameters, its seed and the
+popgrad version: `fn(**params, seed=seed)` returns a JSON-able result. Cells run
+
+- in-process (default), one after the other;
+- on a local process pool (`--workers N`: a Dask LocalCluster on the loopback interface);
+- on an existing Dask cluster (`--scheduler ADDRESS`, e.g. one started by dask-jobqueue).
+
+With `--cache DIR` every finished cell is written to DIR/<key>.json, where the key is a SHA-256
+of the function's name, its parameters (arrays and dataclasses by content), the seed and the
+popgrad version. A re-run reads the finished cells and computes only the missing ones. Writes
+are atomic (temporary file + os.replace), so a kill never leaves a half-written cell; a cache
+file that does not parse or does not match its key is reported with a `SweepCacheWarning` and
+recomputed.
+
+Every result goes through one JSON round trip whether it was computed here, on a worker or read
+from the cache, so the three give identical values. Dask is optional: the core never imports it
+unless a cluster is asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+import popgrad
+from popgrad.errors import PopgradError
+
+INSTALL_HINT = 'pip install -e ".[distributed]"'
+CACHE_FORMAT = 1
+
+
+class SweepCacheWarning(UserWarning):
+    """A cache file was unreadable or did not match its key; the cell is recomputed."""
+
+
+# ----------------------------------------------------------------------------- cells and keys
+@dataclass(frozen=True)
+class Cell:
+    """One independent unit of a sweep: `fn(**params, seed=seed)` -> JSON-able result.
+
+    `fn` must be a module-level function (it is sent to workers by reference). `params` may hold
+    numbers, strings, lists, dicts, numpy arrays and dataclasses of those (hashed by content).
+    """
+
+    fn: Callable
+    params: dict
+    seed: int = 0
+    label: str = ""
+
+    @property
+    def fn_name(self) -> str:
+        return f"{self.fn.__module__}:{self.fn.__qualname__}"
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """The value of a cell, the seconds it took when it was computed, and whether it came from the cache."""
+
+    value: Any
+    seconds: float
+    cached: bool
+
+
+def canonical(obj):
+    """A JSON-able, order-independent description of `obj` for hashing (arrays by SHA-256 of content)."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return {"float": repr(float(obj))}
+    if isinstance(obj, dict):
+        return {"dict": sorted([str(k), canonical(v)] for k, v in obj.items())}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    if type(obj).__module__.startswith("torch"):
+        if not hasattr(obj, "detach"):                           # torch.device, torch.dtype
+            return {"torch": str(obj)}
+        obj = obj.detach().cpu().numpy()                         # a tensor: hashed by content
+    if isinstance(obj, np.ndarray):
+        arr = np.ascontiguousarray(obj)
+        return {"array": hashlib.sha256(arr.tobytes()).hexdigest(), "dtype": str(arr.dtype), "shape": list(arr.shape)}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.compare}
+        return {"dataclass": f"{type(obj).__module__}.{type(obj).__qualname__}", "fields": canonical(fields)}
+    raise PopgradError(f"sweep: cannot hash a parameter of type {type(obj).__name__}")
+
+
+def cell_key(cell: Cell, version: str | None = None) -> str:
+    """SHA-256 of (function, parameters, seed, popgrad version): the cell's cache file name."""
+    desc = {"fn": cell.fn_name, "params": canonical(cell.params), "seed": int(cell.seed),
+            "popgrad": popgrad.__version__ if version is None else version}
+    return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()
+
+
+def normalize(value):
+    """The value after one JSON round trip (tuples -> lists, numpy -> Python; inf and nan kept)."""
+    return json.loads(json.dumps(_plain(value), allow_nan=True))
+
+
+def _plain(v):
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _plain(v.tolist())
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+def execute(fn: Callable, params: dict, seed: int) -> dict:
+    """Run one cell (here or on a worker): {'value': normalized result, 'seconds': wall time, 'popgrad': version}."""
+    import popgrad as pg                                         # the version where the cell ran
+
+    t0 = time.perf_counter()
+    value = normalize(fn(**params, seed=seed))
+    return {"value": value, "seconds": time.perf_counter() - t0, "popgrad": pg.__version__}
+
+
+# ----------------------------------------------------------------------------- cache
+class Cache:
+    """A directory of finished cells, one JSON file per key, written atomically."""
+
+    def __init__(self, directory: str):
+        self.directory = ensure_cache_dir(directory)
+
+    def path(self, key: str) -> str:
+        return os.path.join(self.directory, f"{key}.json")
+
+    def load(self, key: str, cell: Cell) -> CellResult | None:
+        """The cached result, None if absent; a corrupted file is warned about and ignored."""
+        path = self.path(key)
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(path, encoding="utf-8") as fh:
+                record = json.load(fh)
+            if not isinstance(record, dict) or record.get("format") != CACHE_FORMAT:
+                raise ValueError("not a popgrad cache record")
+            if record.get("key") != key or record.get("fn") != cell.fn_name or record.get("seed") != int(cell.seed):
+                raise ValueError("its key does not match its content")
+            if record.get("popgrad") != popgrad.__version__ or "value" not in record:
+                raise ValueError("incomplete record")
+            seconds = float(record.get("seconds", math.nan))
+        except (OSError, ValueError, TypeError) as exc:          # json.JSONDecodeError is a ValueError
+            warnings.warn(f"popgrad sweep: cache file {path} is corrupted ({exc}); recomputing the cell",
+                          SweepCacheWarning, stacklevel=3)
+            return None
+        return CellResult(record["value"], seconds, True)
+
+    def store(self, key: str, cell: Cell, value, seconds: float) -> None:
+        """Write the record to a temporary file in the same directory, then os.replace it into place."""
+        record = {"format": CACHE_FORMAT, "key": key, "fn": cell.fn_name, "seed": int(cell.seed),
+                  "popgrad": popgrad.__version__, "label": cell.label, "seconds": round(float(seconds), 4),
+                  "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "value": value}
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(record, fh, allow_nan=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path(key))
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+
+def ensure_cache_dir(directory: str) -> str:
+    """Create the cache directory if needed and check it is writable (PopgradError otherwise)."""
+    if not directory or not str(directory).strip():
+        raise PopgradError("--cache: expected a directory, got an empty string")
+    directory = os.path.abspath(directory)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise PopgradError(f"--cache: {directory!r} exists and is not a directory")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise PopgradError(f"--cache: cannot create {directory!r}: {exc.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PopgradError(f"--cache: directory {directory!r} is not writable")
+    return directory
+
+
+# ----------------------------------------------------------------------------- options
+@dataclass
+class SweepOptions:
+    """Where cells run (workers / scheduler / an existing client) and where they are cached."""
+
+    workers: int | None = None
+    scheduler: str | None = None
+    cache: str | None = None
+    client: Any = field(default=None, repr=False)       # a dask.distributed.Client (tests, notebooks)
+
+    @property
+    def distributed(self) -> bool:
+        return self.client is not None or self.workers is not None or self.scheduler is not None
+
+
+def options_from_args(args) -> SweepOptions:
+    """SweepOptions from --workers / --scheduler / --cache, checked before any computing."""
+    opts = SweepOptions(getattr(args, "workers", None), getattr(args, "scheduler", None), getattr(args, "cache", None))
+    validate_options(opts)
+    return opts
+
+
+def validate_options(opts: SweepOptions) -> None:
+    """Refuse up front: both --workers and --scheduler, dask missing, an unusable cache directory."""
+    if opts.workers is not None and opts.scheduler is not None:
+        raise PopgradError("--workers and --scheduler exclude each other (--scheduler uses the cluster's workers)")
+    if opts.distributed and opts.client is None:
+        require_dask()
+    if opts.cache is not None:
+        ensure_cache_dir(opts.cache)
+
+
+def require_dask():
+    """Import dask.distributed or raise a one-line PopgradError saying how to install it."""
+    try:
+        import dask.distributed as dd
+    except ImportError:
+        raise PopgradError(f"--workers/--scheduler need Dask: {INSTALL_HINT}") from None
+    return dd
+
+
+def local_cluster(workers: int):
+    """A LocalCluster of `workers` processes, one thread each; scheduler, workers and the
+    scheduler's HTTP endpoint listen on 127.0.0.1 only (random free ports)."""
+    import logging
+
+    dd = require_dask()
+    import dask
+
+    # The workers' statistical profiler samples the running thread every 10 ms, which only costs
+    # time for cells of many small torch calls; off (the nanny passes the configuration on).
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        return dd.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+
+
+def _worker_version() -> str:
+    import popgrad as pg
+
+    return pg.__version__
+
+
+def check_worker_versions(client) -> None:
+    """Refuse a cluster whose workers run another popgrad version (cells are keyed by version).
+
+    Workers that join later (an adaptive cluster starts with none) are checked on each result."""
+    try:
+        versions = client.run(_worker_version)
+    except Exception as exc:                                     # e.g. popgrad missing on a worker
+        raise PopgradError(f"--scheduler: the workers cannot run popgrad ({type(exc).__name__}: {exc}); "
+                           "install the same popgrad on them") from None
+    bad = {addr: v for addr, v in versions.items() if v != popgrad.__version__}
+    if bad:
+        addr, v = next(iter(bad.items()))
+        _version_error(addr, v)
+
+
+def _version_error(where, version):
+    raise PopgradError(f"--scheduler: worker {where} runs popgrad {version}, this process {popgrad.__version__}; "
+                       "install the same version on the workers")
+
+
+# ----------------------------------------------------------------------------- running
+def run_cells(cells: Sequence[Cell], options: SweepOptions | None = None, desc: str = "cells") -> list[CellResult]:
+    """Run every cell (reading/writing the cache when asked); results in the order of `cells`.
+
+    One progress bar counts cells done / total (cached cells count as done from the start). If a
+    cell raises, every cell that finished is already in the cache; the first error is re-raised.
+    """
+    options = options or SweepOptions()
+    validate_options(options)
+    cells = list(cells)
+    cache = Cache(options.cache) if options.cache is not None else None
+    keys = [cell_key(c) for c in cells]
+    results: list[CellResult | None] = [None] * len(cells)
+    if cache is not None:
+        for i, (c, k) in enumerate(zip(cells, keys)):
+            results[i] = cache.load(k, c)
+    todo = [i for i, r in enumerate(results) if r is None]
+    bar = _bar(len(cells), len(cells) - len(todo), desc)
+    try:
+        if todo and options.distributed:
+            _run_dask(cells, keys, todo, results, cache, options, bar)
+        else:
+            for i in todo:
+                _finish(i, execute(cells[i].fn, cells[i].params, cells[i].seed), cells, keys, results, cache, bar)
+    finally:
+        bar.close()
+    return results  # type: ignore[return-value]
+
+
+def _finish(i, out, cells, keys, results, cache, bar) -> None:
+    results[i] = CellResult(out["value"], out["seconds"], False)
+    if cache is not None:
+        cache.store(keys[i], cells[i], out["value"], out["seconds"])
+    bar.update(1)
+
+
+def _run_dask(cells, keys, todo, results, cache, options, bar) -> None:
+    dd = require_dask()
+    cluster = client = None
+    try:
+        if options.client is not None:
+            client = options.client
+        elif options.scheduler is not None:
+            try:
+                client = dd.Client(options.scheduler, timeout=10)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise PopgradError(f"--scheduler: cannot connect to {options.scheduler!r}: {exc}") from None
+        else:
+            cluster = local_cluster(options.workers)
+            client = dd.Client(cluster)
+        check_worker_versions(client)
+        run_id = uuid.uuid4().hex[:8]                               # fresh task keys on every run
+        futures = {client.submit(execute, cells[i].fn, cells[i].params, cells[i].seed, pure=False,
+                                 key=f"popgrad-cell-{i}-{keys[i][:12]}-{run_id}"): i for i in todo}
+        error = None
+        for fut in dd.as_completed(futures):
+            i = futures[fut]
+            try:
+                out = fut.result()
+            except Exception as exc:                              # keep caching the others
+                error = error or exc
+                continue
+            if out["popgrad"] != popgrad.__version__:
+                _version_error("running a cell", out["popgrad"])
+            _finish(i, out, cells, keys, results, cache, bar)
+        if error is not None:
+            raise error
+    finally:
+        if options.client is None and client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _bar(total: int, done: int, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, desc=desc, unit="cell", file=sys.stderr, disable=None, leave=False)
+
+
+# ----------------------------------------------------------------------------- CLI helpers
+def describe(options: SweepOptions) -> dict:
+    """How a sweep ran, for the run metadata."""
+    where = ("client" if options.client is not None else f"scheduler {options.scheduler}" if options.scheduler
+             else f"LocalCluster({options.workers} workers)" if options.workers else "in-process")
+    return {"execution": where, "cache": options.cache}
