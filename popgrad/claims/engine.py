@@ -69,19 +69,35 @@ def reference_step2(emb, W_O2, z, p, y, phat="uniform"):
     return _grad_step(loss, emb.d).T
 
 
-def reference_step3(emb, G, Km, z, p, y, phat="uniform"):
-    """B.3.3 / Lemma 5 by enumeration + autograd: positional causal first layer, linearized second; eq7."""
-    T = z.shape[1]
+def reference_step3(emb, W_O2, W_K2, z, p, y, phat="uniform", idealized=False):
+    """B.3.3 / Lemma 5 by enumeration + autograd: positional causal first layer, linearized second; eq7.
+
+    Built from W_O^2 and W_K^2 (eq7) themselves, not from the engine's readouts: the actual
+    model runs in d-space on x_t = w_E(z_t); idealized=True replaces w_U(k)^T Phi_2 w_E(z) by
+    alpha 1{z=k} and (Phi_1 w_E(z))^T W_2 w_E(q) by alpha' 1{z=q}, alpha, alpha' = mean diagonal
+    readouts computed here.
+    """
+    T, N = z.shape[1], emb.N
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
-    kq = Km[z, z[:, -1:]]                                                      # (M, T) Km[z_s, q]
-    g = G[:, z].permute(1, 2, 0)                                               # (M, T, N)
+    X = emb.W_E.T[z]                                                           # (M, T, d) w_E(z_t)
+    V = emb.W_U @ W_O2 @ emb.W_V2                                              # (N, d) w_U(k)^T Phi_2
+    K = emb.Phi1.T @ W_K2.T                                                    # (d, d): key Phi_1 x, query x_T
+    if idealized:
+        alpha = torch.stack([V[k] @ emb.W_E[:, k] for k in range(N)]).mean()
+        alpha2 = torch.stack([emb.W_E[:, k] @ K @ emb.W_E[:, k] for k in range(N)]).mean()
+        onehot = torch.nn.functional.one_hot(z, N).to(torch.float64)          # (M, T, N)
+        vals = alpha * onehot                                                  # (M, T, N) value readouts
+        kq = alpha2 * (z == z[:, -1:]).to(torch.float64)                       # (M, T) key-query readouts
+    else:
+        vals = X @ V.T                                                         # (M, T, N)
+        kq = torch.einsum("msd,de,me->ms", X, K, X[:, -1])                    # (M, T)
 
     def loss(W):
         sc = (emb.P.T @ W @ emb.P).T                                           # [t, s] = p_s^T W p_t
         att = torch.softmax(sc.masked_fill(~causal, float("-inf")), -1)
         u = kq @ att.T                                                         # (M, T)
         sig = (1.0 + u - u.mean(1, keepdim=True)) / T
-        return _loss(torch.einsum("mtn,mt->mn", g, sig), y, p, phat)
+        return _loss(torch.einsum("mtn,mt->mn", vals, sig), y, p, phat)
 
     return _grad_step(loss, emb.d).T
 
