@@ -134,19 +134,28 @@ def measure_concentration() -> Measurement:
 
 register(Claim(
     id="appendix_a.moments_symbolic", statement="exact mean/variance of u^Tu, u_i^Tu_j, ||Wx||^2 (x fixed, random), x^TWx as functions of d",
-    where="App. A (facts on random vectors); Sec. 4.1", compared="index counting with Gaussian moments (sympy, symbolic d) vs Isserlis expansion at d=1..5, and vs the paper's stated facts",
+    where="App. A (facts on random vectors); Sec. 4.1", compared="index counting with Gaussian moments (sympy, symbolic d) vs Isserlis expansion at d=1..5, and vs the paper's stated facts"
+    "; shared: nothing (symbolic d vs an explicit expansion at each d)",
     kind="exact", tolerance="== (exact rationals)", measure=measure_moments_symbolic,
-    code=("popgrad.theory.appendix_a.moments_index_counting", "popgrad.theory.appendix_a.moments_isserlis")))
+    code=("popgrad.theory.appendix_a.moments_index_counting", "popgrad.theory.appendix_a.moments_isserlis"),
+    sides=(('popgrad.theory.appendix_a.moments_index_counting',),
+           ('popgrad.theory.appendix_a.moments_isserlis',))))
 register(Claim(
     id="appendix_a.moments_mc", statement="the exact moments agree with Monte-Carlo sampling",
-    where="App. A", compared="exact means/variances vs float64 Monte Carlo (n=20000, fixed seed)",
+    where="App. A", compared="exact means/variances vs float64 Monte Carlo (n=20000, fixed seed)"
+    "; shared: the dimension d only",
     kind="exact", tolerance="|mc - exact| <= 4 stderr", measure=measure_moments_mc,
-    code=("popgrad.theory.appendix_a.monte_carlo_moments", "popgrad.theory.appendix_a.moments_index_counting")))
+    code=("popgrad.theory.appendix_a.monte_carlo_moments", "popgrad.theory.appendix_a.moments_index_counting"),
+    sides=(('popgrad.theory.appendix_a.moments_index_counting',),
+           ('popgrad.theory.appendix_a.monte_carlo_moments',))))
 register(Claim(
     id="appendix_a.xWx_variance", statement="E(x^T W x)^2 = (1/d^3)(d M4 M2 + d(d-1) M2^3) = (d+2)/d^2 (paper: d(d-1)/2, giving (d+5)/(2d^2))",
-    where="App. A, remapping: near-orthogonality", compared="sympy index counting and Isserlis vs paper's expression; Monte Carlo at d=4, 16 (n=200000)",
+    where="App. A, remapping: near-orthogonality", compared="sympy index counting and Isserlis vs paper's expression; Monte Carlo at d=4, 16 (n=200000)"
+    "; shared: nothing",
     kind="exact", tolerance="MC |mc - correct| <= 4 stderr and paper rejected at > 20 stderr", measure=measure_xWx_erratum,
-    code=("popgrad.theory.appendix_a.xWx_second_moment", "popgrad.theory.appendix_a.paper_xWx_second_moment")))
+    code=("popgrad.theory.appendix_a.xWx_second_moment", "popgrad.theory.appendix_a.paper_xWx_second_moment"),
+    sides=(('popgrad.theory.appendix_a.xWx_second_moment',),
+           ('popgrad.theory.appendix_a.moments_isserlis', 'popgrad.theory.appendix_a.monte_carlo_moments'))))
 register(Claim(
     id="appendix_a.concentration", statement="u^Tu ~ 1, u_i^Tu_j = O(1/sqrt d), ||Wx|| ~ ||x||, x^TWx = O(1/sqrt d): std ~ d^-1/2",
     where="App. A; Sec. 4.1", compared="fitted log-log slope of the Monte-Carlo std over d vs -1/2, and the Monte-Carlo variance vs the exact "

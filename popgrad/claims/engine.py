@@ -103,8 +103,11 @@ def reference_step3(emb, W_O2, W_K2, z, p, y, phat="uniform", idealized=False):
 
 
 # ----------------------------------------------------------------------------- Monte-Carlo
-def _mc_projection(model, emb, W_O2, R1, R2, batch, seed, Km=None, L=None):
-    """Per-sequence <R1, step-1 term>, <R2, step-2 term> and sum_{t,s} L[t,s] Gt[o,z_t] Km[z_s,q] (B,) each."""
+def _mc_projection(model, emb, W_O2, W_K2, R1, R2, batch, seed, L):
+    """Per-sequence <R1, step-1 term>, <R2, step-2 term> and sum_{t,s} L[t,s] Gt[o,z_t] Km[z_s,q] (B,) each.
+
+    Written from the sequences, the embeddings and the matrices W_O^2, W_K^2 (lemma convention) only:
+    Km[z_s, q] = (Phi_1 w_E(z_s))^T W_K^2 w_E(q) is formed here, not taken from the engine."""
     from popgrad.numerics.samplers import make_generator, sample_model_d
 
     z, y, q, _ = sample_model_d(model, batch, make_generator(seed))
@@ -123,7 +126,8 @@ def _mc_projection(model, emb, W_O2, R1, R2, batch, seed, Km=None, L=None):
     f2 = torch.einsum("bt,btd,de,be->b", a, keys, R2, X0[:, -1])               # <R2, lemma W>
     Gtok = G @ emb.W_E                                                         # (N, N) [k, z]
     g3 = (Gtok[y[:, None], z] - Gtok.mean(0)[z])                               # (B, T) Gt[o, z_t]
-    f3 = torch.einsum("bt,ts,bs->b", g3, L, Km[z, q[:, None]])                 # step-3 statistic
+    kq = torch.einsum("bsd,ed,ef,bf->bs", X, emb.Phi1, W_K2, X[:, -1])          # (B, T) Km[z_s, q]
+    f3 = torch.einsum("bt,ts,bs->b", g3, L, kq)                                # step-3 statistic
     return f1, f2, f3
 
 
@@ -144,7 +148,7 @@ def measure_monte_carlo() -> Measurement:
     Q = mx.value_key_pair_statistic(mx.centred_rows(G), Km, 10)
     fs = [[], [], []]
     for chunk in range(8):
-        for acc, f in zip(fs, _mc_projection(model, emb, W1, R1, R2, 25_000, 11 + chunk, Km, L)):
+        for acc, f in zip(fs, _mc_projection(model, emb, W1, W2, R1, R2, 25_000, 11 + chunk, L)):
             acc.append(f)
     zs = []
     for f, exact in zip(fs, ((R1 * W1).sum(), (R2 * W2).sum(), (L * Q).sum())):
@@ -176,17 +180,23 @@ register(Claim(
     id="engine.token_law",
     statement="P(z_t = k | y = k) and P(z_t = i | y = k), i != k, of model D as exact rationals",
     where="App. B.3 (model D, SPEC §2 D)",
-    compared="exact Fractions from the model's structure vs float64 sums over all enumerated sequences",
+    compared="exact Fractions from the model's structure vs float64 sums over all enumerated sequences"
+    "; shared: model D's definition",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_token_law,
-    code=("popgrad.theory.model_d_exact.token_law_given_output",)))
+    code=("popgrad.theory.model_d_exact.token_law_given_output",),
+    sides=(('popgrad.theory.model_d_exact.token_law_given_output',),
+           ('popgrad.data.SecondOccurrenceModel.enumerate',))))
 
 register(Claim(
     id="engine.monte_carlo",
     statement="the exact engine's (15), (17) and step-3 statistic agree with Monte-Carlo averages over model D",
     where="App. B.3.1-B.3.2, eq. (15), (17)",
-    compared="engine vs 200k sequences of popgrad.numerics.samplers.sample_model_d (random projections)",
+    compared="engine vs 200k sequences of popgrad.numerics.samplers.sample_model_d (random projections)"
+    "; shared: model D (its law vs its samples), the embeddings, and W_O^2, W_K^2 as inputs; the Monte-Carlo side forms its own readouts",
     kind="exact", tolerance=f"|mc - exact| <= {MC_Z:g} standard errors", measure=measure_monte_carlo,
-    code=("popgrad.theory.theorem3.step1_W_O2", "popgrad.theory.theorem3.step2_W_K2", "popgrad.theory.model_d_exact.value_key_pair_statistic")))
+    code=("popgrad.theory.theorem3.step1_W_O2", "popgrad.theory.theorem3.step2_W_K2", "popgrad.theory.model_d_exact.value_key_pair_statistic"),
+    sides=(('popgrad.theory.theorem3.step1_W_O2', 'popgrad.theory.theorem3.step2_W_K2', 'popgrad.theory.theorem3.step3_readouts', 'popgrad.theory.model_d_exact.value_key_pair_statistic', 'popgrad.theory.model_d_exact.centred_rows'),
+           ('popgrad.claims.engine._mc_projection',))))
 
 
 # ----------------------------------------------------------------------------- model D = conditioned chain

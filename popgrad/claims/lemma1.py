@@ -112,12 +112,16 @@ def measure_optimum() -> Measurement:
 
 register(Claim(
     id="lemma1.gradient", statement="grad L(W) = sum_k E_z[(p_hat_W(k|z) - p(k|z)) w_U(k) w_E(z)^T]",
-    where="Lemma 1, eq. (5); App. C.1", compared="eq. (5) vs autograd of the exact population loss (4)",
+    where="Lemma 1, eq. (5); App. C.1", compared="eq. (5) vs autograd of the exact population loss (4)"
+    "; shared: the table p(z, y) and the embeddings",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_gradient,
-    code=("popgrad.theory.lemma1.lemma1_gradient", "popgrad.theory.lemma1.lemma1_population_loss")))
+    code=("popgrad.theory.lemma1.lemma1_gradient", "popgrad.theory.lemma1.lemma1_population_loss"),
+    sides=(('popgrad.theory.lemma1.lemma1_gradient',),
+           ('popgrad.theory.lemma1.lemma1_population_loss',))))
 register(Claim(
     id="lemma1.gradient_symbolic", statement="eq. (5) is the exact derivative of eq. (4)",
-    where="Lemma 1, eq. (4)-(5); App. C.1", compared="sympy: eq. (5) minus d(4)/dW, simplified",
+    where="Lemma 1, eq. (4)-(5); App. C.1", compared="sympy: eq. (5) minus d(4)/dW, simplified"
+    "; one sympy function forms both sides (checked by review); shared: the symbols",
     kind="exact", tolerance="== 0 (symbolic)", measure=measure_gradient_symbolic,
     code=("popgrad.theory.lemma1.symbolic_gradient_gap",)))
 register(Claim(
@@ -131,6 +135,7 @@ register(Claim(
            ("popgrad.claims.lemma1.autograd_gd", "popgrad.claims.lemma1.span_residual"))))
 register(Claim(
     id="lemma1.optimum", statement="at the optimum of (4), p_hat_W(y=k|z) ~ p(y=k|z) (linearly independent embeddings, d >= N)",
-    where="Lemma 1, remark after (6)", compared="L-BFGS optimum of (4) vs the conditional p(k|z) of the table, over d",
+    where="Lemma 1, remark after (6)", compared="L-BFGS optimum of (4) vs the conditional p(k|z) of the table, over d"
+    "; shared: the table p(z, y) and the embeddings",
     kind="approx", tolerance="max |p_hat - p| <= 1e-5 for d >= N", measure=measure_optimum,
     code=("popgrad.theory.lemma1.minimize_population_loss", "popgrad.theory.lemma1.conditional_probs")))

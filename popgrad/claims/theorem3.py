@@ -286,21 +286,22 @@ def measure_eq25() -> Measurement:
 
 
 def eq24_gap(N: int, T: int) -> float:
-    """(24) at one (N, T): engine token statistic (alpha = 1) vs (1/N^2) sum_{j,k} Delta_{k,j} (e_j + e_T)^T (rel)."""
-    from popgrad.theory import model_d_exact as mx
+    """(24) at one (N, T): the enumerated Delta^o + Delta^q + Delta^r, (1/N^2) sum_{j,k} Delta_{k,j} (e_j + e_T)^T, vs
+    W_K^2 by autograd on the enumerated model D with orthonormal embeddings (Phi_1 = I) and W_O^2 = W_U^T W_E^T
+    (so w_U(k)^T Phi_2 x_{t,0} = 1{z_t=k}, alpha = 1), read in the basis [W_E, P] (rel, max-norm)."""
     from popgrad.theory import theorem3 as t3
+    from popgrad.theory.example_b1 import orthonormal_embeddings
 
     D = t3.delta_decomposition(N, T)
     tot = D["o"] + D["q"] + D["r"]                                              # (N_k, N_j, N+T)
-    eye = torch.eye(N, dtype=torch.float64)
-    S_zq, S_sq = mx.key_query_statistic(mx.centred_rows(eye), torch.zeros(N, T, dtype=torch.float64),
-                                        mx.centred_keys(T))
-    S = np.zeros((N + T, N + T))
-    S[:N, :N], S[N:, :N] = S_zq, S_sq
-    S[:N, N + T - 1], S[N:, N + T - 1] = S_zq.sum(1), S_sq.sum(1)
-    ref = np.zeros((N + T, N + T))
+    ref = np.zeros((N + T, N + T))                                              # [key, query] in [W_E, P]
     ref[:, :N] = tot.sum(0).T / N**2
     ref[:, N + T - 1] = tot.sum((0, 1)) / N**2
+    emb = orthonormal_embeddings(2 * N + T, N, T, seed=1)
+    _, _, z, p, y = _setup(N, T)
+    W2 = reference_step2(emb, emb.W_U.T @ emb.W_E.T, z, p, y, "uniform")       # eq7 (query^T W key), eta = 1
+    B = torch.cat([emb.W_E, emb.P], dim=1)                                      # (d, N+T)
+    S = (T * B.T @ W2.T @ B).numpy()                                            # [key, query], times T/eta
     return float(np.abs(S - ref).max() / np.abs(ref).max())
 
 
@@ -326,10 +327,10 @@ def measure_delta_orders() -> Measurement:
         sig.append(float(np.diag(o).mean()))
     rq, rr, ro = loglog_slope(Ns, qn), loglog_slope(Ns, rn), loglog_slope(Ns, on)
     err = max(rq + 0.75, 0.0) + max(rr + 0.9, 0.0) + max(ro + 0.9, 0.0) + (0.0 if min(sig) > 0 else math.inf)
-    value = eq24_gap(Ns[0], T)           # the measured Delta parts sum to the engine's exact statistic
+    value = eq24_gap(Ns[0], T)           # the measured Delta parts sum to W_K^2 by autograd (exact value)
     err = err if value <= FLOAT64.rtol else math.inf
     return Measurement(err, 1e-12, "approx", rate=f"q N^{rq:.2f}; r N^{rr:.2f}; o off-diag N^{ro:.2f}; "
-                       f"Delta^o+q+r vs engine at N={Ns[0]}, T={T} rel {value:.1e}",
+                       f"Delta^o+q+r vs autograd at N={Ns[0]}, T={T} rel {value:.1e}",
                        note=f"max_j ||(1/N) sum_k Delta^x_{{k,j}}||; Delta^r decays like N^{rr:.1f}, far below the "
                             f"paper's 2CT/N bound; signal (1/N) sum_k a^o_{{k,j,j}} = {sig[-1]:.3f} at N={Ns[-1]}",
                        details={"N": Ns, "q": qn, "r": rn, "o_offdiag": on, "o_diag": sig})
@@ -539,49 +540,76 @@ def measure_recall_eq9() -> Measurement:
                        details={"gaps": gaps, "values": values})
 
 
-def _claim(id, statement, where, compared, kind, tolerance, measure, code=(), slow=False):
+def _claim(id, statement, where, compared, kind, tolerance, measure, code=(), slow=False, sides=()):
     register(Claim(id=id, statement=statement, where=where, compared=compared, kind=kind, tolerance=tolerance,
-                   measure=measure, code=tuple(f"{STEP_CODE}.{c}" for c in code), slow=slow))
+                   measure=measure, code=tuple(f"{STEP_CODE}.{c}" for c in code), slow=slow, sides=sides))
 
 
 EXACT = "rel <= 1e-10 (float64)"
 _claim("theorem3.step1.eq15", "one step on W_O^2 from 0 is (eta/N) sum_k w_U(k)(E[x|y=k] - E[x])^T", "B.3.1, eq. (15)",
-       "exact engine vs autograd of the enumerated population loss", "exact", EXACT, measure_step1_eq15, ("step1_W_O2",))
+       "exact engine vs autograd of the enumerated population loss"
+    "; shared: model D and the embeddings", "exact", EXACT, measure_step1_eq15, ("step1_W_O2",),
+    sides=(('popgrad.theory.theorem3.step1_W_O2',),
+           ('popgrad.claims.engine.reference_step1',)))
 _claim("theorem3.step1.eq16", "(15) equals (16) with tau = E[sum_{t>=t_o} 1/t]", "B.3.1, eq. (16)",
-       "corrected (16) (exact c1, c2) vs engine (15); the paper's (16) must be rejected", "exact", EXACT,
-       measure_step1_eq16, ("step1_W_O2_closed_form", "step1_W_O2_corrected", "step1_coefficients"))
+       "corrected (16) (exact c1, c2) vs engine (15); the paper's (16) must be rejected"
+    "; shared: model D and the embeddings", "exact", EXACT,
+       measure_step1_eq16, ("step1_W_O2_closed_form", "step1_W_O2_corrected", "step1_coefficients"),
+    sides=(('popgrad.theory.theorem3.step1_W_O2_corrected', 'popgrad.theory.theorem3.step1_W_O2_closed_form', 'popgrad.theory.theorem3.step1_coefficients'),
+           ('popgrad.theory.theorem3.step1_W_O2',)))
 _claim("theorem3.step1.tau", "tau = E[sum_{t=t_o}^T 1/t] as an exact rational", "B.3.1",
-       "sympy Rational vs float64 enumeration", "exact", EXACT, measure_step1_tau, ("tau",))
+       "sympy Rational vs float64 enumeration"
+    "; shared: model D", "exact", EXACT, measure_step1_tau, ("tau",),
+    sides=(('popgrad.theory.theorem3.tau',),
+           ('popgrad.data.SecondOccurrenceModel.enumerate',)))
 _claim("theorem3.step1.readouts", "w_U(k)^T W_O^2 W_V^2 (Phi_1) w_E(j) ~ eta (tau)/(NT) 1{k=j} + O(eta/(N^2 T))",
-       "B.3.1, after (16)", "readout error vs N (orthonormal limit) and vs d", "approx",
+       "B.3.1, after (16)", "readout error vs N (orthonormal limit) and vs d"
+    "; the slope uses the exact c1, c2; their value is held against autograd on the enumerated model D with orthonormal embeddings (shared: model D)", "approx",
        "slope in N <= -1 (+0.1)", measure_step1_readouts, ("step1_W_O2",))
 _claim("theorem3.step2.eq17", "one step on W_K^2 from 0 (Lemma 4, keys x_{t,1}, values/queries x_{t,0})",
-       "B.3.2, eq. (17)", "exact engine (p_hat = 1/N) and enumeration (true p_hat) vs autograd",
-       "exact", EXACT, measure_step2_eq17, ("step2_W_K2",))
+       "B.3.2, eq. (17)", "exact engine (p_hat = 1/N) and enumeration (true p_hat) vs autograd"
+    "; shared: model D, the embeddings and W_O^2 as input",
+       "exact", EXACT, measure_step2_eq17, ("step2_W_K2",),
+    sides=(('popgrad.theory.theorem3.step2_W_K2',),
+           ('popgrad.claims.engine.reference_step2',)))
 _claim("theorem3.step2.a_cases", "a_{k,j,i} = gamma_T, 2/T - 1/(T(T-1)) - 2/T^2, and case 3, as stated",
-       "B.3.2, cases of a_{k,j,i}", "exact rationals vs the paper's expressions (sympy ==) and vs enumeration",
-       "exact", "== (sympy); enumeration rel <= 1e-10", measure_a_cases, ("a_kji_exact", "a_kji_paper"))
+       "B.3.2, cases of a_{k,j,i}", "exact rationals vs the paper's expressions (sympy ==) and vs enumeration"
+    "; shared: model D",
+       "exact", "== (sympy); enumeration rel <= 1e-10", measure_a_cases, ("a_kji_exact", "a_kji_paper"),
+    sides=(('popgrad.theory.theorem3.a_kji_exact',),
+           ('popgrad.theory.theorem3.a_kji_paper', 'popgrad.data.SecondOccurrenceModel.enumerate')))
 _claim("theorem3.step2.a_orders", "(1/N) sum_k a_{k,j,i} = O(1/N) if i != j, Omega(1/T) if i = j",
-       "B.3.2, summary of the cases", "exact rationals over a grid of N and T, fitted slopes", "approx",
+       "B.3.2, summary of the cases", "exact rationals over a grid of N and T, fitted slopes"
+    "; the slopes use the exact rationals; their value at N=4, T=6 is held against enumeration (shared: model D)", "approx",
        "slope N <= -0.9; T slope >= -1.1, T*value increasing", measure_a_case4_order, ("a_kji_exact",))
 _claim("theorem3.step2.eq25", "(Phi_1 w_E(i))^T W_K^2 w_E(j) ~ (alpha eta/(TN)){Omega(1/T) 1{i=j} + O(T/N)}",
-       "B.3.2, eq. (25)", "token-space readout with idealized Phi_2 over N, T grids", "approx",
+       "B.3.2, eq. (25)", "token-space readout with idealized Phi_2 over N, T grids"
+    "; the slopes use the token readout; its value at N=4, T=5 is held against autograd on the enumerated model D (shared: model D and the embeddings)", "approx",
        "diag > 0, T slope >= -1.1; off-diag slopes N <= -0.9, T <= 1.1", measure_eq25, ("step2_token_readout",))
 _claim("theorem3.step3.lemma5", "one step on W_K^1 from 0 (Lemma 5, positional first layer, linearized second)",
-       "B.3.3, Lemma 5", "exact engine (p_hat = 1/N; idealized or not) and enumeration (true p_hat) vs autograd",
-       "exact", EXACT, measure_step3_engine, ("step3_W_K1",))
+       "B.3.3, Lemma 5", "exact engine (p_hat = 1/N; idealized or not) and enumeration (true p_hat) vs autograd"
+    "; the reference builds its readouts from W_O^2, W_K^2 itself; shared: model D, the embeddings and W_O^2, W_K^2 as inputs",
+       "exact", EXACT, measure_step3_engine, ("step3_W_K1",),
+    sides=(('popgrad.theory.theorem3.step3_W_K1',),
+           ('popgrad.claims.engine.reference_step3',)))
 _claim("theorem3.step3.abcd_identity", "W_K^1 p_t = (eta alpha alpha'/(NTt)) sum_k (A - B - C + D) (idealized inputs)",
-       "B.3.3, eq. (26)-(29)", "engine vs independent A-D sums (+ the term the paper drops)", "exact", EXACT,
-       measure_abcd_identity, ("abcd_terms", "step3_position_matrix"))
+       "B.3.3, eq. (26)-(29)", "engine vs independent A-D sums (+ the term the paper drops)"
+    "; shared: model D", "exact", EXACT,
+       measure_abcd_identity, ("abcd_terms", "step3_position_matrix"),
+    sides=(('popgrad.theory.theorem3.abcd_terms',),
+           ('popgrad.theory.theorem3.step3_position_matrix', 'popgrad.theory.model_d_exact.value_key_pair_statistic', 'popgrad.theory.model_d_exact.centred_rows')))
 _claim("theorem3.step3.abcd_values", "A = P(t_q=t-1)(p_{t-1} - pbar) + O(1/N), B = O(1/N), C = A/T + O(1/N), D = O(1/N)",
-       "B.3.3, after (29)", "exact A-D vs the paper's leading terms (C corrected) over N", "approx", "slope N <= -0.9; paper's C rejected",
+       "B.3.3, after (29)", "exact A-D vs the paper's leading terms (C corrected) over N"
+    "; shared: model D", "approx", "slope N <= -0.9; paper's C rejected",
        measure_abcd_vs_paper, ("abcd_terms", "abcd_paper", "abcd_corrected_C"))
 _claim("theorem3.step3.final_form", "p_s^T W_K^1 p_t ~ eta a a' (T-1)/(T^2 t){P(t_q=t-1)(1{s=t-1} - 1{s<=t}/t) + O(1/N)}",
-       "B.3.3, final display", "exact idealized step 3 vs the paper's (and corrected) form over N, 2 <= t <= T-2", "approx",
+       "B.3.3, final display", "exact idealized step 3 vs the paper's (and corrected) form over N, 2 <= t <= T-2"
+    "; shared: model D", "approx",
        "corrected: slope N <= -0.9; paper's factor rejected",
        measure_final_form, ("step3_W_K1", "step3_final_form_paper"))
 _claim("theorem3.step3.idealized_gap", "actual inputs behave like the idealized alpha 1{z_t=k}, alpha' 1{z_s=z_T}",
-       "B.3.3", "step 3 with actual vs idealized readouts over d", "approx", "slope d <= -0.25",
+       "B.3.3", "step 3 with actual vs idealized readouts over d"
+    "; the slope uses the engine; the gap at N=4, T=5, d=16 is held against the autograd references (shared: model D, the embeddings, W_O^2, W_K^2)", "approx", "slope d <= -0.25",
        measure_idealized_gap, ("step3_W_K1",))
 _claim("theorem3.recall", "after the three steps the matrices recall their targets (7) (memory recall (9))",
        "B.3, eq. (7), (9)", "recall (9) of W_O^2, W_K^2 and W_K^1 on an (N, T, d) grid; the library's recall vs "
@@ -596,8 +624,11 @@ register(Claim(
     measure=measure_recall_eq9, code=("popgrad.memory.memory_recall", "popgrad.memory.unique_argmax_hits"),
     sides=(("popgrad.memory.memory_recall",), ("popgrad.claims.theorem3.recall_by_pairs",))))
 _claim("theorem3.step2.eq24", "W_K^2 = (alpha eta/(TN^2)) sum_{j,k} Delta_{k,j}(w_E(j) + p_T)^T, Delta = Delta^o + Delta^q + Delta^r",
-       "B.3.2, eq. (24)", "engine (idealized Phi_2) vs enumerated Delta^o, Delta^q, Delta^r", "exact", EXACT,
-       measure_eq24, ("delta_decomposition", "step2_W_K2"))
+       "B.3.2, eq. (24)", "enumerated Delta^o, Delta^q, Delta^r vs autograd of the step-2 loss on the enumerated model D "
+       "(orthonormal embeddings, w_U(k)^T Phi_2 x = 1{z=k}); shared: model D and the embeddings", "exact", EXACT,
+       measure_eq24, ("delta_decomposition", "step2_W_K2"),
+       sides=(("popgrad.theory.theorem3.delta_decomposition",), ("popgrad.claims.engine.reference_step2",)))
 _claim("theorem3.step2.delta_orders", "(1/N) sum_k Delta^q_{k,j} = O(1/N); ||Delta^r_{k,j}|| <= 2CT/N",
-       "B.3.2, controlling Delta^q and Delta^r", "enumerated Delta parts over N (T = 5), fitted slopes", "approx",
+       "B.3.2, controlling Delta^q and Delta^r", "enumerated Delta parts over N (T = 5), fitted slopes"
+    "; the slopes use the enumerated Delta parts; their sum is held against autograd (eq24_gap; shared: model D and the embeddings)", "approx",
        "slopes q <= -0.75, r <= -0.9, o off-diagonal <= -0.9", measure_delta_orders, ("delta_decomposition",))

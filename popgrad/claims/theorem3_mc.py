@@ -130,11 +130,14 @@ register(Claim(
               "-eta * autograd of the simplified architectures' losses on the enumerated model D",
     where="Theorem 3, App. B.3.1-B.3.3; Lemmas 4, 5",
     compared="popgrad.theory.theorem3.step{1,2,3} vs torch autograd on all model-D sequences (N=4,T=5 and N=3,T=6), "
-             "p_hat = 1/N and true",
+             "p_hat = 1/N and true"
+    "; shared: model D, the embeddings, and each step's previous matrices as inputs",
     kind="exact", tolerance="rel <= 1e-10 (float64)",
     measure=_measure_engine,
     code=("popgrad.theory.theorem3.step1_W_O2", "popgrad.theory.theorem3.step2_W_K2", "popgrad.theory.theorem3.step3_W_K1",
-          "popgrad.numerics.theorem3_mc.step1_W_O2", "popgrad.numerics.theorem3_mc.step2_W_K2", "popgrad.numerics.theorem3_mc.step3_W_K1")))
+          "popgrad.numerics.theorem3_mc.step1_W_O2", "popgrad.numerics.theorem3_mc.step2_W_K2", "popgrad.numerics.theorem3_mc.step3_W_K1"),
+    sides=(('popgrad.theory.theorem3.step1_W_O2', 'popgrad.theory.theorem3.step2_W_K2', 'popgrad.theory.theorem3.step3_W_K1'),
+           ('popgrad.numerics.theorem3_mc.step1_W_O2', 'popgrad.numerics.theorem3_mc.step2_W_K2', 'popgrad.numerics.theorem3_mc.step3_W_K1', 'popgrad.numerics.theorem3_mc.enumerated'))))
 
 
 # ----------------------------------------------------------------------------- the head
@@ -175,7 +178,8 @@ register(Claim(
     statement="The induction head built by hand as in (7) (W_K scaled by beta) predicts the output token "
               "at in-context positions far above chance",
     where="Section 4.2, eq. (7); App. B.3",
-    compared="argmax of the two-layer model's logits vs the true next token (model D: o; model C: z_{t+1})",
+    compared="argmax of the two-layer model's logits vs the true next token (model D: o; model C: z_{t+1})"
+    "; shared: the embeddings and the data model",
     kind="approx", tolerance=f"accuracy >= {HEAD_THRESHOLD} on model D (N=32, T=16) and model C (K=1, 5), d=256",
     measure=_measure_hand_built,
     code=("popgrad.numerics.induction_head.hand_built", "popgrad.numerics.induction_head.induction_head_logits")))
@@ -219,7 +223,8 @@ register(Claim(
     statement="The three one-step matrices (W_O^2, then W_K^2, then W_K^1), rescaled to saturate the softmax, "
               "assemble into a head whose in-context accuracy on model D beats chance",
     where="Theorem 3 (informal), App. B.3",
-    compared="argmax of the two-layer model with the learned matrices vs o, against chance 1/N",
+    compared="argmax of the two-layer model with the learned matrices vs o, against chance 1/N"
+    "; shared: the embeddings and the data model",
     kind="approx", tolerance="chance / best accuracy over beta in {3, 10, 30} <= 1/2 (N=32, T=16, d=256)",
     measure=_measure_learned,
     code=("popgrad.numerics.theorem3_mc.three_steps", "popgrad.numerics.induction_head.rescaled_learned")))
