@@ -18,10 +18,18 @@ from popgrad.errors import PopgradError
 ORDER = ("claims", "recall-table", "theorem3", "scaling", "capacity", "report", "bench")
 
 
-def _command_modules():
+def _command_modules(only: str | None = None):
+    """Every command module, or only the one named `only` (so `popgrad report ...` does not import
+    the other commands, some of which import torch at module level: a bad --out fails in well
+    under a second). Falls back to all modules when `only` names no module."""
     import popgrad.commands as pkg
 
-    mods = [importlib.import_module(f"popgrad.commands.{m.name}") for m in pkgutil.iter_modules(pkg.__path__)]
+    names = [m.name for m in pkgutil.iter_modules(pkg.__path__)]
+    if only is not None and only.replace("-", "_") in names:
+        mod = importlib.import_module(f"popgrad.commands.{only.replace('-', '_')}")
+        if getattr(mod, "NAME", None) == only:
+            return [mod]
+    mods = [importlib.import_module(f"popgrad.commands.{name}") for name in names]
     rank = {name: i for i, name in enumerate(ORDER)}
     return sorted(mods, key=lambda m: (rank.get(m.NAME, len(ORDER)), m.NAME))
 
@@ -31,13 +39,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="popgrad", description=(
         "Executable checks of the population gradients in 'Birth of a Transformer: A Memory "
         "Viewpoint' (Bietti et al., NeurIPS 2023)."))
     parser.add_argument("--version", action="version", version=f"popgrad {popgrad.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for mod in _command_modules():
+    for mod in _command_modules(only):
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
         mod.add_arguments(p)
         p.set_defaults(command_module=mod)
@@ -45,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = argv[0] if argv and not argv[0].startswith("-") else None
+    parser = build_parser(only=first)
+    args = parser.parse_args(argv)
     if getattr(args, "command_module", None) is None:
         parser.print_help()
         return 0

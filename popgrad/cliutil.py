@@ -59,7 +59,7 @@ def int_list(text: str) -> list[int]:
 
 
 def output_file(text: str) -> str:
-    """A path to write: non-empty, in an existing directory, not itself a directory (checked up front)."""
+    """A path to write: non-empty, in an existing writable directory, not itself a directory (checked up front)."""
     import os
 
     if not text or not text.strip():
@@ -68,7 +68,90 @@ def output_file(text: str) -> str:
     if os.path.isdir(text) or not os.path.isdir(parent):
         raise argparse.ArgumentTypeError(f"cannot write {text!r}: "
                                          f"{'it is a directory' if os.path.isdir(text) else 'no such directory'}")
+    why = _cannot_write_in(parent)
+    if why:
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {why}")
     return text
+
+
+# ----------------------------------------------------------------------------- output locations
+def _cannot_write_in(folder) -> str:
+    """'' if a file can be created in `folder` (tried with a probe file, removed at once), else why not."""
+    import os
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".popgrad-probe-")
+    except OSError as exc:
+        return f"folder {str(folder)!r} is not writable ({exc.strerror or exc})"
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass
+    return ""
+
+
+def check_output_file(path, option: str):
+    """Validate a file a command will write, before it computes anything (PopgradError, one line)."""
+    from pathlib import Path
+
+    from popgrad.errors import PopgradError
+
+    path = Path(path)
+    if path.is_dir():
+        raise PopgradError(f"{option}: {str(path)!r} is a folder, expected a file")
+    parent = path.parent.resolve() if str(path.parent) else Path.cwd()
+    if not parent.is_dir():
+        raise PopgradError(f"{option}: folder {str(path.parent)!r} does not exist")
+    why = _cannot_write_in(parent)
+    if why:
+        raise PopgradError(f"{option}: cannot write {str(path)!r}: {why}")
+    return path
+
+
+def check_output_dir(path, option: str):
+    """Validate a folder a command will write into (existing, or to be created in a writable parent),
+    before it computes anything; nothing is created here (PopgradError, one line)."""
+    from pathlib import Path
+
+    from popgrad.errors import PopgradError
+
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise PopgradError(f"{option}: {str(path)!r} exists and is not a folder")
+        folder = path
+    else:
+        folder = path.parent.resolve() if str(path.parent) else Path.cwd()
+        if not folder.is_dir():
+            raise PopgradError(f"{option}: cannot create {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    why = _cannot_write_in(folder)
+    if why:
+        raise PopgradError(f"{option}: cannot write in {str(path)!r}: {why}")
+    return path
+
+
+def write_text_file(path, text: str, option: str) -> None:
+    """Write `text` to `path` whole or not at all (temporary file + rename); a failure is one PopgradError line."""
+    import os
+    import tempfile
+
+    from popgrad.errors import PopgradError
+
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".popgrad-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise PopgradError(f"{option}: cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 # ----------------------------------------------------------------------------- output

@@ -59,6 +59,8 @@ class Claim:
     measure: Callable[[], Measurement]
     code: tuple[str, ...] = ()   # dotted names of the implementing functions
     slow: bool = False           # takes more than ~10 s
+    sides: tuple = ()            # (side A, side B): dotted names of the code of each compared side;
+                                 # tests/test_claim_independence.py shows their call graphs share only data
 
 
 _REGISTRY: dict[str, Claim] = {}

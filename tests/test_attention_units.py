@@ -31,24 +31,53 @@ def data():
     return random_set(0, distinct_keys=True, M=5, T=4, d=3, N=6)
 
 
-def test_lemma4_gradients_are_d_by_d(data):
-    """Test that both lines of Lemma 4 and the eq. (7) variant return (d, d) float64."""
-    for fn in (att.lemma4_gradient_line1, att.lemma4_gradient_line2, att.lemma4_gradient_eq7):
-        g = fn(**l4(data))
-        assert g.shape == (3, 3) and g.dtype == torch.float64
+def _lemma4_by_loop(data, phat="model"):
+    """Lemma 4 line 1 by an explicit loop over sequences, labels and positions (reference for the unit tests)."""
+    X, Z, y, w, W_U, Phi_2 = data["X"], data["Z"], data["y"], data["weights"], data["W_U"], data["Phi_2"]
+    Z = X if Z is None else Z
+    M, T, d = X.shape
+    N = W_U.shape[0]
+    G = torch.zeros(d, d, dtype=torch.float64)
+    for m in range(M):
+        xi = W_U @ Phi_2 @ X[m].mean(0)
+        ph = torch.softmax(xi, 0) if phat == "model" else torch.full((N,), 1.0 / N, dtype=torch.float64)
+        zbar = Z[m].mean(0)
+        for k in range(N):
+            coef = float(ph[k]) - (1.0 if int(y[m]) == k else 0.0)
+            for t in range(T):
+                G += w[m] * coef / T * float(W_U[k] @ Phi_2 @ X[m, t]) * torch.outer(Z[m, t] - zbar, X[m, -1])
+    return G
+
+
+def test_lemma4_gradients_match_a_per_sequence_loop(data):
+    """Test that both lines of Lemma 4 equal an explicit loop over sequences, labels and positions (float64)."""
+    for phat in ("model", "uniform"):
+        ref = _lemma4_by_loop(data, phat)
+        for fn in (att.lemma4_gradient_line1, att.lemma4_gradient_line2):
+            g = fn(**l4(data), phat=phat)
+            assert g.dtype == torch.float64
+            assert torch.allclose(g, ref, rtol=1e-12, atol=1e-15)
+    assert float((att.lemma4_gradient_line1(**l4(data), phat="model")
+                  - att.lemma4_gradient_line1(**l4(data), phat="uniform")).abs().max()) > 1e-6
 
 
 def test_eq7_variants_are_transposes(data):
-    """Test that the *_eq7 functions are lemma_to_eq7 of the lemma-convention results."""
-    assert torch.equal(att.lemma4_gradient_eq7(**l4(data)), lemma_to_eq7(att.lemma4_gradient_line1(**l4(data))))
-    assert torch.equal(att.lemma5_gradient_eq7(**l5(data)), att.lemma5_gradient(**l5(data)).T)
+    """Test that the *_eq7 functions are the transposes of the lemma-convention results, which are not symmetric."""
+    g = att.lemma4_gradient_line1(**l4(data))
+    assert float((g - g.T).abs().max()) > 1e-3 * float(g.abs().max())      # a missing transpose is visible
+    assert torch.equal(att.lemma4_gradient_eq7(**l4(data)), g.T)
+    assert torch.equal(lemma_to_eq7(g), g.T)
+    g5 = att.lemma5_gradient(**l5(data))
+    assert float((g5 - g5.T).abs().max()) > 1e-3 * float(g5.abs().max())
+    assert torch.equal(att.lemma5_gradient_eq7(**l5(data)), g5.T)
 
 
 def test_lemma5_terms_shapes_and_sum(data):
-    """Test that lemma5_terms returns four (d, d) matrices whose sum is lemma5_gradient."""
+    """Test that lemma5_terms returns four non-zero matrices whose sum is lemma5_gradient and the proof form."""
     terms = att.lemma5_terms(**l5(data))
-    assert len(terms) == 4 and all(t.shape == (3, 3) for t in terms)
+    assert len(terms) == 4 and all(float(t.abs().max()) > 1e-8 for t in terms)
     assert torch.allclose(sum(terms), att.lemma5_gradient(**l5(data)), rtol=0, atol=0)
+    assert torch.allclose(sum(terms), att.lemma5_gradient_proof(**l5(data)), rtol=1e-11, atol=1e-15)
 
 
 def test_default_keys_and_query_are_x(data):
@@ -64,6 +93,7 @@ def test_softmax_jacobian_values():
     J = att.softmax_jacobian_at_zero(4)
     assert J.shape == (4, 4)
     assert torch.allclose(J.diagonal(), torch.full((4,), 3 / 16, dtype=torch.float64))
+    assert float(J[0, 1]) == pytest.approx(-1 / 16, abs=1e-16) and float(J[3, 2]) == pytest.approx(-1 / 16, abs=1e-16)
     assert torch.allclose(J.sum(1), torch.zeros(4, dtype=torch.float64), atol=1e-16)
 
 

@@ -49,13 +49,19 @@ def test_statistics_are_linear_in_readouts():
 
 
 def test_step_shapes_and_convention():
-    """Test that the three steps return (d, d) float64 and step 2 is the transpose of its lemma form."""
+    """Test that the steps scale with eta and step 2 is the TRANSPOSE of the lemma-convention autograd gradient."""
+    from popgrad.claims.engine import reference_step2
+
     model, emb = SecondOccurrenceModel(4, 5), make_embeddings(8, 4, 5)
     W1 = t3.step1_W_O2(model, emb, eta=2.0)
     W2 = t3.step2_W_K2(model, emb, W1)
     W3 = t3.step3_W_K1(model, emb, W1, W2)
     assert W1.shape == W2.shape == W3.shape == (8, 8) and W3.dtype == torch.float64
-    assert torch.allclose(t3.step1_W_O2(model, emb, eta=1.0) * 2.0, W1)
+    assert torch.allclose(t3.step1_W_O2(model, emb, eta=1.0) * 2.0, W1, rtol=1e-14, atol=0)
+    z, p, y = (torch.as_tensor(a) for a in model.enumerate())
+    lemma = reference_step2(emb, W1, z, p, y).T                      # key^T W query convention
+    assert torch.allclose(W2, lemma.T, rtol=1e-10, atol=1e-15)         # eq. (7): query^T W key
+    assert float((W2 - lemma).norm()) > 1e-3 * float(W2.norm())        # and the untransposed one is rejected
 
 
 def test_bad_inputs_name_the_argument():

@@ -37,8 +37,9 @@ def test_r1_counts_unseen_classes_and_ties_as_misses():
     rows = np.array([[0.6, 0.2, 0.2], [0.2, 0.6, 0.2]])
     assert r1_recall(stats_from(rows, [0, 1], N), A) == pytest.approx(2 / 3)   # class 2 unseen
     tied = np.array([[0.4, 0.4, 0.2], [0.2, 0.2, 0.6], [0.2, 0.2, 0.6]])
-    # class 0: c_0 - c has equal entries 0 and 1 -> tie -> miss
-    assert r1_recall(stats_from(tied, [0, 2, 1], N), A) <= 1 / 3
+    # class 0: c_0 - c has equal entries 0 and 1 -> tie -> miss; classes 1 and 2 share the mean of
+    # rows 2 and 3 -> argmax at token 2: class 2 is a hit, class 1 a miss
+    assert r1_recall(stats_from(tied, [0, 2, 1], N), A) == pytest.approx(1 / 3)
 
 
 def test_memory_recall_reads_argmax_over_outputs():
@@ -118,11 +119,21 @@ def test_batch_prefix_statistics_are_consistent():
         assert torch.equal(ref.n, st[b].n) and torch.allclose(ref.S, st[b].S)
 
 
-def test_recall_grid_shapes_and_ranges():
-    """Test that recall_grid returns one cell per (d, batches) in order, values in [0, 1]."""
-    cells = recall_grid(build_model_c(T=64), [8, 32], [1, 2], seeds=2, device="cpu")
+def test_recall_grid_cells_equal_direct_scores():
+    """Test that recall_grid returns one cell per (d, batches) in order, each value equal to r1_recall and
+    the probe recomputed from that seed's statistics and embeddings."""
+    from popgrad.numerics.recall import probe_one_step_wo2
+
+    model = build_model_c(T=64)
+    cells = recall_grid(model, [8, 32], [1, 2], seeds=2, device="cpu")
     assert [(c.d, c.batches) for c in cells] == [(8, 1), (8, 2), (32, 1), (32, 2)]
-    assert all(0 <= v <= 1 for c in cells for v in c.r1 + c.probe)
+    for s in range(2):
+        stats = gather_model_c_stats(model, [1, 2], 32, s, device="cpu")
+        for c in cells:
+            emb = make_embeddings(c.d, model.N, model.T, seed=s)
+            assert c.r1[s] == r1_recall(stats[c.batches], value_inputs(emb))
+            assert c.probe[s] == probe_one_step_wo2(stats[c.batches], emb)
+    assert len({v for c in cells for v in c.r1}) > 1
 
 
 def test_build_model_c_validates():

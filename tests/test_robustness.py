@@ -15,9 +15,9 @@ import signal
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
-from popgrad import cli
+from popgrad import cli, registry
 from popgrad.errors import PopgradError
 
 TIME_LIMIT = 20
@@ -140,14 +140,126 @@ bad_text = st.one_of(st.sampled_from(BAD_NUMBERS), st.integers(max_value=0).map(
                      st.floats(allow_nan=True, allow_infinity=True).map(repr), st.text(max_size=6))
 
 
+TYPED_OPTIONS = [o for o in OPTIONS if o[1].type is not None or o[1].choices is not None]
+
+
 @settings(max_examples=60)
-@given(option=st.sampled_from(OPTIONS), value=bad_text)
+@given(option=st.sampled_from(TYPED_OPTIONS), value=bad_text)
 def test_cli_fuzz_values_the_parser_rejects(option, value):
-    """Test that any value an option's type or choices reject gives exit 2, one line naming it, no traceback."""
+    """Test that any value an option's type or choices reject gives exit 2, one line naming it, no traceback.
+
+    Values the parser accepts are not examples of this test (hypothesis `assume` discards them, so
+    every example that runs asserts); accepted values are covered by the contract tests below."""
     command, action = option
-    if action.type is None and action.choices is None or not _rejected(action, value):
-        return                                    # accepted by the parser: covered by the per-option test
+    assume(_rejected(action, value))
     _check_one(command, action, value, joined=True)
+
+
+def _contract(argv):
+    """The documented CLI contract: exit 0 with parseable output, or exit 2 with exactly one stderr line."""
+    code, out, err, exc = _run_cli(argv)
+    assert exc is None, f"popgrad {argv}: raised {type(exc).__name__}: {exc}"
+    assert code in (0, 2), f"popgrad {argv}: exit {code}"
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert out == "", out
+        return code, None
+    return code, out
+
+
+@settings(max_examples=40)
+@given(text=st.one_of(st.text(max_size=8), st.sampled_from(["eq32", "lemma", "", " ", "theorem3.step", "|", "\n"])))
+def test_cli_contract_claims_list_any_selection(text):
+    """Test that `popgrad claims --list --json -k TEXT` exits 0 with JSON listing only matching ids, or 2 with one line."""
+    import json
+
+    code, out = _contract(["claims", "--list", "--json", f"--select={text}"])
+    if code == 0:
+        rows = json.loads(out)["rows"]
+        assert rows and all(text in r["claim"] for r in rows)
+    else:
+        assert not text.strip() or not any(text in c.id for c in registry.all_claims())
+
+
+def test_cli_contract_valid_runs_give_parseable_output(tmp_path):
+    """Test exit 0 with parseable JSON and CSV for cheap valid invocations."""
+    import csv
+    import json
+
+    code, out = _contract(["claims", "-k", "eq32", "--json"])
+    assert code == 0
+    rows = json.loads(out)["rows"]
+    assert [r["claim"] for r in rows] == ["eq32.softmax_jacobian"] and rows[0]["verdict"] == "exact"
+    code, out = _contract(["claims", "-k", "eq32", "--csv", str(tmp_path / "c.csv")])
+    assert code == 0 and "eq32.softmax_jacobian" in out
+    with open(tmp_path / "c.csv") as fh:
+        assert [r["claim"] for r in csv.DictReader(fh)] == ["eq32.softmax_jacobian"]
+    # the report's exit-0 output is held in tests/test_paper_refs.py (it runs the report once)
+
+
+# ----------------------------------------------------------------------------- output locations
+@pytest.mark.parametrize("out", ["/proc/popgrad_x.md", "/nonexistent-folder/x.md"])
+def test_report_unwritable_out_exits_2_within_a_second(out):
+    """Test that `popgrad report --out <unwritable>` exits 2 with one line within a second (in-process),
+    before running any claim."""
+    import time
+
+    from popgrad import registry as reg
+
+    reg._CACHE.clear()
+    start = time.perf_counter()
+    code, _, err, exc = _run_cli(["report", "--out", out])
+    seconds = time.perf_counter() - start
+    assert exc is None and code == 2, (code, err)
+    assert len(err.strip().splitlines()) == 1 and "--out" in err
+    assert seconds < 1.0, f"took {seconds:.2f} s"
+    assert not reg._CACHE, "claims ran before the output location was validated"
+
+
+def test_report_unwritable_out_fresh_process_within_a_second():
+    """Test that `python -m popgrad report --out /proc/x.md` exits 2 with one line within a second from a
+    fresh process (only the report command module is imported, not torch); best of three runs."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "popgrad", "report", "--out", "/proc/popgrad_x.md"],
+                             capture_output=True, text=True, cwd=root)
+        best = min(best, time.perf_counter() - start)
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "--out" in res.stderr
+    assert best < 1.0, f"took {best:.2f} s"
+
+
+def test_report_refuses_unwritable_derived_figures_folder(tmp_path):
+    """Test that the report's derived figures folder is validated up front (a file in its place: exit 2)."""
+    (tmp_path / "r_figures").write_text("not a folder")
+    code, _, err, exc = _run_cli(["report", "--out", str(tmp_path / "r.md")])
+    assert exc is None and code == 2 and len(err.strip().splitlines()) == 1
+    assert "r_figures" in err and not (tmp_path / "r.md").exists()
+
+
+def test_late_write_failure_is_one_line_and_leaves_nothing(tmp_path):
+    """Test that a write failing after validation raises one PopgradError line and leaves no partial file."""
+    from popgrad.cliutil import check_output_dir, check_output_file, write_text_file
+
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    target = check_output_file(folder / "x.md", "--out")
+    folder.rmdir()                                   # the folder disappears between validation and writing
+    with pytest.raises(PopgradError, match="--out: cannot write") as info:
+        write_text_file(target, "text", "--out")
+    assert "\n" not in str(info.value) and not folder.exists()
+    write_text_file(tmp_path / "ok.md", "whole", "--out")
+    assert (tmp_path / "ok.md").read_text() == "whole" and len(list(tmp_path.iterdir())) == 1
+    with pytest.raises(PopgradError, match="not a folder"):
+        check_output_dir(tmp_path / "ok.md", "--figures")
+    with pytest.raises(PopgradError, match="does not exist"):
+        check_output_dir(tmp_path / "a" / "b", "--figures")
 
 
 def test_cli_unknown_command_and_option_one_line():

@@ -203,14 +203,32 @@ def lemma4_gradient_line2(X, y, weights, W_U, Phi_2, Z=None, query=None,
 
     (1/T) sum_{k,t} E_X[p_hat(k|X) w_U(k)^T Phi_2 x_t (z_t - zbar) x_T^T]
       - (1/T) sum_{k,t} p(y=k) E[w_U(k)^T Phi_2 x_t (z_t - zbar) x_T^T | y = k].
+
+    Written independently of line 1 (no shared helper beyond input validation): its own p_hat
+    at W = 0 (uniform attention, xi = W_U Phi_2 xbar_{1:T}), its own centring, and the class
+    expectations as an explicit sum over the N classes.
     """
-    w, y, N, Zc, q, a_hat, a_y = _lemma4_parts(X, y, weights, W_U, Phi_2, Z, query, phat)
-    T = Zc.shape[1]
-    first = torch.einsum("m,mt,mtd,me->de", w, a_hat, Zc, q) / T                 # (d, d)
-    p_y, R = _conditional_weights(y, w, N)                                       # (N,), (M, N)
-    # E[w_U(k)^T Phi_2 x_t (z_t - zbar) x_T^T | y = k]: only sequences with y_m = k enter, so a_y suffices
-    cond = torch.einsum("mk,mt,mtd,me->kde", R, a_y, Zc, q) / T                  # (N, d, d)
-    return first - torch.einsum("k,kde->de", p_y, cond)
+    choice("phat", phat, PHAT)
+    X, y, w, W_U = _weighted_set(X, y, weights, W_U)
+    Phi_2 = _square("Phi_2", Phi_2, X)
+    Z, q = _keys_query(X, Z, query)
+    T, N = X.shape[1], W_U.shape[0]
+    xi0 = X.sum(dim=1) @ Phi_2.T @ W_U.T / T                                  # (M, N) logits at W = 0
+    ph = torch.exp(xi0 - torch.logsumexp(xi0, dim=1, keepdim=True)) if phat == "model" \
+        else torch.ones_like(xi0) / N                                          # (M, N)
+    keys = Z - Z.sum(dim=1, keepdim=True) / T                                  # (M, T, d)
+    scores = torch.einsum("mk,kd,de,mte->mt", ph, W_U, Phi_2, X)               # (M, T)
+    first = torch.einsum("m,mt,mtd,me->de", w, scores, keys, q) / T             # (d, d)
+    second = torch.zeros_like(first)
+    for k in range(N):                                                         # class expectations
+        sel = y == k
+        p_k = w[sel].sum()
+        if float(p_k) == 0.0:
+            continue
+        a_k = torch.einsum("d,de,mte->mt", W_U[k], Phi_2, X[sel])              # (M_k, T)
+        cond = torch.einsum("m,mt,mtd,me->de", w[sel] / p_k, a_k, keys[sel], q[sel]) / T
+        second = second + p_k * cond
+    return first - second
 
 
 def lemma4_gradient_eq7(X, y, weights, W_U, Phi_2, Z=None, query=None, phat: str = "model") -> torch.Tensor:
@@ -266,14 +284,25 @@ def lemma5_position_factor(X, P, Phi_1, W_2) -> torch.Tensor:
     return torch.einsum("ts,ms,sd->mtd", C, b, Pt) - (b @ C.T)[:, :, None] * pbar[None]
 
 
+def _lemma5_logits_at_zero(X, W_U, Phi_1, Phi_2, W_2) -> torch.Tensor:
+    """Eq. (14) at W = 0, written out: xi = W_U Phi_2 (xbar_{1:T} + (1/T) sum_t (u_t - ubar) x_t) (M, N).
+
+    At W = 0 the first layer averages causally, z_t = (1/t) sum_{s<=t} Phi_1 x_s, and
+    u_t = z_t^T W_2 x_T. Independent of `lemma5_logits` (which autograd differentiates).
+    """
+    T = X.shape[1]
+    t = torch.arange(1, T + 1, dtype=X.dtype, device=X.device)
+    z0 = torch.cumsum(X, dim=1) / t[None, :, None] @ Phi_1.T                  # (M, T, d)
+    u = torch.einsum("mtd,de,me->mt", z0, W_2, X[:, -1])                       # (M, T)
+    h = X.mean(dim=1) + torch.einsum("mt,mtd->md", u - u.mean(dim=1, keepdim=True), X) / T
+    return h @ Phi_2.T @ W_U.T                                                 # (M, N)
+
+
 def _lemma5_parts(X, P, y, weights, W_U, Phi_1, Phi_2, W_2, phat):
     """Pieces at W = 0: w, y, N, D (M,T,d), P^T, a_hat, a_y (M,T), abar_hat, abar_y (M,)."""
     choice("phat", phat, PHAT)
     X, P, y, w, W_U, Phi_1, Phi_2, W_2 = _lemma5_inputs(X, P, y, weights, W_U, Phi_1, Phi_2, W_2)
-    d = X.shape[2]
-    with torch.no_grad():
-        logits0 = lemma5_logits(torch.zeros(d, d, dtype=X.dtype, device=X.device),
-                                X, P, W_U, Phi_1, Phi_2, W_2)         # (M, N)
+    logits0 = _lemma5_logits_at_zero(X, W_U, Phi_1, Phi_2, W_2)       # (M, N), not via lemma5_logits
     V = W_U @ Phi_2                                                   # (N, d)
     c_hat, c_y = _phat_rows(logits0, phat) @ V, V[y]                  # (M, d) each
     a_hat = torch.einsum("mtd,md->mt", X, c_hat)                      # (M, T) sum_k p_hat w_U(k)^T Phi_2 x_t
@@ -314,12 +343,35 @@ def lemma5_gradient(X, P, y, weights, W_U, Phi_1, Phi_2, W_2, phat: str = "model
 
 
 def lemma5_gradient_proof(X, P, y, weights, W_U, Phi_1, Phi_2, W_2, phat: str = "model") -> torch.Tensor:
-    """Lemma 5, proof C.4, eq. (35)-(36): E[sum_k (p_hat - 1{y=k}) (grad xi_k)] at W = 0 (d, d), lemma convention."""
-    w, y, N, D, Pt, a_hat, a_y, abar_hat, abar_y = _lemma5_parts(
-        X, P, y, weights, W_U, Phi_1, Phi_2, W_2, phat)
-    T = D.shape[1]
-    coef = (a_hat - a_y) - (abar_hat - abar_y)[:, None]               # (M, T)
-    return torch.einsum("m,mt,mtd,te->de", w, coef, D, Pt) / T
+    """Lemma 5, proof C.4, eq. (35)-(36): E[sum_k (p_hat - 1{y=k}) (grad xi_k)] at W = 0 (d, d), lemma convention.
+
+    Written independently of `lemma5_terms` (no shared helper beyond input validation):
+    dl/dxi_k = p_hat(k|X) - 1{y=k}; grad xi_k = (1/T) sum_t w_U(k)^T Phi_2 (x_t - xbar) grad u_t,
+    grad u_t = sum_{s<=t} (1/t) b_s (p_s - pbar_{1:t}) p_t^T with b_s = (Phi_1 x_s)^T W_2 x_T (eq. (32)).
+    """
+    choice("phat", phat, PHAT)
+    X, P, y, w, W_U, Phi_1, Phi_2, W_2 = _lemma5_inputs(X, P, y, weights, W_U, Phi_1, Phi_2, W_2)
+    M, T, d = X.shape
+    N = W_U.shape[0]
+    mask = torch.tril(torch.ones(T, T, dtype=X.dtype, device=X.device))       # [t, s] = 1{s <= t}
+    counts = mask.sum(dim=1)                                                   # (T,) = t
+    b = torch.einsum("mse,fe,fg,mg->ms", X, Phi_1, W_2, X[:, -1])               # (M, T) b_s
+    u = b @ mask.T / counts                                                    # (M, T) u_t at W = 0
+    lin = (1.0 / T) * (1.0 + u - u.sum(dim=1, keepdim=True) / T)               # (M, T) sigma_bar(u)
+    xi = torch.einsum("mt,mtd,ed,ke->mk", lin, X, Phi_2, W_U)                   # (M, N)
+    if phat == "model":
+        ph = torch.softmax(xi, dim=1)
+    else:
+        ph = torch.full((M, N), 1.0 / N, dtype=X.dtype, device=X.device)
+    dl = ph - torch.nn.functional.one_hot(y, N).to(X.dtype)                    # (M, N) dl/dxi_k
+    centred = X - X.mean(dim=1, keepdim=True)                                  # (M, T, d) x_t - xbar
+    coef = torch.einsum("mk,ke,ef,mtf->mt", dl, W_U, Phi_2, centred)           # (M, T)
+    Pt = P.T                                                                   # (T, d) p_s
+    pbar = mask @ Pt / counts[:, None]                                         # (T, d) pbar_{1:t}
+    bp = torch.einsum("ts,ms,sd->mtd", mask, b, Pt) / counts[None, :, None]    # (1/t) sum_{s<=t} b_s p_s
+    bsum = b @ mask.T / counts                                                 # (1/t) sum_{s<=t} b_s
+    grad_u = bp - bsum[:, :, None] * pbar[None]                                # (M, T, d) grad u_t / p_t^T
+    return torch.einsum("m,mt,mtd,te->de", w, coef, grad_u, Pt) / T
 
 
 def lemma5_gradient_eq7(X, P, y, weights, W_U, Phi_1, Phi_2, W_2, phat: str = "model") -> torch.Tensor:

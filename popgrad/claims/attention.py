@@ -218,46 +218,62 @@ register(Claim(
     id="lemma4.line1_vs_autograd",
     statement="grad_W L(0) = sum_k E[(p_hat(k|X) - 1{y=k}) (1/T) sum_t w_U(k)^T Phi_2 x_t (z_t - zbar) x_T^T]",
     where="Lemma 4, eq. (13); App. B.2, C.3",
-    compared="Lemma 4 line 1 vs torch autograd of the exact loss (13) at W = 0 (p_hat model and 1/N)",
-    kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_lemma4_line1, code=_L4))
+    compared="Lemma 4 line 1 vs torch autograd of the exact loss (13) at W = 0 (p_hat model and 1/N)"
+    "; shared: the weighted sequence set, W_U, Phi_2 (input validation only)",
+    kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_lemma4_line1, code=_L4,
+    sides=(('popgrad.theory.attention.lemma4_gradient_line1',),
+           ('popgrad.claims.attention.autograd_lemma4',))))
 
 register(Claim(
     id="lemma4.line2_vs_line1",
     statement="line 1 = (1/T) sum_{k,t} E_X[p_hat ...] - (1/T) sum_{k,t} p(y=k) E[... | y=k]",
     where="Lemma 4; App. B.2",
-    compared="Lemma 4 second form (class-conditional expectations) vs line 1",
+    compared="Lemma 4 second form (class-conditional expectations) vs line 1"
+    "; written separately, own p_hat and centring; shared: the data (input validation only)",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_lemma4_line2,
-    code=("popgrad.theory.attention.lemma4_gradient_line2", "popgrad.theory.attention.lemma4_gradient_line1")))
+    code=("popgrad.theory.attention.lemma4_gradient_line2", "popgrad.theory.attention.lemma4_gradient_line1"),
+    sides=(('popgrad.theory.attention.lemma4_gradient_line2',),
+           ('popgrad.theory.attention.lemma4_gradient_line1',))))
 
 register(Claim(
     id="lemma5.gradient_vs_autograd",
     statement="grad_W L(0) for W = W_K^1 equals the sum of the four terms of Lemma 5",
     where="Lemma 5, eq. (14); App. B.2, C.4",
-    compared="sum of Lemma 5's four terms vs torch autograd of the exact loss (14) at W = 0",
+    compared="sum of Lemma 5's four terms vs torch autograd of the exact loss (14) at W = 0"
+    "; the terms compute their own p_hat at W = 0, not via lemma5_logits; shared: the data (input validation only)",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_lemma5_autograd,
-    code=("popgrad.theory.attention.lemma5_loss", "popgrad.theory.attention.lemma5_terms", "popgrad.theory.attention.lemma5_gradient")))
+    code=("popgrad.theory.attention.lemma5_loss", "popgrad.theory.attention.lemma5_terms", "popgrad.theory.attention.lemma5_gradient"),
+    sides=(('popgrad.theory.attention.lemma5_gradient',),
+           ('popgrad.claims.attention.autograd_lemma5',))))
 
 register(Claim(
     id="lemma5.terms_vs_proof",
     statement="the four terms of Lemma 5 equal the proof's form (35)-(36) with dl/dxi_k = p_hat - 1{y=k}",
     where="Lemma 5; App. C.4, eq. (35)-(36)",
-    compared="sum of the four terms (class-conditional form) vs eq. (35)-(36)",
+    compared="sum of the four terms (class-conditional form) vs eq. (35)-(36)"
+    "; written separately, own p_hat and position factor; shared: the data (input validation only)",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_lemma5_proof,
-    code=("popgrad.theory.attention.lemma5_gradient", "popgrad.theory.attention.lemma5_gradient_proof")))
+    code=("popgrad.theory.attention.lemma5_gradient", "popgrad.theory.attention.lemma5_gradient_proof"),
+    sides=(('popgrad.theory.attention.lemma5_gradient',),
+           ('popgrad.theory.attention.lemma5_gradient_proof',))))
 
 register(Claim(
     id="eq32.softmax_jacobian",
     statement="d sigma(u)_t / d u_s at u = 0 equals (1/T) 1{t=s} - 1/T^2",
     where="eq. (32); App. C.3",
-    compared="eq. (32) vs torch autograd of softmax at 0 (T=1..8) and sympy (T=1..6, exact)",
+    compared="eq. (32) vs torch autograd of softmax at 0 (T=1..8) and sympy (T=1..6, exact)"
+    "; shared: nothing",
     kind="exact", tolerance="rel <= 1e-10 (float64); sympy ==", measure=measure_eq32,
-    code=("popgrad.theory.attention.softmax_jacobian_at_zero", "popgrad.theory.attention_symbolic.softmax_jacobian_symbolic")))
+    code=("popgrad.theory.attention.softmax_jacobian_at_zero", "popgrad.theory.attention_symbolic.softmax_jacobian_symbolic"),
+    sides=(('popgrad.theory.attention.softmax_jacobian_at_zero',),
+           ('popgrad.theory.attention_symbolic.softmax_jacobian_symbolic',))))
 
 register(Claim(
     id="lemma4.symbolic",
     statement="Lemma 4 line 1 is the exact derivative of (13) at W = 0 for symbolic X, W_U, Phi_2, weights",
     where="Lemma 4; App. B.2, C.3",
-    compared="sympy: Lemma 4 line 1 minus sympy derivative of the loss at W = 0 (T=d=N=M=2)",
+    compared="sympy: Lemma 4 line 1 minus sympy derivative of the loss at W = 0 (T=d=N=M=2)"
+    "; one sympy function forms both sides (checked by review); shared: the symbols",
     kind="exact", tolerance="== 0 (symbolic)", measure=measure_lemma4_symbolic,
     code=("popgrad.theory.attention_symbolic.lemma4_symbolic_difference",)))
 
@@ -265,6 +281,9 @@ register(Claim(
     id="lemma4.scale_factor",
     statement="dropping d^-1/2 in the softmax only changes the gradient by a multiplicative factor (at W = 0)",
     where="App. B.2 (before Lemma 4)",
-    compared="autograd with sigma(d^-1/2 Z^T W x_T) vs d^-1/2 x (autograd and Lemma 4) without, at W = 0",
+    compared="autograd with sigma(d^-1/2 Z^T W x_T) vs d^-1/2 x (autograd and Lemma 4) without, at W = 0"
+    "; shared: the data; the chain-rule part holds one loss against itself at two scales by design",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_scale_factor,
-    code=("popgrad.theory.attention.lemma4_loss", "popgrad.theory.attention.lemma4_logits")))
+    code=("popgrad.theory.attention.lemma4_loss", "popgrad.theory.attention.lemma4_logits"),
+    sides=(('popgrad.theory.attention.lemma4_gradient_line1',),
+           ('popgrad.claims.attention.autograd_lemma4',))))

@@ -69,26 +69,45 @@ def reference_step2(emb, W_O2, z, p, y, phat="uniform"):
     return _grad_step(loss, emb.d).T
 
 
-def reference_step3(emb, G, Km, z, p, y, phat="uniform"):
-    """B.3.3 / Lemma 5 by enumeration + autograd: positional causal first layer, linearized second; eq7."""
-    T = z.shape[1]
+def reference_step3(emb, W_O2, W_K2, z, p, y, phat="uniform", idealized=False):
+    """B.3.3 / Lemma 5 by enumeration + autograd: positional causal first layer, linearized second; eq7.
+
+    Built from W_O^2 and W_K^2 (eq7) themselves, not from the engine's readouts: the actual
+    model runs in d-space on x_t = w_E(z_t); idealized=True replaces w_U(k)^T Phi_2 w_E(z) by
+    alpha 1{z=k} and (Phi_1 w_E(z))^T W_2 w_E(q) by alpha' 1{z=q}, alpha, alpha' = mean diagonal
+    readouts computed here.
+    """
+    T, N = z.shape[1], emb.N
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
-    kq = Km[z, z[:, -1:]]                                                      # (M, T) Km[z_s, q]
-    g = G[:, z].permute(1, 2, 0)                                               # (M, T, N)
+    X = emb.W_E.T[z]                                                           # (M, T, d) w_E(z_t)
+    V = emb.W_U @ W_O2 @ emb.W_V2                                              # (N, d) w_U(k)^T Phi_2
+    K = emb.Phi1.T @ W_K2.T                                                    # (d, d): key Phi_1 x, query x_T
+    if idealized:
+        alpha = torch.stack([V[k] @ emb.W_E[:, k] for k in range(N)]).mean()
+        alpha2 = torch.stack([emb.W_E[:, k] @ K @ emb.W_E[:, k] for k in range(N)]).mean()
+        onehot = torch.nn.functional.one_hot(z, N).to(torch.float64)          # (M, T, N)
+        vals = alpha * onehot                                                  # (M, T, N) value readouts
+        kq = alpha2 * (z == z[:, -1:]).to(torch.float64)                       # (M, T) key-query readouts
+    else:
+        vals = X @ V.T                                                         # (M, T, N)
+        kq = torch.einsum("msd,de,me->ms", X, K, X[:, -1])                    # (M, T)
 
     def loss(W):
         sc = (emb.P.T @ W @ emb.P).T                                           # [t, s] = p_s^T W p_t
         att = torch.softmax(sc.masked_fill(~causal, float("-inf")), -1)
         u = kq @ att.T                                                         # (M, T)
         sig = (1.0 + u - u.mean(1, keepdim=True)) / T
-        return _loss(torch.einsum("mtn,mt->mn", g, sig), y, p, phat)
+        return _loss(torch.einsum("mtn,mt->mn", vals, sig), y, p, phat)
 
     return _grad_step(loss, emb.d).T
 
 
 # ----------------------------------------------------------------------------- Monte-Carlo
-def _mc_projection(model, emb, W_O2, R1, R2, batch, seed, Km=None, L=None):
-    """Per-sequence <R1, step-1 term>, <R2, step-2 term> and sum_{t,s} L[t,s] Gt[o,z_t] Km[z_s,q] (B,) each."""
+def _mc_projection(model, emb, W_O2, W_K2, R1, R2, batch, seed, L):
+    """Per-sequence <R1, step-1 term>, <R2, step-2 term> and sum_{t,s} L[t,s] Gt[o,z_t] Km[z_s,q] (B,) each.
+
+    Written from the sequences, the embeddings and the matrices W_O^2, W_K^2 (lemma convention) only:
+    Km[z_s, q] = (Phi_1 w_E(z_s))^T W_K^2 w_E(q) is formed here, not taken from the engine."""
     from popgrad.numerics.samplers import make_generator, sample_model_d
 
     z, y, q, _ = sample_model_d(model, batch, make_generator(seed))
@@ -107,7 +126,8 @@ def _mc_projection(model, emb, W_O2, R1, R2, batch, seed, Km=None, L=None):
     f2 = torch.einsum("bt,btd,de,be->b", a, keys, R2, X0[:, -1])               # <R2, lemma W>
     Gtok = G @ emb.W_E                                                         # (N, N) [k, z]
     g3 = (Gtok[y[:, None], z] - Gtok.mean(0)[z])                               # (B, T) Gt[o, z_t]
-    f3 = torch.einsum("bt,ts,bs->b", g3, L, Km[z, q[:, None]])                 # step-3 statistic
+    kq = torch.einsum("bsd,ed,ef,bf->bs", X, emb.Phi1, W_K2, X[:, -1])          # (B, T) Km[z_s, q]
+    f3 = torch.einsum("bt,ts,bs->b", g3, L, kq)                                # step-3 statistic
     return f1, f2, f3
 
 
@@ -128,7 +148,7 @@ def measure_monte_carlo() -> Measurement:
     Q = mx.value_key_pair_statistic(mx.centred_rows(G), Km, 10)
     fs = [[], [], []]
     for chunk in range(8):
-        for acc, f in zip(fs, _mc_projection(model, emb, W1, R1, R2, 25_000, 11 + chunk, Km, L)):
+        for acc, f in zip(fs, _mc_projection(model, emb, W1, W2, R1, R2, 25_000, 11 + chunk, L)):
             acc.append(f)
     zs = []
     for f, exact in zip(fs, ((R1 * W1).sum(), (R2 * W2).sum(), (L * Q).sum())):
@@ -160,14 +180,62 @@ register(Claim(
     id="engine.token_law",
     statement="P(z_t = k | y = k) and P(z_t = i | y = k), i != k, of model D as exact rationals",
     where="App. B.3 (model D, SPEC §2 D)",
-    compared="exact Fractions from the model's structure vs float64 sums over all enumerated sequences",
+    compared="exact Fractions from the model's structure vs float64 sums over all enumerated sequences"
+    "; shared: model D's definition",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_token_law,
-    code=("popgrad.theory.model_d_exact.token_law_given_output",)))
+    code=("popgrad.theory.model_d_exact.token_law_given_output",),
+    sides=(('popgrad.theory.model_d_exact.token_law_given_output',),
+           ('popgrad.data.SecondOccurrenceModel.enumerate',))))
 
 register(Claim(
     id="engine.monte_carlo",
     statement="the exact engine's (15), (17) and step-3 statistic agree with Monte-Carlo averages over model D",
     where="App. B.3.1-B.3.2, eq. (15), (17)",
-    compared="engine vs 200k sequences of popgrad.numerics.samplers.sample_model_d (random projections)",
+    compared="engine vs 200k sequences of popgrad.numerics.samplers.sample_model_d (random projections)"
+    "; shared: model D (its law vs its samples), the embeddings, and W_O^2, W_K^2 as inputs; the Monte-Carlo side forms its own readouts",
     kind="exact", tolerance=f"|mc - exact| <= {MC_Z:g} standard errors", measure=measure_monte_carlo,
-    code=("popgrad.theory.theorem3.step1_W_O2", "popgrad.theory.theorem3.step2_W_K2", "popgrad.theory.model_d_exact.value_key_pair_statistic")))
+    code=("popgrad.theory.theorem3.step1_W_O2", "popgrad.theory.theorem3.step2_W_K2", "popgrad.theory.model_d_exact.value_key_pair_statistic"),
+    sides=(('popgrad.theory.theorem3.step1_W_O2', 'popgrad.theory.theorem3.step2_W_K2', 'popgrad.theory.theorem3.step3_readouts', 'popgrad.theory.model_d_exact.value_key_pair_statistic', 'popgrad.theory.model_d_exact.centred_rows'),
+           ('popgrad.claims.engine._mc_projection',))))
+
+
+# ----------------------------------------------------------------------------- model D = conditioned chain
+CHAIN_SIZES = ((2, 3), (2, 5), (3, 4), (3, 5), (4, 4))
+
+
+def enumeration_law(N, T) -> dict:
+    """Model D as enumerated by SecondOccurrenceModel: {(z, y): probability} (repeated keys summed)."""
+    from popgrad.data import SecondOccurrenceModel
+
+    z, p, y = SecondOccurrenceModel(N, T).enumerate()
+    law: dict = {}
+    for zz, pp, yy in zip(z.tolist(), p.tolist(), y.tolist()):
+        law[(tuple(zz), yy)] = law.get((tuple(zz), yy), 0.0) + pp
+    return law
+
+
+def measure_chain_equivalence() -> Measurement:
+    """SPEC §2 D: model D == the uniform bigram chain with q -> o conditioned on 'q twice, second at T'."""
+    from popgrad.data import conditioned_bigram_chain
+
+    worst, details = 0.0, {}
+    for N, T in CHAIN_SIZES:
+        mine, ref = enumeration_law(N, T), conditioned_bigram_chain(N, T)
+        support = set(mine) ^ set(ref)
+        gap = max(abs(mine.get(k, 0.0) - ref.get(k, 0.0)) for k in set(mine) | set(ref))
+        details[f"N={N},T={T}"] = {"sequences": len(ref), "support_mismatch": len(support), "max_abs_gap": float(gap)}
+        worst = max(worst, gap if not support else float("inf"))
+    return Measurement(worst, 1e-15, "exact",
+                       note=f"{len(CHAIN_SIZES)} sizes; same support and probabilities", details=details)
+
+
+register(Claim(
+    id="engine.model_d_chain",
+    statement="model D (q, o uniform; t_q rule; other tokens uniform on [N] minus q) is the uniform bigram chain "
+              "with q -> o conditioned on q occurring exactly twice, the second time at T",
+    where="App. B.3 (model D); SPEC §2 D",
+    compared="SecondOccurrenceModel.enumerate() vs brute-force conditioning of the chain over all N^T sequences "
+             "(popgrad.data.conditioned_bigram_chain); the two share nothing",
+    kind="exact", tolerance="same support; |probability gap| <= 1e-15", measure=measure_chain_equivalence,
+    code=("popgrad.data.SecondOccurrenceModel.enumerate", "popgrad.data.conditioned_bigram_chain"),
+    sides=(("popgrad.claims.engine.enumeration_law",), ("popgrad.data.conditioned_bigram_chain",))))

@@ -103,16 +103,23 @@ def measure_readout() -> Measurement:
 
 register(Claim(
     id="example_b1.eq11_equals_eq12", statement="W_1 = (eta/N) sum_k w_U(k)(mu_k - mu_bar)^T = (eta/N) sum_k w_U(k)(w_E(k) - w_bar_E)^T",
-    where="App. B.1, eq. (11)-(12)", compared="eq. (11) from exact class means of the (y, t) mixture vs eq. (12)",
+    where="App. B.1, eq. (11)-(12)", compared="eq. (11) from exact class means of the (y, t) mixture vs eq. (12)"
+    "; shared: the embeddings",
     kind="exact", tolerance="rel <= 1e-10 (float64), uniform (y, t)", measure=measure_eq11_equals_eq12,
-    code=("popgrad.theory.example_b1.one_step_W1_eq11", "popgrad.theory.example_b1.one_step_W1_eq12")))
+    code=("popgrad.theory.example_b1.one_step_W1_eq11", "popgrad.theory.example_b1.one_step_W1_eq12"),
+    sides=(('popgrad.theory.example_b1.one_step_W1_eq11',),
+           ('popgrad.theory.example_b1.one_step_W1_eq12',))))
 register(Claim(
     id="example_b1.eq11_one_step", statement="eq. (11) is one population gradient step from W_0 = 0 (uniform y)",
-    where="Sec. 6; App. B.1, eq. (11)", compared="eq. (11) vs -eta * autograd gradient of the exact mixture loss at 0",
+    where="Sec. 6; App. B.1, eq. (11)", compared="eq. (11) vs -eta * autograd gradient of the exact mixture loss at 0"
+    "; shared: the embeddings and the (y, t) mixture",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_eq11_one_step,
-    code=("popgrad.theory.example_b1.one_step_W1_eq11", "popgrad.theory.example_b1.one_step_W1_lemma2")))
+    code=("popgrad.theory.example_b1.one_step_W1_eq11", "popgrad.theory.example_b1.one_step_W1_lemma2"),
+    sides=(('popgrad.theory.example_b1.one_step_W1_eq11', 'popgrad.theory.example_b1.one_step_W1_lemma2'),
+           ('popgrad.theory.lemma2.lemma2_population_loss',))))
 register(Claim(
     id="example_b1.readout", statement="w_U(k)^T W_1 (w_E(y) + p_t) ~ (eta/N) 1{k=y} + O(1/N^2); argmax accuracy ~ 1",
-    where="Sec. 6; App. B.1", compared="readout with orthonormal embeddings vs (eta/N)(1{k=y} - 1/N); Gaussian readout noise over d, N (3 seeds)",
+    where="Sec. 6; App. B.1", compared="readout with orthonormal embeddings vs (eta/N)(1{k=y} - 1/N); Gaussian readout noise over d, N (3 seeds)"
+    "; shared: the embeddings",
     kind="approx", tolerance="orthonormal limit rel <= 1e-10; |slope_d + 0.5| <= 0.1", measure=measure_readout,
     code=("popgrad.theory.example_b1.readout", "popgrad.theory.example_b1.readout_deviation", "popgrad.theory.example_b1.readout_orthonormal_limit")))

@@ -72,18 +72,25 @@ def measure_mu_hat_erratum() -> Measurement:
 
 register(Claim(
     id="lemma2.gradient", statement="grad L(W) = sum_k p(y=k) w_U(k) (mu_hat_k - mu_k)^T, mu_k = E[x|y=k], mu_hat_k = p(y=k)^-1 E_x[p_hat(k|x) x]",
-    where="Lemma 2, Sec. 6; App. C.2", compared="Lemma 2 formula (C.2 mu_hat_k) vs autograd of the exact mixture loss",
+    where="Lemma 2, Sec. 6; App. C.2", compared="Lemma 2 formula (C.2 mu_hat_k) vs autograd of the exact mixture loss"
+    "; shared: the mixture and W_U (input validation only)",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_gradient,
     code=("popgrad.theory.lemma2.lemma2_gradient", "popgrad.theory.lemma2.lemma2_population_loss", "popgrad.theory.lemma2.mu_hat",
-          "popgrad.theory.lemma2.class_means")))
+          "popgrad.theory.lemma2.class_means"),
+    sides=(('popgrad.theory.lemma2.lemma2_gradient',),
+           ('popgrad.theory.lemma2.lemma2_population_loss',))))
 register(Claim(
     id="lemma2.gradient_symbolic", statement="Lemma 2's gradient formula (C.2 reading) is the exact derivative of L(W)",
-    where="Lemma 2, Sec. 6; App. C.2", compared="sympy: formula minus dL/dW, simplified",
+    where="Lemma 2, Sec. 6; App. C.2", compared="sympy: formula minus dL/dW, simplified"
+    "; one sympy function forms both sides (checked by review); shared: the symbols",
     kind="exact", tolerance="== 0 (symbolic)", measure=measure_gradient_symbolic,
     code=("popgrad.theory.lemma2.symbolic_gradient_gap",)))
 register(Claim(
     id="lemma2.mu_hat_erratum",
     statement="the statement's mu_hat_k := E_x[(dl(y=k|x)/d(y=k)) x] must be p(y=k)^-1 E_x[p_hat(k|x) x] (as in C.2)",
-    where="Lemma 2, Sec. 6 vs App. C.2", compared="statement's readings and C.2's mu_hat_k, each plugged into the lemma, vs autograd",
+    where="Lemma 2, Sec. 6 vs App. C.2", compared="statement's readings and C.2's mu_hat_k, each plugged into the lemma, vs autograd"
+    "; shared: the mixture and W_U (input validation only)",
     kind="exact", tolerance="C.2 rel <= 1e-10 and each literal reading rel > 1e-3", measure=measure_mu_hat_erratum,
-    code=("popgrad.theory.lemma2.mu_hat_statement", "popgrad.theory.lemma2.lemma2_gradient_statement", "popgrad.theory.lemma2.mu_hat")))
+    code=("popgrad.theory.lemma2.mu_hat_statement", "popgrad.theory.lemma2.lemma2_gradient_statement", "popgrad.theory.lemma2.mu_hat"),
+    sides=(('popgrad.theory.lemma2.lemma2_gradient', 'popgrad.theory.lemma2.lemma2_gradient_statement', 'popgrad.theory.lemma2.predicted_moments', 'popgrad.theory.lemma2.label_marginal', 'popgrad.theory.lemma2.class_means'),
+           ('popgrad.theory.lemma2.lemma2_population_loss',))))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import popgrad
 from popgrad import refs, registry, report
-from popgrad.cliutil import progress
+from popgrad.cliutil import check_output_dir, check_output_file, progress, write_text_file
 from popgrad.commands.claims import claim_rows
 from popgrad.errors import PopgradError
 
@@ -23,18 +23,15 @@ DESCRIPTION = ("Run every registered claim once and write a markdown report: cou
 def _out_path(text: str) -> Path:
     if not text.strip() or not text.endswith(".md"):
         raise PopgradError(f"--out must be a markdown file name ending in .md, got {text!r}")
-    path = Path(text)
-    if not path.parent.resolve().is_dir():
-        raise PopgradError(f"--out: folder {str(path.parent)!r} does not exist")
-    return path
+    return check_output_file(text, "--out")
 
 
 def _figures_dir(text: str | None, out: Path) -> Path:
     if text is None:
-        return out.with_name(out.stem + "_figures")
+        return check_output_dir(out.with_name(out.stem + "_figures"), "--out (its figures folder)")
     if not text.strip() or not Path(text).is_dir():
         raise PopgradError(f"--figures must be an existing folder, got {text!r}")
-    return Path(text)
+    return check_output_dir(text, "--figures")
 
 
 def add_arguments(p):
@@ -103,14 +100,14 @@ def run(args) -> int:
     rows = run_rows(progress(claims, total=len(claims), desc="report"), args.fast)
     entries, index_error = _index()
     problems = None if index_error else refs.consistency_problems(entries, [c.id for c in registry.all_claims()])
-    figures = report.make_figures(rows, fig_dir, fast=args.fast)
+    try:
+        figures = report.make_figures(rows, fig_dir, fast=args.fast)
+    except OSError as exc:               # the folder went away or filled up after validation
+        raise PopgradError(f"figures: cannot write in {str(fig_dir)!r}: {exc.strerror or exc}") from None
     header = _header(args, rows, time.perf_counter() - start)
     text = report.build_report(rows, entries, figures, out.parent.resolve(), problems=problems,
                                checks_of=report.checks_by_claim(entries), header=header, index_error=index_error)
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise PopgradError(f"--out: cannot write {str(out)!r}: {exc.strerror}") from None
+    write_text_file(out, text, "--out")
     bad = [r for r in rows if r["verdict"] in ("fail", "error")]
     print(f"wrote {out} ({len(rows)} claims: " + ", ".join(
         f"{v} {sum(r['verdict'] == v for r in rows)}" for v in report.ROW_VERDICTS if any(r['verdict'] == v for r in rows))
