@@ -36,7 +36,7 @@ __all__ = list(popgrad.__all__)
 
 # ----------------------------------------------------------------------------- recall table
 def recall_table(model: BigramTriggerModel | None = None, dims=(16, 64, 256), batches=(1, 4, 16), seeds: int = 3,
-                 batch_size: int = 32, seed: int = 0, device="auto", progress: bool = False) -> list[dict]:
+                 batch_size: int = 32, seed: int = 0, device="auto", sweep=None) -> list[dict]:
     """App. E, Figure 9: one-step recall R_1 of W_O^2 for every (d, batches), mean ± se over seeds.
 
     `model` is model C (default: tiny Shakespeare, T = 256, K = 5 random triggers, uniform
@@ -44,18 +44,14 @@ def recall_table(model: BigramTriggerModel | None = None, dims=(16, 64, 256), ba
     (batches x batch_size), pairs (mean number of in-context (x, y) pairs), r1_mean, r1_se,
     probe_mean, probe_se (the probe (9) of the one-step W_O^2 against eq. (7)), seeds (the
     sample size of the mean; a seed changes both data and embeddings), r1_seeds, probe_seeds.
-    The same table as `popgrad recall-table`.
+    The same table as `popgrad recall-table`. `sweep`: a popgrad.sweep.SweepOptions (workers,
+    scheduler, cache), in-process by default.
     """
     model = bigram_trigger_model() if model is None else model
     if not isinstance(model, BigramTriggerModel):
         raise PopgradError(f"model must be a BigramTriggerModel (model C), got {type(model).__name__}")
     batch_size = positive_int("batch_size", batch_size)
-    bar = None
-    if progress:
-        from popgrad.cliutil import progress as bar_factory
-
-        bar = lambda it, total: bar_factory(it, total=total, desc="seeds")  # noqa: E731
-    cells = recall_grid(model, dims, batches, seeds, batch_size, seed, device, progress=bar)
+    cells = recall_grid(model, dims, batches, seeds, batch_size, seed, device, sweep=sweep)
     rows = []
     for c in cells:
         (r1m, r1s), (pm, ps) = c.r1_mean_se, c.probe_mean_se
