@@ -22,6 +22,7 @@ ALLOWED_MODULES = {
     "popgrad.data": "the data models (A-D) and their enumeration",
     "popgrad.embeddings": "the embeddings",
     "popgrad.numerics.samplers": "sampled data (model C, model D)",
+    "popgrad.numerics.ckernel": "sampled data (the compiled positions loop of the model-C sampler)",
     "popgrad.corpus": "the corpus counts behind model C",
     "popgrad.errors": "input validation (raises, never computes)",
     "popgrad.device": "device / dtype resolution",

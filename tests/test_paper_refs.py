@@ -231,7 +231,7 @@ def test_error_ratio_places_passing_claims_left_of_zero():
 # ----------------------------------------------------------------------------- README
 README_SETUP = (
     'python -m pip install torch==2.13.0 && python -m pip install -e . && popgrad recall-table',
-    'python -m pip install torch==2.13.0 && python -m pip install -e ".[test]" && python -m pytest tests checks -q',
+    'python -m pip install torch==2.13.0 && python -m pip install -e ".[test,distributed]" && python -m pytest tests checks -q',
 )
 
 
