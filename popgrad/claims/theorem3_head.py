@@ -48,7 +48,8 @@ def head_accuracies(n=CI_SAMPLES, seed=1):
     emb, model = _setting()
     learned = three_steps(model, emb)
     variants = ha.ablation_variants(emb, learned, BETA)
-    keep = ("hand-built (7)", "all three learned", "all learned, W_K2 positions removed: both sides",
+    keep = ("hand-built (7)", "learned W_K2 only (others (7))", "learned W_K2 only, positions removed: both sides",
+            "all three learned", "all learned, W_K2 positions removed: both sides",
             "all learned, W_O2 tau-line removed", ha.BOTH_DEFECTS)
     rows = ha.evaluate_heads(emb, model, {k: variants[k][1] for k in keep}, n=n, seed=seed)
     return {(r["architecture"], r["head"]): r for r in rows}
