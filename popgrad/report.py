@@ -288,8 +288,9 @@ def theorem3_section(rows: Sequence[dict]) -> str:
         "N = 32, T = 16, d = 256, beta = 10, exact one-step matrices; accuracy = argmax at the last position of fresh "
         "model-D sequences equals o, ± its standard error sqrt(p(1-p)/n) over independent sequences.",
         "",
-        ("- Each one-step matrix is a memory of its target in (7) (recall (9): "
-         + ", ".join(f"{k} {v:.2f}" for k, v in recall.items()) + "), " if recall else "- ")
+        ("- Each one-step matrix is a memory of its target in (7) (recall (9), scored per input: "
+         + ", ".join(f"{k} {v:.2f}" for k, v in recall.items()) + "; the margins are thin, see the recall-margin "
+         "table of `popgrad theorem3`), " if recall else "- ")
         + f"but the assembled head in the Sec. 4.2 model reaches {_acc(g('sec4.2', 'all three learned'))}, against "
           f"{_acc(g('sec4.2', 'hand-built (7)'))} for the hand-built (7) (chance 1/32).",
         f"- What projection fixes: removing the positional part of W_K^2 (queries span(p_t), keys span(p_t, Phi_1 p_t)) "
