@@ -19,12 +19,17 @@ in the coefficients of C = [W_E, P, Phi_1 W_E, Phi_1 P] (2(N + T) numbers instea
 matrices enter through Grams C^T W C, and layer 2 runs only at the last position, which is all
 that model D's accuracy needs. The two agree to float64 rounding (checked).
 
-Defect removals (exact decompositions in the embedding bases, valid while d >= 2(N + T)):
+Defect removals and diagnostics (exact decompositions in the embedding bases: d >= 2N for W_O^2,
+d >= N + T for W_K^2):
     project_positions(emb, W_K2, query, key)   W_K^2 with p_t removed on the query side and/or
                                                p_t, Phi_1 p_t on the key side
     w_o2_lines(emb, W_O2)                      W_O^2 = W_U^T (M_1 (W_V^2 W_E)^T + M_2 (W_V^2 Phi_1 W_E)^T)
     without_tau_line(emb, W_O2)                W_O^2 with its tau-line M_2 term removed
     wk2_blocks(emb, W_K2)                      W_K^2 in token/position coordinates (four blocks)
+    bias_ratios(emb, W_K2)                     query-position bias vs query-token bias and token signal
+
+Scoring: `evaluate_heads` (accuracy ± sqrt(p(1-p)/n), layer-2 peak), `ablation_table` (the rows of
+`ablation_variants`), `recall_gaps` / `group_gap_se` (recall (9) with its margin).
 """
 
 from __future__ import annotations

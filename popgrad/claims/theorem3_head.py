@@ -17,7 +17,6 @@ sqrt(p(1-p)/n) over independent sequences; thresholds are held with a 2-se margi
 from __future__ import annotations
 
 import functools
-import math
 from fractions import Fraction
 
 import torch
