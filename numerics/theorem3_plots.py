@@ -58,3 +58,25 @@ def plot_recall_curves(sweep, path):
     axes[0].set_ylabel("memory recall (9)")
     axes[0].legend()
     _save(fig, path)
+
+
+def plot_ablation(rows, path):
+    """Ablation of the assembled head: accuracy +- 2 se per head, one panel per architecture, chance dashed."""
+    archs = list(dict.fromkeys(r["architecture"] for r in rows))
+    heads = list(dict.fromkeys(r["head"] for r in rows))
+    fig, axes = plt.subplots(1, len(archs), figsize=(4.2 * len(archs) + 3.5, 0.32 * len(heads) + 1.6), sharey=True)
+    axes = [axes] if len(archs) == 1 else axes
+    for ax, arch in zip(axes, archs):
+        sel = {r["head"]: r for r in rows if r["architecture"] == arch}
+        acc = [sel[h]["accuracy"] for h in heads]
+        err = [2 * sel[h]["acc_se"] for h in heads]
+        ax.barh(range(len(heads)), acc, xerr=err, color="tab:blue", alpha=0.8, capsize=2)
+        ax.axvline(sel[heads[0]]["chance"], color="black", ls="--", lw=1, label="chance 1/N")
+        ax.set_xlim(0, 1)
+        ax.set_title(arch)
+        ax.set_xlabel(f"accuracy ± 2 se (n = {sel[heads[0]]['n']})")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(heads)), heads, fontsize=7)
+    axes[0].invert_yaxis()
+    axes[0].legend(fontsize=7, loc="lower right")
+    _save(fig, path)

@@ -5,11 +5,23 @@ Per step: the paper's value of the associative-memory scores, the exact value (t
 enough, else blank), the Monte-Carlo value (autograd on --mc-samples sampled sequences, split in
 8 groups for the standard error) and memory recall (9) against eq. (7). Then the accuracy of the
 two-layer head with (7) hand-built, with the learned matrices rescaled, and chance.
+
+Then the diagnosis of the assembled head (`popgrad.numerics.head_ablation`):
+- recall (9) with its margin: the smallest gap between the correct and the best wrong score,
+  exact and Monte-Carlo (with the gap's standard error from the 8 groups);
+- W_K^2 split exactly into (query, key) token/position blocks, and the query-position bias over
+  key positions against the token-memory signal;
+- W_O^2's two lines of (16): the correct one and the tau-line W_V^2 Phi_1 w_E(k) -> w_U(k);
+- the ablation table in the three architectures (Sec. 4.2, B.3.2, B.3.3): accuracy +- se on
+  --head-samples fresh model-D sequences (se = sqrt(p(1-p)/n), sequences independent), chance,
+  and the fraction of sequences whose layer-2 attention peak is the output token's position.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import time
 
 import torch
 
@@ -22,6 +34,7 @@ HELP = "Theorem 3: the three one-step matrices (paper, exact, Monte-Carlo), reca
 COLUMNS = ("step", "quantity", "paper", "exact", "mc", "mc_stderr", "verdict")
 GROUPS = 8
 BETAS = (3.0, 10.0, 30.0)
+MAX_HEAD_SAMPLES = 2 ** 22     # ~17 min of CPU for the head tables at N=32, T=16
 
 
 def add_arguments(p):
@@ -32,6 +45,8 @@ def add_arguments(p):
     p.add_argument("--eta", type=positive_float, default=1.0, help="step size of each one-step update")
     p.add_argument("--mc-samples", type=positive_int, default=4096, help="Monte-Carlo sequences (>= 8)")
     p.add_argument("--beta", type=positive_float, default=10.0, help="softmax scale of the hand-built head (7)")
+    p.add_argument("--head-samples", type=positive_int, default=16384,
+                   help="fresh model-D sequences for every head accuracy (standard error sqrt(p(1-p)/n))")
     add_output_options(p, plot=False)
     p.add_argument("--plot", metavar="DIR", help="write theorem3_heatmaps.png and theorem3_recall.png into DIR")
 
@@ -117,19 +132,73 @@ def step_rows(emb, exact, groups, eta):
     return rows, recall
 
 
-def head_rows(emb, model, learned, beta, seed):
-    """Accuracy of the assembled head on model D: hand-built (7), learned rescaled, chance."""
+def head_rows(emb, model, learned, beta, seed, n):
+    """Accuracy of the assembled head on model D (Sec. 4.2): hand-built (7), learned rescaled, chance; with se."""
+    from popgrad.numerics import head_ablation as ha
     from popgrad.numerics import induction_head as ih
 
-    acc = {"hand-built (7), beta=%g" % beta: ih.accuracy_model_d(emb, model, ih.hand_built(emb, beta, beta), n=2048, seed=seed)}
+    heads = {"hand-built (7), beta=%g" % beta: ih.hand_built(emb, beta, beta)}
     for b in BETAS:
         try:
-            mats = ih.rescaled_learned(emb, learned, b)
-            acc["learned, rescaled to beta=%g" % b] = ih.accuracy_model_d(emb, model, mats, n=2048, seed=seed)
+            heads["learned, rescaled to beta=%g" % b] = ih.rescaled_learned(emb, learned, b)
         except PopgradError:
-            acc["learned, rescaled to beta=%g" % b] = None
-    acc["chance 1/N"] = 1.0 / emb.N
+            pass
+    rows = ha.evaluate_heads(emb, model, heads, n=n, seed=seed, archs=("sec4.2",))
+    acc = {r["head"]: r for r in rows}
+    acc["chance 1/N"] = {"accuracy": 1.0 / emb.N, "acc_se": 0.0, "n": None}
     return acc
+
+
+def recall_margin_rows(emb, exact, groups):
+    """Recall (9) with margins: exact and Monte-Carlo, each step scored as in (9), W_K^2 also per query."""
+    from popgrad.memory import eq7_targets
+    from popgrad.numerics import head_ablation as ha
+
+    tg = eq7_targets(emb)
+    specs = [(k, "per input (9)", lambda W: W, tg[k]) for k in ("W_O2", "W_K2", "W_K1")]
+    U, V, t = tg["W_K2"]
+    specs.insert(2, ("W_K2", "per query (W^T, inputs w_E(j))", lambda W: W.transpose(-1, -2), (V, U, t)))
+    rows = []
+    for name, scored, view, (U, V, t) in specs:
+        eg, _, escale = ha.recall_gaps(view(exact[name]), U, V, t)
+        mc_full = view(groups[name].mean(0))
+        mg, best, mscale = ha.recall_gaps(mc_full, U, V, t)
+        se = ha.group_gap_se(view(groups[name]), U, V, t, best)
+        i = int(torch.argmin(mg))
+        rows.append({"matrix": name, "scored": scored, "pairs": int(t.numel()),
+                     "exact_recall": float((eg > 0).double().mean()), "exact_min_gap": float(eg.min() / escale),
+                     "mc_recall": float((mg > 0).double().mean()), "mc_min_gap": float(mg[i] / mscale),
+                     "mc_min_gap_se": float(se[i] / mscale),
+                     "mc_within_2se": int(((mg.abs() <= 2 * se)).sum())})
+    return rows
+
+
+def decomposition(emb, learned):
+    """W_K^2 blocks, bias ratios and W_O^2's two lines, from the exact engine's matrices (None if d too small)."""
+    from popgrad.numerics import head_ablation as ha
+
+    if emb.d < max(2 * emb.N, emb.N + emb.T):
+        return None
+    blocks, resid = ha.block_table(emb, learned["W_K2"])
+    M1, M2, resid_o = ha.w_o2_lines(emb, learned["W_O2"])
+    return {"blocks": blocks, "blocks_residual": resid, "bias": ha.bias_ratios(emb, learned["W_K2"]),
+            "tau_line": {"correct_line_diag": float(torch.diagonal(M1).mean()), "tau_line_diag": float(torch.diagonal(M2).mean()),
+                         "ratio": float(torch.diagonal(M2).mean() / torch.diagonal(M1).mean()), "residual": resid_o}}
+
+
+def ablation(emb, model, learned, beta, seed, n):
+    """The ablation rows in the three architectures (None if d is too small for the exact decompositions)."""
+    from popgrad.cliutil import progress
+    from popgrad.numerics import head_ablation as ha
+
+    if emb.d < max(2 * emb.N, emb.N + emb.T):
+        return None
+    try:
+        return ha.ablation_table(emb, model, learned, n=n, seed=seed, beta=beta,
+                                 progress=lambda it: progress(it, desc="head ablation"))
+    except PopgradError as exc:            # e.g. a learned matrix with no signal at tiny sizes
+        print(f"popgrad theorem3: ablation skipped: {exc}", file=sys.stderr)
+        return None
 
 
 # ----------------------------------------------------------------------------- run
@@ -141,7 +210,7 @@ def _prepare_plot_dir(path: str) -> None:
         raise PopgradError(f"--plot: cannot create directory {path!r}: {exc.strerror}") from None
 
 
-def compute(N, T, d, seed, eta, n, beta, device="cpu"):
+def compute(N, T, d, seed, eta, n, beta, device="cpu", head_samples=16384):
     """Everything the command prints (and the plots read)."""
     from popgrad.numerics import theorem3_mc as mc
     from popgrad.data import SecondOccurrenceModel
@@ -150,19 +219,29 @@ def compute(N, T, d, seed, eta, n, beta, device="cpu"):
 
     if n < GROUPS:
         raise PopgradError(f"--mc-samples must be >= {GROUPS}, got {n}")
-    # autograd keeps a few (n, T, d) activations
+    # autograd keeps a few (n, T, d) activations; the head keeps (batch, T, 4(N+T)) coefficients
     memory_budget(f"--mc-samples {n} with --T {T} and --d {d}", 8.0 * n * T * d)
+    memory_budget(f"head batches with --N {N}, --T {T}", 4096.0 * T * (8 * (N + T) + 2 * T))
     model = SecondOccurrenceModel(N, T)
     emb = make_embeddings(d, N, T, seed=seed, device=device)
     exact, source = exact_steps(model, emb, eta)
     groups = mc_steps(model, emb, eta, n, seed)
     rows, recall = step_rows(emb, exact, groups, eta)
     learned = exact
-    acc = head_rows(emb, model, learned, beta, seed)
+    acc = head_rows(emb, model, learned, beta, seed + 1, head_samples)
     tg = eq7_targets(emb)
     heat = {k: (tg[k][1].T @ learned[k] @ tg[k][0]).cpu().numpy() for k in learned}  # (m, n) v_j^T W u_i
+    margins = recall_margin_rows(emb, exact, groups)
+    for r in rows:                        # point each recall row at its margin (mc recall alone is read as exact)
+        m = next((x for x in margins if r["quantity"].startswith("recall") and STEP_LABEL[x["matrix"]] == r["step"]
+                  and x["scored"].startswith("per input")), None)
+        if m:
+            r["verdict"] = (f"min gap: exact {m['exact_min_gap']:.3f}, mc {m['mc_min_gap']:.3f} ± "
+                            f"{m['mc_min_gap_se']:.3f}")
     return {"rows": rows, "recall": recall, "tau": mc.tau_value(N, T), "head_accuracy": acc,
-            "exact_source": source, "heatmaps": heat}
+            "exact_source": source, "heatmaps": heat, "recall_margins": margins,
+            "decomposition": decomposition(emb, learned),
+            "ablation": ablation(emb, model, learned, beta, seed + 1, head_samples)}
 
 
 def recall_sweep(N, T, d, seed, eta):
@@ -184,15 +263,90 @@ def recall_sweep(N, T, d, seed, eta):
     return out
 
 
+def pm(v, se):
+    """'v ± se' with three decimals (accuracies, recalls)."""
+    return f"{v:.3f} ± {se:.3f}"
+
+
+MARGIN_COLUMNS = ("matrix", "scored", "pairs", "exact_recall", "exact_min_gap", "mc_recall", "mc_min_gap",
+                  "mc_min_gap_se", "mc_within_2se")
+ABLATION_COLUMNS = ("head", "accuracy ± se", "n", "chance", "layer-2 peak on output ± se")
+
+
+def diagnosis_markdown(res, n_mc, beta) -> str:
+    """The diagnosis tables (recall margins, W_K^2 blocks, bias ratio, W_O^2 lines, ablations) as markdown."""
+    from popgrad.cliutil import markdown_table
+    from popgrad.numerics.head_ablation import ARCH_LABEL
+
+    out = ["", "### Recall (9) with its margin", "",
+           markdown_table(res["recall_margins"], MARGIN_COLUMNS), "",
+           "Gaps are (correct score - best wrong score) / mean correct score, at the input with the smallest "
+           f"gap; recall counts gaps > 0. mc: the Monte-Carlo matrix on {n_mc} sequences; mc_min_gap_se from its 8 "
+           "groups; mc_within_2se: inputs whose Monte-Carlo gap is within 2 se of a tie (their recall is noise)."]
+    dec = res["decomposition"]
+    if dec is None:
+        out += ["", "(W_K^2 decomposition and ablations need d >= max(2N, N + T); skipped.)"]
+        return "\n".join(out) + "\n"
+    out += ["", "### W_K^2 (exact engine) in (query, key) token/position blocks", "",
+            markdown_table(dec["blocks"], ("block (query-key)", "coef_norm", "norm", "share")), "",
+            "W_K^2 = [W_E, P] C (Phi_1 [W_E, P])^T exactly (residual %.1e); norm: Frobenius norm of the d x d "
+            "component, share: its squared norm over the sum of the four." % dec["blocks_residual"]]
+    b = dec["bias"]
+    out += ["", "### Query-position bias vs token-memory signal (coefficients of W_K^2, exact engine)", "",
+            markdown_table([
+                {"quantity": "token-memory signal: mean C[w_E(j), Phi_1 w_E(j)] - mean off-diagonal", "value": b["signal"]},
+                {"quantity": "query-position bias: range over s of C[p_T, Phi_1 p_s]", "value": b["pos_bias"]},
+                {"quantity": "query-token bias: range over s of C[w_E(j), Phi_1 p_s], mean over j (± se over j)",
+                 "value": f"{b['tok_bias_mean']:.4g} ± {b['tok_bias_se']:.1e}"},
+                {"quantity": "query-position bias / token-memory signal", "value": b["pos_over_signal"]},
+                {"quantity": "query-position bias / mean query-token bias (N = %d)" % res["N"], "value": b["pos_over_tok"]},
+                {"quantity": "identity C[p_T, .] = sum_j C[w_E(j), .]: relative residual", "value": b["identity_rel"]},
+            ], ("quantity", "value")), "",
+            "The identity is exact (p_T always enters the query with w_E(q)), so the query-position bias is N "
+            "times the query-token bias averaged over j; per token it is N times only as far as the rows "
+            "C[w_E(j), Phi_1 p_.] agree (measured above)."]
+    tl = dec["tau_line"]
+    out += ["", "### W_O^2 (exact engine): the correct line and the tau-line of (16)", "",
+            f"W_O^2 = W_U^T (M_1 (W_V^2 W_E)^T + M_2 (W_V^2 Phi_1 W_E)^T) (residual {tl['residual']:.1e}); "
+            f"mean diagonal M_1 = {tl['correct_line_diag']:.4g}, M_2 = {tl['tau_line_diag']:.4g}: the tau-line "
+            f"Phi_1 w_E(k) -> w_U(k) carries {tl['ratio']:.3f} of the correct association."]
+    if res["ablation"]:
+        n = res["ablation"][0]["n"]
+        out += ["", f"### Ablations of the assembled head (model D, last position, {n} fresh sequences, beta = {beta:g})", "",
+                "Learned = the exact one-step matrices, rescaled after any removal (W_K's to mean target score beta, "
+                "W_O^2 to 1). accuracy ± se: argmax logits = o, se = sqrt(p(1-p)/n) over independent sequences; "
+                "layer-2 peak: argmax_s A2_{T,s} is the output token's position."]
+        for arch, label in ARCH_LABEL.items():
+            rows = [r for r in res["ablation"] if r["architecture"] == arch]
+            table = [{"head": r["head"], "accuracy ± se": pm(r["accuracy"], r["acc_se"]), "n": r["n"],
+                      "chance": r["chance"], "layer-2 peak on output ± se": pm(r["peak_on_output"], r["peak_se"])}
+                     for r in rows]
+            out += ["", f"#### {label}", "", markdown_table(table, ABLATION_COLUMNS)]
+    else:
+        out += ["", "(Ablation skipped: see the message on stderr.)"]
+    return "\n".join(out) + "\n"
+
+
 def run(args) -> int:
     if args.N < 2 or args.T < 3:
         raise PopgradError(f"model D needs N >= 2 and T >= 3, got N={args.N}, T={args.T}")
+    if args.head_samples > MAX_HEAD_SAMPLES:
+        raise PopgradError(f"--head-samples {args.head_samples} exceeds the limit of {MAX_HEAD_SAMPLES} sequences "
+                           "(the head tables cost about 4 s of CPU per 16384 sequences at N=32, T=16)")
     if args.plot:
         _prepare_plot_dir(args.plot)
-    res = compute(args.N, args.T, args.d, args.seed, args.eta, args.mc_samples, args.beta)
-    acc_rows = [{"step": "head", "quantity": k, "mc": v} for k, v in res["head_accuracy"].items()]
-    extra = {"tau": res["tau"], "recall": res["recall"], "head_accuracy": res["head_accuracy"],
-             "exact_source": res["exact_source"]}
+    t0 = time.perf_counter()
+    res = compute(args.N, args.T, args.d, args.seed, args.eta, args.mc_samples, args.beta,
+                  head_samples=args.head_samples)
+    res["N"] = args.N
+    acc_rows = [{"step": "head", "quantity": k, "mc": v["accuracy"], "mc_stderr": v["acc_se"],
+                 "verdict": f"n={v['n']}" if v["n"] else ""} for k, v in res["head_accuracy"].items()]
+    extra = {"tau": res["tau"], "recall": res["recall"],
+             "head_accuracy": {k: v["accuracy"] for k, v in res["head_accuracy"].items()},
+             "head_accuracy_se": {k: v["acc_se"] for k, v in res["head_accuracy"].items()},
+             "head_samples": args.head_samples, "exact_source": res["exact_source"],
+             "recall_margins": res["recall_margins"], "decomposition": res["decomposition"],
+             "ablation": res["ablation"]}
     if args.plot:
         from popgrad.numerics import theorem3_plots as plots
 
@@ -200,7 +354,15 @@ def run(args) -> int:
         extra["recall_sweep"] = sweep
         plots.plot_heatmaps(res["heatmaps"], os.path.join(args.plot, "theorem3_heatmaps.png"))
         plots.plot_recall_curves(sweep, os.path.join(args.plot, "theorem3_recall.png"))
+        if res["ablation"]:
+            plots.plot_ablation(res["ablation"], os.path.join(args.plot, "theorem3_ablation.png"))
+    extra["seconds"] = time.perf_counter() - t0
     title = (f"popgrad theorem3 (N={args.N}, T={args.T}, d={args.d}, eta={args.eta:g}, "
              f"n={args.mc_samples}; tau={res['tau']:.4f}; exact: {res['exact_source']})")
     emit(res["rows"] + acc_rows, COLUMNS, args, title=title, extra=extra)
+    if not args.json:
+        print(f"\nHead rows: accuracy in `mc`, its standard error sqrt(p(1-p)/n) in `mc_stderr`, "
+              f"n = {args.head_samples} fresh model-D sequences (last position, target o).")
+        print(diagnosis_markdown(res, args.mc_samples, args.beta))
+        print(f"({extra['seconds']:.1f} s)")
     return 0
