@@ -112,7 +112,7 @@ def layer1_fast(emb, z, W_K1, arch) -> Layer1:
     else:                                                                  # (e_z + e_{N+t})^T G (e_z' + e_{N+s})
         s1 = (G[z[:, :, None], z[:, None, :]] + G[z][:, :, N + t] + G[N + t][:, z].transpose(0, 1)
               + G[N + t][:, N + t][None])                                  # (B, T, T)
-    a1 = torch.softmax(s1.masked_fill(~_causal(T, z.device), float("-inf")), dim=-1)
+    a1 = torch.softmax(s1.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=z.device).tril(), float("-inf")), dim=-1)
     g = torch.zeros(Bsz, T, m, dtype=a1.dtype, device=z.device)
     g.scatter_add_(2, z[:, None, :].expand(Bsz, T, T), a1)                 # token part: sum_s A1_ts e_{z_s}
     pos = arch != "B.3.3"

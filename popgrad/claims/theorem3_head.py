@@ -169,40 +169,44 @@ def measure_tau_line() -> Measurement:
                        details={"c2_over_c1": {f"N={N},T={T}": r for (N, T), r in ratio.items()}})
 
 
-def _claim(id, statement, where, compared, kind, tolerance, measure, code):
+def _claim(id, statement, where, compared, kind, tolerance, measure, code, sides=()):
     register(Claim(id=id, statement=statement, where=where, compared=compared, kind=kind, tolerance=tolerance,
-                   measure=measure, code=tuple(f"popgrad.numerics.head_ablation.{c}" for c in code)))
+                   measure=measure, code=tuple(f"popgrad.numerics.head_ablation.{c}" for c in code), sides=sides))
 
 
 _claim("theorem3.head_fast_path",
        "The last-position head evaluator in embedding coefficients equals the two-layer forward pass (Sec. 4.2, B.3.2, B.3.3)",
        "Section 4.2, eq. (2), (7); App. B.3.2, B.3.3 architectures",
-       "coefficient-space last-position logits vs d-space logits (induction_head_logits; architecture_logits)",
+       "coefficient-space last-position logits vs d-space logits (induction_head_logits; architecture_logits); shared: the sequences, the embeddings and the head matrices",
        "exact", "rel <= 1e-10 (float64)", measure_fast_path,
-       ("last_position_logits", "layer1_fast", "last_position", "architecture_logits"))
+       ("last_position_logits", "layer1_fast", "last_position", "architecture_logits"),
+       sides=(("popgrad.numerics.head_ablation.last_position_logits",),
+              ("popgrad.numerics.induction_head.induction_head_logits", "popgrad.numerics.head_ablation.architecture_logits")))
 _claim("theorem3.head_ablation_order",
        "With all three one-step matrices learned, removing W_K^2's positional part is not enough (< 0.9) while W_O^2 keeps "
        "its tau-line; removing both defects reaches >= 0.9",
        "Theorem 3 (informal), App. B.3.1 (tau-line after (16)), B.3.2 ((24), spurious positional mixture)",
-       "accuracy ± se of the assembled head (Sec. 4.2 model) on fresh model-D sequences, with and without each defect",
+       "accuracy ± se of the assembled head (Sec. 4.2 model) on fresh model-D sequences, with and without each defect; a measured result, one computation per row (shared: everything; no second side)",
        "approx", f"thresholds 0.9 held with {Z:g} se (n = {CI_SAMPLES})", measure_ablation_order,
        ("ablation_variants", "project_positions", "without_tau_line", "evaluate_heads"))
 _claim("theorem3.head_architecture",
        "The learned chain gives a working head when positions do not reach the layer-2 queries and keys (B.3.3, >= 0.9) "
        "and fails when they do (Sec. 4.2 and B.3.2, < 0.5); in B.3.2 removing W_K^2's positions restores >= 0.9",
        "App. B.3.2, B.3.3 (simplified architectures); Section 4.2",
-       "accuracy ± se of the all-learned head in the three architectures on the same fresh model-D sequences",
+       "accuracy ± se of the all-learned head in the three architectures on the same fresh model-D sequences; a measured result (shared: sequences, embeddings and learned matrices)",
        "approx", f"0.9 / 0.5 held with {Z:g} se (n = {CI_SAMPLES})", measure_architecture,
        ("architecture_logits", "evaluate_heads"))
 _claim("theorem3.wk2_query_position_sum",
        "In the one-step W_K^2, the query-position row equals the sum of the N query-token rows (p_T always enters the query "
        "with w_E(q)), so the query-position bias over key positions is N times the mean query-token bias",
        "App. B.3.2, eq. (17), (24) (the p_T term of (w_E(j) + p_T)^T)",
-       "identity residual of the exact [W_E, P] x Phi_1 [W_E, P] decomposition, on autograd (enumerated model D) and engine matrices",
+       "identity residual of the exact [W_E, P] x Phi_1 [W_E, P] decomposition, on autograd (enumerated model D) and engine matrices; shared: one matrix per setting (an identity, reviewed)",
        "exact", "rel <= 1e-10 (float64)", measure_query_position_sum, ("wk2_coefficients", "bias_ratios"))
 _claim("theorem3.head_tau_line",
        "W_O^2 after one step stores the correct line W_V^2 w_E(k) -> w_U(k) and the tau-line W_V^2 Phi_1 w_E(k) -> w_U(k) "
        "with weights c1, c2 (c2/c1 ~ tau)",
        "App. B.3.1, eq. (16) and the second readout after it",
-       "least-squares lines of the engine's d x d W_O^2 vs the exact rational coefficients (step1_coefficients)",
-       "exact", "rel <= 1e-10 (float64)", measure_tau_line, ("w_o2_lines", "without_tau_line"))
+       "least-squares lines of the engine's d x d W_O^2 vs the exact rational coefficients (step1_coefficients); shared: model D and the embeddings",
+       "exact", "rel <= 1e-10 (float64)", measure_tau_line, ("w_o2_lines", "without_tau_line"),
+       sides=(("popgrad.numerics.head_ablation.w_o2_lines", "popgrad.theory.theorem3.step1_W_O2"),
+              ("popgrad.theory.theorem3.step1_coefficients",)))
