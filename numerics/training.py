@@ -208,8 +208,11 @@ def step_loss(run: Run, z, mask, tgt):
         hits = ((lg.argmax(-1) == tgt) & mask).sum()
         return loss, hits, mask.sum(), (per * mask).sum(), (lg, per)
     pos, valid = tr.query_positions(mask)                                   # (B, m)
-    lg = tr.logits(run.tab, z, run.params, cfg.scale, pos=pos)             # (B, m, N)
-    t = tgt.gather(1, pos)                                                  # (B, m)
+    if pos.shape[1] <= z.shape[1] // 2:                                     # few queries: layer 2 at those only
+        lg = tr.logits(run.tab, z, run.params, cfg.scale, pos=pos)         # (B, m, N)
+        t = tgt.gather(1, pos)                                              # (B, m)
+    else:                                                                   # many: the full forward is cheaper
+        lg, t, valid = tr.logits(run.tab, z, run.params, cfg.scale), tgt, mask
     per = torch.nn.functional.cross_entropy(lg.flatten(0, 1), t.flatten(), reduction="none").view_as(t)
     n = valid.sum()
     loss = (per * valid).sum() / n.clamp(min=1)
@@ -276,7 +279,16 @@ PRESETS = {
     # fixed step size; vary --d.
     "fig8": dict(**CODE, K=5, d=128, eta=0.2, loss="in-context", freeze=(("W_K1", 2 ** 62), ("W_K2", 2 ** 62))),
 }
-PRESET_GROUPS = {"fig3-variants": ("fig3", "fig3-wo2-first", "fig3-wo2-frozen", "fig3-wk1-frozen", "fig3-wk2-frozen")}
+PRESETS["fig4-left-k1-frequent"] = dict(PRESETS["fig4-left"], K=1, triggers="frequent")
+PRESETS["fig4-left-k5-rare"] = dict(PRESETS["fig4-left"], K=5, triggers="rare")
+PRESETS["fig4-center-bigram"] = dict(PRESETS["fig4-center"], outputs="bigram")
+FIG8_ETAS = (0.05, 0.2, 1.0, 5.0)
+for _eta in FIG8_ETAS:                 # Fig. 8 'tuned': sweep eta per d and keep the best (fig8-sweep)
+    PRESETS[f"fig8-eta{_eta:g}"] = dict(PRESETS["fig8"], eta=_eta)
+PRESET_GROUPS = {"fig3-variants": ("fig3", "fig3-wo2-first", "fig3-wo2-frozen", "fig3-wk1-frozen", "fig3-wk2-frozen"),
+                 "fig4-left-variants": ("fig4-left", "fig4-left-k1-frequent", "fig4-left-k5-rare"),
+                 "fig4-center-variants": ("fig4-center", "fig4-center-bigram"),
+                 "fig8-sweep": tuple(f"fig8-eta{e:g}" for e in FIG8_ETAS)}
 FULL_SIZE = dict(batch=512, steps=1000)
 CPU_SIZE = {"fig3": dict(batch=16, steps=600), "fig8": dict(batch=16, steps=300)}   # fig4-*: fig3's
 
@@ -289,4 +301,4 @@ def preset_config(name: str, **overrides) -> TrainConfig:
 
 def cpu_size(name: str) -> dict:
     """The shrunk batch and steps a preset uses on the CPU."""
-    return CPU_SIZE["fig8"] if name == "fig8" else CPU_SIZE["fig3"]
+    return CPU_SIZE["fig8"] if name.startswith("fig8") else CPU_SIZE["fig3"]

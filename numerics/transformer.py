@@ -20,7 +20,8 @@ matrix W of the public code is sqrt(d) W here, so the same SGD step size moves t
 d times less: App. E's step sizes are meant for `embed="code", scale="sqrt"`, which the training
 presets use.
 
-Speed, all exact algebra (no approximation): layer-1 values Phi_1 x_s are gathered from
+Speed, all exact algebra (no approximation): attention through torch's fused
+`scaled_dot_product_attention` (causal; scale passed explicitly, so c is the only factor); layer-1 values Phi_1 x_s are gathered from
 precomputed (N, d) and (T, d) tables instead of a (B T d^2) product; Phi_2 = W_O^2 W_V^2 is
 formed once (d^3) instead of applying W_V^2 and W_O^2 to every token; and when the loss needs
 only some positions (in-context tokens), layer 2 is evaluated at those query positions only
@@ -33,6 +34,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from popgrad.errors import PopgradError, choice
 
@@ -122,9 +124,8 @@ def layer1(tab: FrozenTables, z: torch.Tensor, W_K1: torch.Tensor, c: float = 1.
     T = z.shape[1]
     x = tab.E[z] + tab.P[:T]                                                # (B, T, d)
     v = tab.E1[z] + tab.P1[:T]                                              # (B, T, d) Phi_1 x_s
-    pos = torch.arange(T, device=z.device)
-    scores = (x @ (W_K1 * c)) @ x.transpose(1, 2)                           # (B, T, T) x_t^T W x_s
-    return x + causal_softmax(scores, causal_scores_mask(pos, T)) @ v
+    # fused causal attention: softmax_s((x_t^T W) x_s) over s <= t, values Phi_1 x_s
+    return x + F.scaled_dot_product_attention(x @ (W_K1 * c), x, v, is_causal=True, scale=1.0)
 
 
 def layer2(tab: FrozenTables, h: torch.Tensor, W_K2: torch.Tensor, W_O2: torch.Tensor,
@@ -136,12 +137,12 @@ def layer2(tab: FrozenTables, h: torch.Tensor, W_K2: torch.Tensor, W_O2: torch.T
     """
     B, T, d = h.shape
     if pos is None:
-        pos = torch.arange(T, device=h.device).expand(B, T)
         hq = h
+        attended = F.scaled_dot_product_attention(h @ (W_K2 * c), h, h, is_causal=True, scale=1.0)   # (B, T, d)
     else:
         hq = h.gather(1, pos[..., None].expand(-1, -1, d))                 # (B, m, d)
-    scores = (hq @ (W_K2 * c)) @ h.transpose(1, 2)                          # (B, m, T)
-    attended = causal_softmax(scores, causal_scores_mask(pos, T)) @ h       # (B, m, d)
+        attended = F.scaled_dot_product_attention(hq @ (W_K2 * c), h, h, attn_mask=causal_scores_mask(pos, T),
+                                                  scale=1.0)                # (B, m, d)
     out = attended @ (W_O2 @ tab.V2).T                                      # (B, m, d)
     return hq + out if residual else out
 

@@ -109,7 +109,7 @@ def test_presets_validate_and_shrink_on_cpu():
     """Test that every preset is a valid config and that the CPU shrinking scales the freezing step."""
     for name in trn.PRESETS:
         cfg = trn.preset_config(name, device="cpu")
-        assert cfg.batch == 512 and cfg.eta in (0.2, 1.0)
+        assert cfg.batch == 512 and cfg.eta in (0.05, 0.2, 1.0, 5.0)
     from popgrad.commands.train import configs
     from popgrad.cli import build_parser
 
@@ -127,3 +127,17 @@ def test_query_positions_pack_the_mask():
     assert pos[0, :2].tolist() == [1, 3] and pos[2].tolist() == [0, 1, 2]
     with pytest.raises(PopgradError):
         tr.logit_scale(4, "cube")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_cuda_matches_cpu_in_float64():
+    """Test that a float64 run on CUDA follows the same run on the CPU (same seed, same data stream up to device)."""
+    cpu = trn.setup(tiny(dtype="float64"))
+    gpu = trn.setup(tiny(dtype="float64", device="cuda"))
+    z, mask, tgt = next(trn.BatchStream(cpu.model, cpu.cfg, torch.device("cpu"), seed=0))
+    a = trn.step_loss(cpu, z, mask, tgt)[0]
+    b = trn.step_loss(gpu, z.cuda(), mask.cuda(), tgt.cuda())[0]
+    assert abs(float(a.detach()) - float(b.detach().cpu())) < 1e-10
+    rows = trn.train(tiny(device="cuda"))["rows"]
+    assert rows[-1]["step"] == 4

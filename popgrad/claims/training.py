@@ -250,14 +250,14 @@ register(Claim(
     statement="W_K^2 is learned faster when W_K^1 is frozen than W_K^1 when W_K^2 is frozen (W_O^2 trained in both)",
     where="Sec. 5, Figure 3 (two rightmost columns)",
     compared=f"paired mean recall over {LONG} steps: W_K2 (W_K1 frozen) minus W_K1 (W_K2 frozen) ({_SIZES})",
-    kind="approx", tolerance="paired difference > 2 SE", measure=measure_wk2_before_wk1, code=_TRAIN_CODE))
+    kind="approx", tolerance="paired difference > 2 SE", measure=measure_wk2_before_wk1, code=_TRAIN_CODE, slow=True))
 register(Claim(
     id="training.wk1_early_first",
     statement="W_K^1 stores early positions (t < 64 of 256; here t < 16 of 64) faster than later ones",
     where="Sec. 5, Figure 3 (purple vs gray curves)",
     compared=f"W_K1 mean recall over {LONG} steps of joint training, early vs late targets ({_SIZES})",
     kind="approx", tolerance="early - late > 2 SE (paired over seeds)", measure=measure_wk1_early_first,
-    code=_TRAIN_CODE + ("popgrad.numerics.probes.recall_probes",)))
+    code=_TRAIN_CODE + ("popgrad.numerics.probes.recall_probes",), slow=True))
 register(Claim(
     id="training.dim_speeds_wo2",
     statement="Larger d learns W_O^2 faster when it is trained alone (fixed step size)",

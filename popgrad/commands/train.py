@@ -50,6 +50,7 @@ def add_arguments(p):
     p.add_argument("--seeds", type=positive_int, default=1, help="number of seeds (seed, seed+1, ...)")
     p.add_argument("--dtype", choices=("float32", "float64"), help="parameters and activations (default float32)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's; 1 is faster on a busy machine)")
     p.add_argument("--scale", choices=("none", "sqrt"), help="attention logit factor: none (App. B, default) or 1/sqrt(d)")
     p.add_argument("--embed", choices=("unit", "code"),
                    help="unit: popgrad's N(0,1/d) embeddings (default); code: N(0,1) as the paper's code (presets)")
@@ -136,6 +137,10 @@ def display_rows(rows, columns):
 def run(args) -> int:
     from popgrad.numerics import training as trn
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     groups, notes = configs(args)
     for _, cfgs in groups:
         for cfg in cfgs:
