@@ -31,11 +31,13 @@ def recall_probes(emb64, params: dict, cutoff: int) -> dict:
     """Eq. (9) of W_O^2, W_K^2, W_K^1 (eq. (7) targets) and W_K^1 split at target t = cutoff."""
     tg = eq7_targets(emb64)
     out = {f"recall_{k}": memory_recall(params[k].double(), *tg[k]) for k in ("W_O2", "W_K2", "W_K1")}
+    out.update({f"n_recall_{k}": int(tg[k][2].numel()) for k in ("W_O2", "W_K2", "W_K1")})
     U, V, target = tg["W_K1"]
     early = target < cutoff
     for name, sel in (("early", early), ("late", ~early)):
         out[f"recall_W_K1_{name}"] = (memory_recall(params["W_K1"].double(), U[:, sel], V, target[sel])
                                       if bool(sel.any()) else float("nan"))
+        out[f"n_recall_W_K1_{name}"] = int(sel.sum())
     return out
 
 

@@ -24,6 +24,7 @@ from popgrad.numerics import transformer as tr
 LOSSES = ("in-context", "all")
 DATA = ("C", "D")
 KQ = ("W_K1", "W_K2", "W_O2")
+MAX_STEPS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,13 @@ class TrainConfig:
         positive_float("eta", self.eta)
         positive_float("momentum", self.momentum, allow_zero=True)
         positive_float("weight_decay", self.weight_decay, allow_zero=True)
+        for name, cap in (("steps", MAX_STEPS), ("onestep_batches", 10_000)):
+            if getattr(self, name) > cap:
+                raise PopgradError(f"{name} must be <= {cap}, got {getattr(self, name)}")
+        if self.probe_every > self.steps:
+            raise PopgradError(f"probe_every must be <= steps ({self.steps}), got {self.probe_every}")
+        if self.cutoff > self.T:
+            raise PopgradError(f"cutoff must be <= T ({self.T}), got {self.cutoff}")
         if self.momentum >= 1:
             raise PopgradError(f"momentum must be < 1, got {self.momentum}")
         names = KQ + (("W_F",) if self.W_F else ())
@@ -168,7 +176,10 @@ def memory_check(cfg: TrainConfig) -> float:
     """Refuse up front a run whose step would not fit in memory; returns the estimate in bytes."""
     item = 8 if cfg.dtype == "float64" else 4
     need = tr.memory_bytes(cfg.batch, cfg.T, cfg.d, 65 if cfg.N is None else cfg.N, item)
-    memory_budget(f"training step with batch={cfg.batch}, T={cfg.T}, d={cfg.d} ({cfg.dtype})", need / 8)
+    need += 8.0 * cfg.steps / cfg.probe_every * 64                          # probe rows
+    N = 65 if cfg.N is None else cfg.N
+    memory_budget(f"training step with batch={cfg.batch}, T={cfg.T}, d={cfg.d}, N={N} ({cfg.dtype})",
+                  need / 8 + 2.0 * N * N + 4.0 * cfg.d * cfg.d)
     return need
 
 

@@ -93,6 +93,8 @@ def configs(args):
                                 and any(s < 2 ** 62 for _, s in base["freeze"]) else "")
                              + " (App. E sizes: --full)")
         cfg = trn.TrainConfig(**{**size, **base, **given, "device": device})
+        if "probe_every" not in given:
+            cfg = replace(cfg, probe_every=min(cfg.probe_every, cfg.steps))
         seeds = [replace(cfg, seed=args.seed + s).validated() for s in range(args.seeds)]
         out.append((name or "custom", seeds))
     return out, notes
@@ -119,6 +121,9 @@ def aggregate(label: str, runs: list[dict]) -> list[dict]:
                 agg[k + "_se"] = float(np.nanstd(vals, ddof=1) / math.sqrt(np.isfinite(vals).sum()))
             elif k == "acc_in_context":
                 agg[k + "_se"] = rows[0]["acc_in_context_se"]
+            elif k.startswith("recall_") and rows[0].get("n_" + k):             # binomial over associations
+                p, n = agg[k], rows[0]["n_" + k]
+                agg[k + "_se"] = math.sqrt(p * (1 - p) / n) if math.isfinite(p) else float("nan")
         out.append(agg)
     return out
 
@@ -137,6 +142,10 @@ def display_rows(rows, columns):
 def run(args) -> int:
     from popgrad.numerics import training as trn
 
+    if args.seeds > MAX_SEEDS:
+        raise PopgradError(f"--seeds must be <= {MAX_SEEDS}, got {args.seeds}")
+    if args.threads and args.threads > 1024:
+        raise PopgradError(f"--threads must be <= 1024, got {args.threads}")
     if args.threads:
         import torch
 
@@ -167,7 +176,7 @@ def run(args) -> int:
              f"{'65 (Shakespeare)' if first.N is None and first.data == 'C' else first.N}, T={first.T}, K={first.K}, "
              f"d={first.d}, batch={first.batch}, steps={first.steps}, eta={first.eta:g}, loss {first.loss}, "
              f"scale {first.scale}, {first.dtype}, {first.device}; mean ± SE over {seeds} seed(s)"
-             + ("" if seeds > 1 else ", SE binomial over in-context tokens") + ")"
+             + ("" if seeds > 1 else ", SE binomial over in-context tokens / memory associations") + ")"
              + (" — INTERRUPTED: curves so far" if interrupted else ""))
     extra = {"notes": notes, "interrupted": interrupted,
              "configs": {label: [vars(c) for c in cfgs] for label, cfgs in groups},
