@@ -44,6 +44,8 @@ def plot_curves(rows, path: str, title: str = "") -> None:
                 ax.legend(fontsize=6, loc="best")
         axes[-1][j].set_xlabel("SGD step", fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=7)
+        import textwrap
+
+        fig.suptitle(textwrap.fill(title, 70 * len(labels)), fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
