@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from popgrad.embeddings import make_embeddings
+from popgrad.numerics.samplers import cpu_threads
 from popgrad.registry import Claim, Measurement, register
 from popgrad.tolerances import FLOAT64, rel_error
 
@@ -132,7 +133,7 @@ def fig3_run(variant: str, seed: int, steps: int = WINDOW, probe_every: int | No
     cfg = TrainConfig(**{**FAST, **over, "steps": steps, "probe_every": probe_every or steps, "seed": seed,
                          "freeze": VARIANTS[variant]})
     if cfg not in _RUNS:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), cpu_threads("cpu", 1):     # small tensors: 1 thread is faster
             _RUNS[cfg] = train(cfg)["rows"]
     return _RUNS[cfg]
 
@@ -282,7 +283,7 @@ def first_step_cosine(batch: int, seed: int) -> float:
     from popgrad.numerics.training import TrainConfig, build_data_model, train
 
     cfg = TrainConfig(**FIRST, batch=batch, steps=1, probe_every=1, seed=seed)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), cpu_threads("cpu", 1):
         W_sgd = train(cfg)["params"]["W_O2"]
     emb = make_embeddings(cfg.d, 65, cfg.T, seed=seed)
     stats = gather_model_c_stats(build_data_model(cfg), [REF_BATCHES], 32, seed=10_000 + seed, device="cpu")[REF_BATCHES]
