@@ -1,0 +1,315 @@
+"""Training the Sec. 4.2 model by mini-batch SGD on fresh model-C (or model-D) batches (Sec. 5, App. E).
+
+SGD with momentum 0.9 and weight decay 1e-4 (torch.optim.SGD, App. E); each step draws a fresh
+batch from `popgrad.numerics.samplers`. Per-matrix freezing schedules: a frozen matrix has
+requires_grad = False until its step, so SGD neither moves it nor decays it (as in the paper's
+public code). Accuracies and losses are measured on each fresh batch BEFORE it is used for the
+update (App. E). Probes every `probe_every` steps (`popgrad.numerics.probes`).
+
+In-context tokens (SPEC §5): model C, code positions t <= T-2 where z_t is a trigger of the
+sequence already seen earlier, target z_{t+1}; model D, the last position, target o.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from popgrad.device import resolve_device, resolve_dtype
+from popgrad.errors import PopgradError, choice, memory_budget, positive_float, positive_int
+from popgrad.numerics import transformer as tr
+
+LOSSES = ("in-context", "all")
+DATA = ("C", "D")
+KQ = ("W_K1", "W_K2", "W_O2")
+MAX_STEPS = 10_000_000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Sizes default to App. E (d = 128, batch 512, T = 256, eta = 0.2)."""
+
+    data: str = "C"                 # 'C' (bigram + triggers) or 'D' (second occurrence)
+    T: int = 256
+    K: int = 5
+    triggers: str = "random"        # model C: random (pi_q = pi_u), frequent, rare
+    outputs: str = "uniform"        # model C: uniform or bigram (pi_o = pi_b)
+    N: int | None = None            # model C: None = tiny Shakespeare (65); else uniform bigrams
+    d: int = 128
+    batch: int = 512
+    steps: int = 1000
+    eta: float = 0.2
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    loss: str = "in-context"        # 'in-context' (Fig. 3) or 'all' (Fig. 4)
+    W_F: bool = False               # train a linear W_F (then the KL probe (10) is reported)
+    freeze: tuple = ()              # ((name, until_step), ...); frozen for steps < until_step
+    probe_every: int = 10
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "auto"
+    scale: str = "none"             # attention logit factor: 'none' (1) or 'sqrt' (1/sqrt(d))
+    embed: str = "unit"             # 'unit' (N(0, 1/d), App. B) or 'code' (N(0, 1), public code)
+    init: str = "linear"            # trained matrices: nn.Linear-like uniform, or zero
+    cutoff: int = 64                # W_K^1 recall split: targets t < cutoff vs later
+    onestep_batches: int = 0        # > 0: cosine probes against one-step matrices from this many 32-batches
+
+    def validated(self) -> "TrainConfig":
+        choice("data", self.data, DATA)
+        choice("loss", self.loss, LOSSES)
+        choice("scale", self.scale, tr.SCALES)
+        choice("embed", self.embed, tr.EMBEDS)
+        choice("init", self.init, tr.INITS)
+        for n in ("T", "d", "batch", "steps", "probe_every", "cutoff"):
+            positive_int(n, getattr(self, n))
+        positive_int("K", self.K, minimum=0)
+        positive_int("seed", self.seed, minimum=0)
+        positive_int("onestep_batches", self.onestep_batches, minimum=0)
+        positive_float("eta", self.eta)
+        positive_float("momentum", self.momentum, allow_zero=True)
+        positive_float("weight_decay", self.weight_decay, allow_zero=True)
+        for name, cap in (("steps", MAX_STEPS), ("onestep_batches", 10_000)):
+            if getattr(self, name) > cap:
+                raise PopgradError(f"{name} must be <= {cap}, got {getattr(self, name)}")
+        if self.probe_every > self.steps:
+            raise PopgradError(f"probe_every must be <= steps ({self.steps}), got {self.probe_every}")
+        if self.cutoff > self.T:
+            raise PopgradError(f"cutoff must be <= T ({self.T}), got {self.cutoff}")
+        if self.momentum >= 1:
+            raise PopgradError(f"momentum must be < 1, got {self.momentum}")
+        names = KQ + (("W_F",) if self.W_F else ())
+        for name, until in self.freeze:
+            if name not in names:
+                raise PopgradError(f"cannot freeze {name!r}: trained matrices are {', '.join(names)}")
+            positive_int(f"freeze step of {name}", until, minimum=0)
+        if self.data == "D":
+            if self.N is None or self.N < 2 or self.T < 3:
+                raise PopgradError(f"model D needs N >= 2 and T >= 3, got N={self.N}, T={self.T}")
+            if self.loss != "in-context" or self.W_F:
+                raise PopgradError("model D trains on its in-context token only (--loss in-context, no W_F)")
+        return self
+
+
+def parse_freeze(text: str) -> tuple:
+    """'W_K1:300,W_K2:300' -> (('W_K1', 300), ('W_K2', 300)); 'W_O2' alone means frozen throughout."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, until = part.partition(":")
+        try:
+            step = int(until) if until else 2 ** 62
+        except ValueError:
+            raise PopgradError(f"--freeze: expected NAME[:STEP], got {part!r}") from None
+        out.append((name.strip(), step))
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------- data
+def build_data_model(cfg: TrainConfig):
+    """Model C (App. E defaults) or model D (App. B.3) of the config."""
+    if cfg.data == "D":
+        from popgrad.data import SecondOccurrenceModel
+
+        return SecondOccurrenceModel(cfg.N, cfg.T)
+    from popgrad.numerics.recall import build_model_c
+
+    return build_model_c(N=cfg.N, T=cfg.T, K=cfg.K, triggers=cfg.triggers, outputs=cfg.outputs,
+                         uniform=cfg.N is not None and cfg.N != 65)
+
+
+class BatchStream:
+    """Fresh batches (z (B, T) int64, in-context mask (B, T), targets (B, T)) of model C or D."""
+
+    def __init__(self, model, cfg: TrainConfig, device, seed: int):
+        from popgrad.numerics import samplers
+
+        self.model, self.cfg, self.s = model, cfg, samplers
+        self.gen = samplers.make_generator(seed, device)
+        self.sampler = samplers.model_c_sampler(model, device) if cfg.data == "C" else None
+
+    def __next__(self):
+        B = self.cfg.batch
+        if self.sampler is None:
+            z, y, _, _ = self.s.sample_model_d(self.model, B, self.gen)
+            tgt = torch.cat([z[:, 1:], y[:, None]], dim=1)                  # (B, T) next token, o at T
+            mask = torch.zeros_like(z, dtype=torch.bool)
+            mask[:, -1] = True
+            return z, mask, tgt
+        z, q, _ = self.s.sample_model_c(self.sampler, B, self.gen)
+        z = z.long()
+        tgt = torch.cat([z[:, 1:], z[:, -1:]], dim=1)                      # last column unused
+        return z, in_context_mask(z, q), tgt
+
+
+def in_context_mask(z: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool: z_t is a trigger of its row (q (B, K)) seen at an earlier position; t <= T-2."""
+    slot = z[:, :, None] == q[:, None, :].long()                            # (B, T, K)
+    mask = (slot & (slot.cumsum(1) >= 2)).any(-1)
+    mask[:, -1] = False
+    return mask
+
+
+def other_mask(mask: torch.Tensor, data: str) -> torch.Tensor:
+    """Positions with a target that are not in-context (model C: t <= T-2; model D: t <= T-2)."""
+    out = ~mask
+    out[:, -1] = False
+    return out
+
+
+# ----------------------------------------------------------------------------- model state
+@dataclass
+class Run:
+    """Everything a training run holds (frozen tables, parameters, optimizer, probes)."""
+
+    cfg: TrainConfig
+    emb: object
+    tab: tr.FrozenTables
+    params: dict
+    init: dict
+    opt: torch.optim.Optimizer
+    model: object
+    counterparts: dict = field(default_factory=dict)
+
+
+def memory_check(cfg: TrainConfig) -> float:
+    """Refuse up front a run whose step would not fit in memory; returns the estimate in bytes."""
+    item = 8 if cfg.dtype == "float64" else 4
+    need = tr.memory_bytes(cfg.batch, cfg.T, cfg.d, 65 if cfg.N is None else cfg.N, item)
+    need += 8.0 * cfg.steps / cfg.probe_every * 64                          # probe rows
+    N = 65 if cfg.N is None else cfg.N
+    memory_budget(f"training step with batch={cfg.batch}, T={cfg.T}, d={cfg.d}, N={N} ({cfg.dtype})",
+                  need / 8 + 2.0 * N * N + 4.0 * cfg.d * cfg.d)
+    return need
+
+
+def setup(cfg: TrainConfig) -> Run:
+    """Embeddings (seed), data model, initial parameters (seed), SGD optimizer, freezing at step 0."""
+    from popgrad.embeddings import make_embeddings
+
+    cfg = cfg.validated()
+    memory_check(cfg)
+    dev, dtype = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
+    model = build_data_model(cfg)
+    emb = make_embeddings(cfg.d, model.N, cfg.T, seed=cfg.seed, dtype=dtype, device=dev)
+    names = KQ + (("W_F",) if cfg.W_F else ())
+    params = tr.init_params(cfg.d, names, cfg.init, seed=cfg.seed + 1, dtype=dtype, device=dev)
+    for p in params.values():
+        p.requires_grad_(True)
+    init = {k: v.detach().clone() for k, v in params.items()}
+    opt = torch.optim.SGD(list(params.values()), lr=cfg.eta, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return Run(replace(cfg, device=str(dev)), emb, tr.frozen_tables(emb, cfg.embed), params, init, opt, model)
+
+
+def apply_schedule(run: Run, step: int) -> None:
+    """requires_grad of each trained matrix at `step` (frozen while step < its until-step)."""
+    until = dict(run.cfg.freeze)
+    for name, p in run.params.items():
+        p.requires_grad_(step >= until.get(name, 0))
+
+
+def step_loss(run: Run, z, mask, tgt):
+    """Loss of one batch and what the probes need: (loss, hits, n_in_context, loss_in_context_sum, logits_all or None)."""
+    cfg = run.cfg
+    if cfg.loss == "all":
+        lg = tr.logits(run.tab, z, run.params, cfg.scale)                  # (B, T, N)
+        keep = mask | other_mask(mask, cfg.data)
+        per = torch.nn.functional.cross_entropy(lg.flatten(0, 1), tgt.flatten(), reduction="none").view_as(z)
+        loss = (per * keep).sum() / keep.sum().clamp(min=1)
+        hits = ((lg.argmax(-1) == tgt) & mask).sum()
+        return loss, hits, mask.sum(), (per * mask).sum(), (lg, per)
+    pos, valid = tr.query_positions(mask)                                   # (B, m)
+    if pos.shape[1] <= z.shape[1] // 2:                                     # few queries: layer 2 at those only
+        lg = tr.logits(run.tab, z, run.params, cfg.scale, pos=pos)         # (B, m, N)
+        t = tgt.gather(1, pos)                                              # (B, m)
+    else:                                                                   # many: the full forward is cheaper
+        lg, t, valid = tr.logits(run.tab, z, run.params, cfg.scale), tgt, mask
+    per = torch.nn.functional.cross_entropy(lg.flatten(0, 1), t.flatten(), reduction="none").view_as(t)
+    n = valid.sum()
+    loss = (per * valid).sum() / n.clamp(min=1)
+    hits = ((lg.argmax(-1) == t) & valid).sum()
+    return loss, hits, n, (per * valid).sum(), None
+
+
+def train(cfg: TrainConfig, callback=None, run: Run | None = None) -> dict:
+    """Train; returns {'config', 'rows' (one per probe step), 'interrupted', 'seconds', 'counterparts'}.
+
+    Ctrl-C (KeyboardInterrupt) stops the loop and returns the rows collected so far.
+    `callback(step, row)` is called after every probe (progress bars).
+    """
+    from popgrad.numerics import probes
+
+    run = setup(cfg) if run is None else run
+    cfg = run.cfg
+    if cfg.onestep_batches:
+        run.counterparts = probes.one_step_counterparts(run)
+    stream = BatchStream(run.model, cfg, run.tab.E.device, seed=cfg.seed + 2)
+    rows, start, interrupted = [], time.perf_counter(), False
+    try:
+        for step in range(cfg.steps + 1):
+            z, mask, tgt = next(stream)
+            apply_schedule(run, step)
+            probe = step % cfg.probe_every == 0 or step == cfg.steps
+            loss, hits, n, lsum, full = step_loss(run, z, mask, tgt)
+            if probe:
+                row = probes.probe_row(run, step, z, mask, tgt, loss, hits, n, lsum, full)
+                rows.append(row)
+                if callback is not None:
+                    callback(step, row)
+            if step == cfg.steps:
+                break
+            run.opt.zero_grad(set_to_none=True)
+            if loss.requires_grad:
+                loss.backward()
+                run.opt.step()
+    except KeyboardInterrupt:
+        interrupted = True
+    return {"config": cfg, "rows": rows, "interrupted": interrupted,
+            "seconds": time.perf_counter() - start, "params": {k: v.detach() for k, v in run.params.items()}}
+
+
+# ----------------------------------------------------------------------------- presets (App. E)
+FIG3_UNFREEZE = 300
+CODE = dict(embed="code", scale="sqrt")   # the public code's parameterization, for which App. E's eta hold
+PRESETS = {
+    # Fig. 3: K = 5 random triggers (pi_q = pi_u), uniform outputs, d = 128, eta = 0.2, loss on
+    # in-context tokens only, no W_F; some matrices frozen until iteration 300.
+    "fig3": dict(**CODE, K=5, triggers="random", outputs="uniform", d=128, eta=0.2, loss="in-context", W_F=False),
+    "fig3-wo2-first": dict(**CODE, K=5, d=128, eta=0.2, loss="in-context", freeze=(("W_K1", FIG3_UNFREEZE), ("W_K2", FIG3_UNFREEZE))),
+    "fig3-wo2-frozen": dict(**CODE, K=5, d=128, eta=0.2, loss="in-context", freeze=(("W_O2", FIG3_UNFREEZE),)),
+    "fig3-wk1-frozen": dict(**CODE, K=5, d=128, eta=0.2, loss="in-context", freeze=(("W_K1", FIG3_UNFREEZE),)),
+    "fig3-wk2-frozen": dict(**CODE, K=5, d=128, eta=0.2, loss="in-context", freeze=(("W_K2", FIG3_UNFREEZE),)),
+    # Fig. 4 (left) / Fig. 5: eta = 1, loss on all tokens, W_F trained; triggers random (default),
+    # or --K 1 --triggers frequent, or --K 5 --triggers rare.
+    "fig4-left": dict(**CODE, K=5, triggers="random", outputs="uniform", d=128, eta=1.0, loss="all", W_F=True),
+    # Fig. 4 (center) / Fig. 6: K = 3 random triggers, outputs uniform (or --outputs bigram).
+    "fig4-center": dict(**CODE, K=3, triggers="random", outputs="uniform", d=128, eta=1.0, loss="all", W_F=True),
+    # Fig. 4 (right): K = 3 random triggers, uniform outputs, probes of W_O^2 and W_F over training.
+    "fig4-right": dict(**CODE, K=3, triggers="random", outputs="uniform", d=128, eta=1.0, loss="all", W_F=True),
+    # Fig. 8: W_O^2 trained alone on in-context tokens (key-query matrices frozen throughout),
+    # fixed step size; vary --d.
+    "fig8": dict(**CODE, K=5, d=128, eta=0.2, loss="in-context", freeze=(("W_K1", 2 ** 62), ("W_K2", 2 ** 62))),
+}
+PRESETS["fig4-left-k1-frequent"] = dict(PRESETS["fig4-left"], K=1, triggers="frequent")
+PRESETS["fig4-left-k5-rare"] = dict(PRESETS["fig4-left"], K=5, triggers="rare")
+PRESETS["fig4-center-bigram"] = dict(PRESETS["fig4-center"], outputs="bigram")
+FIG8_ETAS = (0.05, 0.2, 1.0, 5.0)
+for _eta in FIG8_ETAS:                 # Fig. 8 'tuned': sweep eta per d and keep the best (fig8-sweep)
+    PRESETS[f"fig8-eta{_eta:g}"] = dict(PRESETS["fig8"], eta=_eta)
+PRESET_GROUPS = {"fig3-variants": ("fig3", "fig3-wo2-first", "fig3-wo2-frozen", "fig3-wk1-frozen", "fig3-wk2-frozen"),
+                 "fig4-left-variants": ("fig4-left", "fig4-left-k1-frequent", "fig4-left-k5-rare"),
+                 "fig4-center-variants": ("fig4-center", "fig4-center-bigram"),
+                 "fig8-sweep": tuple(f"fig8-eta{e:g}" for e in FIG8_ETAS)}
+FULL_SIZE = dict(batch=512, steps=1000)
+CPU_SIZE = {"fig3": dict(batch=16, steps=600), "fig8": dict(batch=16, steps=300)}   # fig4-*: fig3's
+
+
+def preset_config(name: str, **overrides) -> TrainConfig:
+    """The TrainConfig of a preset (App. E sizes), with `overrides` applied."""
+    choice("preset", name, tuple(PRESETS))
+    return TrainConfig(**{**FULL_SIZE, **PRESETS[name], **overrides}).validated()
+
+
+def cpu_size(name: str) -> dict:
+    """The shrunk batch and steps a preset uses on the CPU."""
+    return CPU_SIZE["fig8"] if name.startswith("fig8") else CPU_SIZE["fig3"]

@@ -1,0 +1,214 @@
+"""`popgrad train`: SGD on the Sec. 4.2 model with memory probes (Sec. 5, App. E; Figures 3, 5, 8).
+
+Prints the probe curves (one row per probe step; mean over seeds with standard errors) as
+markdown, --json or --csv; --plot writes the curves as a PNG. A progress bar shows the current
+probes; Ctrl-C stops training and still writes the curves collected so far (exit 130).
+Presets carry App. E's settings; on the CPU they shrink batch and steps (and the freezing step
+in proportion) unless --full, and say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import replace
+
+import numpy as np
+
+from popgrad.cliutil import add_output_options, emit, nonnegative_int, positive_float, positive_int, write_csv
+from popgrad.errors import PopgradError
+
+NAME = "train"
+HELP = "train the two-layer model by SGD on model C/D with recall (9), accuracy, loss, KL (10) and one-step cosine probes"
+PROBES = ("acc_in_context", "loss_in_context", "loss_other", "recall_W_O2", "recall_W_K2", "recall_W_K1",
+          "recall_W_K1_early", "recall_W_K1_late", "kl_W_F", "cos_W_O2", "cos_W_K2", "cos_W_K1")
+MAX_SEEDS = 64
+
+
+def add_arguments(p):
+    from popgrad.numerics.training import PRESET_GROUPS, PRESETS
+
+    p.add_argument("--preset", choices=tuple(PRESETS) + tuple(PRESET_GROUPS),
+                   help="App. E setting (fig3-variants runs all five Figure 3 variants)")
+    p.add_argument("--full", action="store_true", help="keep the App. E batch and steps on the CPU (slow)")
+    p.add_argument("--data", choices=("C", "D"), help="model C (bigram + triggers, default) or D (second occurrence)")
+    p.add_argument("--N", type=positive_int, help="vocabulary (model C: default tiny Shakespeare, 65; model D: required)")
+    p.add_argument("--T", type=positive_int, help="sequence length (default 256)")
+    p.add_argument("--K", type=nonnegative_int, help="number of triggers (model C)")
+    p.add_argument("--triggers", choices=("random", "frequent", "rare"), help="model C triggers")
+    p.add_argument("--outputs", choices=("uniform", "bigram"), help="model C output distribution pi_o")
+    p.add_argument("--d", type=positive_int, help="embedding dimension (default 128)")
+    p.add_argument("--batch", type=positive_int, help="sequences per SGD step (App. E: 512)")
+    p.add_argument("--steps", type=positive_int, help="SGD steps")
+    p.add_argument("--eta", type=positive_float, help="SGD step size")
+    p.add_argument("--loss", choices=("in-context", "all"), help="tokens in the loss")
+    p.add_argument("--W-F", dest="W_F", action="store_const", const=True, help="train a linear W_F (KL probe (10))")
+    p.add_argument("--freeze", help="NAME[:STEP],...: keep matrices frozen until STEP (no STEP: throughout)")
+    p.add_argument("--probe-every", type=positive_int, help="probe every k steps (default 10)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="first seed (embeddings, init, data)")
+    p.add_argument("--seeds", type=positive_int, default=1, help="number of seeds (seed, seed+1, ...)")
+    p.add_argument("--dtype", choices=("float32", "float64"), help="parameters and activations (default float32)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's; 1 is faster on a busy machine)")
+    p.add_argument("--scale", choices=("none", "sqrt"), help="attention logit factor: none (App. B, default) or 1/sqrt(d)")
+    p.add_argument("--embed", choices=("unit", "code"),
+                   help="unit: popgrad's N(0,1/d) embeddings (default); code: N(0,1) as the paper's code (presets)")
+    p.add_argument("--init", choices=("linear", "zero"), help="trained-matrix init: nn.Linear uniform (default) or zero")
+    p.add_argument("--cutoff", type=positive_int, help="W_K^1 recall split at target t < cutoff (default 64)")
+    p.add_argument("--onestep-batches", type=nonnegative_int,
+                   help="cosine probes vs one-step population matrices from this many batches of 32 (0 = off)")
+    add_output_options(p, plot_help="write the probe curves as a PNG (like Figures 3, 5, 8)")
+
+
+# ----------------------------------------------------------------------------- configs
+FIELDS = ("data", "N", "T", "K", "triggers", "outputs", "d", "batch", "steps", "eta", "loss", "W_F",
+          "probe_every", "dtype", "scale", "embed", "init", "cutoff", "onestep_batches")
+
+
+def configs(args):
+    """[(label, [TrainConfig per seed])] and the notes to print (shrinking on the CPU)."""
+    from popgrad.device import resolve_device
+    from popgrad.numerics import training as trn
+
+    device = str(resolve_device(args.device))
+    given = {f: getattr(args, f) for f in FIELDS if getattr(args, f, None) is not None}
+    if args.freeze is not None:
+        given["freeze"] = trn.parse_freeze(args.freeze)
+    names = trn.PRESET_GROUPS.get(args.preset, (args.preset,)) if args.preset else (None,)
+    out, notes = [], []
+    for name in names:
+        base = dict(trn.PRESETS[name]) if name else {}
+        size = dict(trn.FULL_SIZE) if name else {}
+        if name and device == "cpu" and not args.full:
+            small = trn.cpu_size(name)
+            factor = small["steps"] / size["steps"]
+            if "freeze" in base and "freeze" not in given:
+                base["freeze"] = tuple((k, s if s >= 2 ** 62 else max(1, round(s * factor))) for k, s in base["freeze"])
+            changed = {k: (size[k], small[k]) for k in small if k not in given}
+            size.update(small)
+            if changed:
+                notes.append(f"{name}: shrunk for the CPU: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items())
+                             + (f", freezing step 300 -> {round(300 * factor)}" if "freeze" in base and "freeze" not in given
+                                and any(s < 2 ** 62 for _, s in base["freeze"]) else "")
+                             + " (App. E sizes: --full)")
+        cfg = trn.TrainConfig(**{**size, **base, **given, "device": device})
+        if "probe_every" not in given:
+            cfg = replace(cfg, probe_every=min(cfg.probe_every, cfg.steps))
+        seeds = [replace(cfg, seed=args.seed + s).validated() for s in range(args.seeds)]
+        out.append((name or "custom", seeds))
+    return out, notes
+
+
+# ----------------------------------------------------------------------------- aggregation
+def aggregate(label: str, runs: list[dict]) -> list[dict]:
+    """Rows per probe step: mean over seeds and standard error (across seeds when >= 2 seeds,
+    else binomial over in-context tokens for accuracy and over associations for recall)."""
+    by_step: dict[int, list[dict]] = {}
+    for r in runs:
+        for row in r["rows"]:
+            by_step.setdefault(row["step"], []).append(row)
+    out = []
+    for step in sorted(by_step):
+        rows = by_step[step]
+        agg = {"run": label, "step": step, "seeds": len(rows), "n_in_context": int(np.mean([r["n_in_context"] for r in rows]))}
+        for k in PROBES:
+            vals = np.array([r[k] for r in rows if k in r], dtype=float)
+            if vals.size == 0:
+                continue
+            agg[k] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+            if np.isfinite(vals).sum() >= 2:
+                agg[k + "_se"] = float(np.nanstd(vals, ddof=1) / math.sqrt(np.isfinite(vals).sum()))
+            elif k == "acc_in_context":
+                agg[k + "_se"] = rows[0]["acc_in_context_se"]
+            elif k.startswith("recall_") and rows[0].get("n_" + k):             # binomial over associations
+                p, n = agg[k], rows[0]["n_" + k]
+                agg[k + "_se"] = math.sqrt(p * (1 - p) / n) if math.isfinite(p) else float("nan")
+        out.append(agg)
+    return out
+
+
+def fmt(v, se=None) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    return f"{v:.3f}" if se is None or not math.isfinite(se) else f"{v:.3f} ± {se:.3f}"
+
+
+def display_rows(rows, columns):
+    return [{"run": r["run"], "step": r["step"], **{c: fmt(r.get(c), r.get(c + "_se")) for c in columns}} for r in rows]
+
+
+# ----------------------------------------------------------------------------- run
+def run(args) -> int:
+    from popgrad.numerics import training as trn
+
+    if args.seeds > MAX_SEEDS:
+        raise PopgradError(f"--seeds must be <= {MAX_SEEDS}, got {args.seeds}")
+    if args.threads and args.threads > 1024:
+        raise PopgradError(f"--threads must be <= 1024, got {args.threads}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    groups, notes = configs(args)
+    for _, cfgs in groups:
+        for cfg in cfgs:
+            trn.memory_check(cfg)                         # refuse up front, before any training
+    for n in notes:
+        print(f"note: {n}", file=sys.stderr)
+    results, interrupted = {}, False
+    try:
+        for label, cfgs in groups:
+            results[label] = []
+            for cfg in cfgs:
+                res = _train_one(label, cfg)
+                results[label].append(res)
+                if res["interrupted"]:
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        interrupted = True
+        print("popgrad train: interrupted; writing the curves collected so far", file=sys.stderr)
+    rows = [r for label, runs in results.items() for r in aggregate(label, runs)]
+    present = [c for c in PROBES if any(c in r for r in rows)]
+    first = groups[0][1][0]
+    seeds = len(groups[0][1])
+    title = (f"popgrad train ({', '.join(label for label, _ in groups)}; data {first.data}, N="
+             f"{'65 (Shakespeare)' if first.N is None and first.data == 'C' else first.N}, T={first.T}, K={first.K}, "
+             f"d={first.d}, batch={first.batch}, steps={first.steps}, eta={first.eta:g}, loss {first.loss}, "
+             f"scale {first.scale}, {first.dtype}, {first.device}; mean ± SE over {seeds} seed(s)"
+             + ("" if seeds > 1 else ", SE binomial over in-context tokens / memory associations") + ")"
+             + (" — INTERRUPTED: curves so far" if interrupted else ""))
+    extra = {"notes": notes, "interrupted": interrupted,
+             "configs": {label: [vars(c) for c in cfgs] for label, cfgs in groups},
+             "seconds": {label: [r["seconds"] for r in runs] for label, runs in results.items()},
+             "per_seed": {label: [r["rows"] for r in runs] for label, runs in results.items()}}
+    numeric = ["run", "step", "seeds", "n_in_context"] + [c for p in present for c in (p, p + "_se")]
+    shown = argparse.Namespace(**{**vars(args), "csv": None})
+    if args.json:
+        emit(rows, numeric, shown, title=title, extra=extra)
+    else:
+        emit(display_rows(rows, present), ["run", "step"] + present, shown, title=title)
+    if args.csv:
+        write_csv(args.csv, rows, numeric)
+    if args.plot:
+        from popgrad.numerics.training_plots import plot_curves
+
+        plot_curves(rows, args.plot, title)
+    return 130 if interrupted else 0
+
+
+def _train_one(label, cfg):
+    """One seed with a progress bar showing the current probes."""
+    from popgrad.cliutil import progress
+    from popgrad.numerics.training import train
+
+    bar = progress(total=cfg.steps, desc=f"{label} seed {cfg.seed}")
+
+    def update(step, row):
+        bar.n = step
+        bar.set_postfix_str(f"acc {row['acc_in_context']:.2f} WO2 {row['recall_W_O2']:.2f} "
+                            f"WK2 {row['recall_W_K2']:.2f} WK1 {row['recall_W_K1']:.2f}", refresh=True)
+    try:
+        return train(cfg, callback=update)
+    finally:
+        bar.close()
