@@ -95,18 +95,24 @@ register(Claim(
     id="training.shared_head_logits",
     statement="The model popgrad trains (Sec. 4.2, SPEC §5) is the assembled induction head: same logits for any weights",
     where="Sec. 4.2, eq. (2); Sec. 5",
-    compared="numerics.transformer.model_logits (and its query-restricted path) vs numerics.induction_head.induction_head_logits",
+    compared="numerics.transformer.model_logits (and its query-restricted path) vs numerics.induction_head.induction_head_logits; "
+             "shared: the tokens, the embeddings and the weights",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_shared_head,
     code=("popgrad.numerics.transformer.logits", "popgrad.numerics.transformer.model_logits",
-          "popgrad.numerics.transformer.query_positions")))
+          "popgrad.numerics.transformer.query_positions"),
+    sides=(("popgrad.numerics.transformer.model_logits", "popgrad.numerics.transformer.logits"),
+           ("popgrad.numerics.induction_head.induction_head_logits",))))
 register(Claim(
     id="training.shared_lemma4",
     statement="With W_K^1 = 0 and no residual after layer 2, the training model's loss is Lemma 4's loss (13) with W = W_K^2^T, "
               "and its gradient at W_K^2 = 0 is Lemma 4's formula",
     where="Lemma 4, eq. (13), App. B.2",
-    compared="cross-entropy and autograd of numerics.transformer vs theory.attention.lemma4_loss and lemma4_gradient_eq7",
+    compared="cross-entropy and autograd of numerics.transformer vs theory.attention.lemma4_loss and lemma4_gradient_eq7; "
+             "shared: tokens, labels, embeddings and weights (Lemma 4's inputs X are built in the claim)",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_shared_lemma4,
-    code=("popgrad.numerics.transformer.readout_no_residual_last", "popgrad.theory.attention.lemma4_loss")))
+    code=("popgrad.numerics.transformer.readout_no_residual_last", "popgrad.theory.attention.lemma4_loss"),
+    sides=(("popgrad.numerics.transformer.readout_no_residual_last",),
+           ("popgrad.theory.attention.lemma4_loss", "popgrad.theory.attention.lemma4_gradient_eq7"))))
 
 
 # ----------------------------------------------------------------------------- approximate: training
@@ -237,33 +243,33 @@ _SIZES = "model C (Shakespeare, K=5 random, uniform outputs), T=64, d=64, batch 
 register(Claim(
     id="training.wo2_first",
     statement="With W_K^1 and W_K^2 frozen at init, training W_O^2 raises its recall (9) while in-context accuracy stays low",
-    where="Sec. 5, Figure 3 (third column); App. E", compared=f"recall and accuracy after {WINDOW} SGD steps vs at step 0 ({_SIZES})",
+    where="Sec. 5, Figure 3 (third column); App. E", compared=f"recall and accuracy after {WINDOW} SGD steps vs at step 0 ({_SIZES}); a measured training result over 3 seeds (shared: one training run per seed; the recall probes use popgrad.memory)",
     kind="approx", tolerance="W_O2 recall gain - 2 SE >= 0.1 and accuracy + 2 SE <= 0.5", measure=measure_wo2_first,
     code=_TRAIN_CODE))
 register(Claim(
     id="training.kq_need_wo2",
     statement="With W_O^2 frozen at its random init, the key-query recall probes (W_K^2, W_K^1) do not improve",
     where="Sec. 5, Figure 3 ('training key-query matrices does not lead to any learning unless W_O^2 is learned first')",
-    compared=f"recall gains of W_K2 and W_K1 after {WINDOW} SGD steps ({_SIZES})",
+    compared=f"recall gains of W_K2 and W_K1 after {WINDOW} SGD steps ({_SIZES}); a measured training result over 3 seeds (shared: one training run per seed; the recall probes use popgrad.memory)",
     kind="approx", tolerance="each gain - 2 SE <= 0.05", measure=measure_kq_need_wo2, code=_TRAIN_CODE))
 register(Claim(
     id="training.wk2_before_wk1",
     statement="W_K^2 is learned faster when W_K^1 is frozen than W_K^1 when W_K^2 is frozen (W_O^2 trained in both)",
     where="Sec. 5, Figure 3 (two rightmost columns)",
-    compared=f"paired mean recall over {LONG} steps: W_K2 (W_K1 frozen) minus W_K1 (W_K2 frozen) ({_SIZES})",
+    compared=f"paired mean recall over {LONG} steps: W_K2 (W_K1 frozen) minus W_K1 (W_K2 frozen) ({_SIZES}); a measured training result over 3 seeds (shared: one training run per seed; the recall probes use popgrad.memory)",
     kind="approx", tolerance="paired difference > 2 SE", measure=measure_wk2_before_wk1, code=_TRAIN_CODE, slow=True))
 register(Claim(
     id="training.wk1_early_first",
     statement="W_K^1 stores early positions (t < 64 of 256; here t < 16 of 64) faster than later ones",
     where="Sec. 5, Figure 3 (purple vs gray curves)",
-    compared=f"W_K1 mean recall over {LONG} steps of joint training, early vs late targets ({_SIZES})",
+    compared=f"W_K1 mean recall over {LONG} steps of joint training, early vs late targets ({_SIZES}); a measured training result over 3 seeds (shared: one training run per seed; the recall probes use popgrad.memory)",
     kind="approx", tolerance="early - late > 2 SE (paired over seeds)", measure=measure_wk1_early_first,
     code=_TRAIN_CODE + ("popgrad.numerics.probes.recall_probes",), slow=True))
 register(Claim(
     id="training.dim_speeds_wo2",
     statement="Larger d learns W_O^2 faster when it is trained alone (fixed step size)",
     where="App. E, Figure 8",
-    compared=f"W_O2 recall after {DIM_STEPS} steps for d in {DIMS} (key-query frozen; otherwise {_SIZES})",
+    compared=f"W_O2 recall after {DIM_STEPS} steps for d in {DIMS} (key-query frozen; otherwise {_SIZES}); a measured training result over 3 seeds (shared: one training run per seed; the recall probes use popgrad.memory)",
     kind="approx", tolerance="means increase with d and recall(64) - recall(16) > 2 SE", measure=measure_dim_speeds_wo2,
     code=_TRAIN_CODE))
 
@@ -310,6 +316,7 @@ register(Claim(
     statement="The first SGD step on W_O^2 from zero aligns with the one-step population matrix (15), more so as the batch grows",
     where="Sec. 6, Theorem 3 step 1, eq. (15); App. E",
     compared="cosine between W_O2 after one torch SGD step (autograd of the model) and eq. (15) from token statistics "
-             f"of {REF_BATCHES} independent batches of 32, for batches {FIRST_BATCHES}",
+             f"of {REF_BATCHES} independent batches of 32, for batches {FIRST_BATCHES}; shared: the sampler and the embeddings "
+             "(the two sides see independent batches)",
     kind="approx", tolerance="cos(256) - cos(4) > 2 SE and cos(256) >= 0.3", measure=measure_first_step,
     code=("popgrad.numerics.training.train", "popgrad.numerics.recall.one_step_wo2", "popgrad.numerics.probes.cosine")))
