@@ -12,8 +12,11 @@ Code positions 0..T-1.
 
 Logit scale c. `scale="none"` (c = 1, the DEFAULT) is App. B's model and SPEC §1: with popgrad's
 unit-norm embeddings (entries N(0, 1/d)) it is exactly the assembled head
-(`popgrad.numerics.induction_head.induction_head_logits`) and the Lemma 4 architecture, so
-training, head assembly and lemmas share one function. `scale="sqrt"` (c = 1/sqrt(d)) is the
+(`popgrad.numerics.induction_head.induction_head_logits`) and the Lemma 4 architecture: the
+claims `training.shared_head_logits` and `training.shared_lemma4` hold all three to 1e-10 at random
+weights. `induction_head_logits` stays a plain, separately written forward pass on purpose: it is
+the independent side those claims compare against (one definition, checked twice, rather than
+one function compared with itself). `scale="sqrt"` (c = 1/sqrt(d)) is the
 factor of the paper's public code, whose embeddings have norm ~sqrt(d) rather than ~1
 (`embed="code"` reproduces that too). With unit embeddings and no factor, a key-query or output
 matrix W of the public code is sqrt(d) W here, so the same SGD step size moves the logits about
