@@ -19,6 +19,8 @@ GRIDS = {
     "recall-table": ["recall-table", "--dims", "8,16", "--batches", "1,2", "--T", "64", "--seeds", "2"],
     "scaling": ["scaling", "--sweeps", "d,N,batches", "--dims", "16,32", "--Ns", "16", "--max-batches", "4",
                 "--seeds", "2", "--T", "64", "--d", "32"],
+    "train": ["train", "--T", "16", "--d", "16", "--batch", "4", "--steps", "4", "--probe-every", "2", "--seeds", "2",
+              "--cutoff", "8", "--dtype", "float64", "--device", "cpu", "--threads", "1"],
 }
 METADATA = ("meta", "seconds", "sweep")        # run metadata: params, versions, time, wall seconds, where it ran
 
@@ -255,3 +257,12 @@ def test_killed_cluster_sweep_resumes_from_cache(cluster, tmp_path):
     assert [r.cached for r in resumed] == [True, True, False, True, True]
     assert sorted(_calls(log)) == [0, 1, 2, 2, 3, 4]
     assert _values(resumed) == _values(run_cells(_toy_cells(tmp_path / "log2")))
+
+
+def test_train_seeds_cached_identical_to_in_process(tmp_path, capsys):
+    """Test that `popgrad train --cache DIR` (first and second run) prints the in-process curves, one cell per seed."""
+    runs = []
+    for extra in ([], ["--cache", str(tmp_path)], ["--cache", str(tmp_path)]):
+        runs.append(_results(_json_run(GRIDS["train"] + extra, capsys)))
+    assert runs[0] == runs[1] == runs[2]
+    assert len(os.listdir(tmp_path)) == 2                                  # 2 seeds x 1 run

@@ -16,8 +16,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from popgrad.cliutil import add_output_options, emit, nonnegative_int, positive_float, positive_int, write_csv
+from popgrad.cliutil import (add_output_options, add_sweep_options, emit, nonnegative_int, positive_float, positive_int,
+                             write_csv)
 from popgrad.errors import PopgradError
+from popgrad.sweep import describe, options_from_args
 
 NAME = "train"
 HELP = "train the two-layer model by SGD on model C/D with recall (9), accuracy, loss, KL (10) and one-step cosine probes"
@@ -59,6 +61,7 @@ def add_arguments(p):
     p.add_argument("--onestep-batches", type=nonnegative_int,
                    help="cosine probes vs one-step population matrices from this many batches of 32 (0 = off)")
     add_output_options(p, plot_help="write the probe curves as a PNG (like Figures 3, 5, 8)")
+    add_sweep_options(p)                                  # each (run, seed) is one cell
 
 
 # ----------------------------------------------------------------------------- configs
@@ -156,15 +159,19 @@ def run(args) -> int:
             trn.memory_check(cfg)                         # refuse up front, before any training
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
+    sweep = options_from_args(args)
     results, interrupted = {}, False
     try:
-        for label, cfgs in groups:
-            results[label] = []
-            for cfg in cfgs:
-                res = _train_one(label, cfg)
-                results[label].append(res)
-                if res["interrupted"]:
-                    raise KeyboardInterrupt
+        if sweep.distributed or sweep.cache is not None:
+            results = _train_cells(groups, sweep)
+        else:
+            for label, cfgs in groups:
+                results[label] = []
+                for cfg in cfgs:
+                    res = _train_one(label, cfg)
+                    results[label].append(res)
+                    if res["interrupted"]:
+                        raise KeyboardInterrupt
     except KeyboardInterrupt:
         interrupted = True
         print("popgrad train: interrupted; writing the curves collected so far", file=sys.stderr)
@@ -181,7 +188,8 @@ def run(args) -> int:
     extra = {"notes": notes, "interrupted": interrupted,
              "configs": {label: [vars(c) for c in cfgs] for label, cfgs in groups},
              "seconds": {label: [r["seconds"] for r in runs] for label, runs in results.items()},
-             "per_seed": {label: [r["rows"] for r in runs] for label, runs in results.items()}}
+             "per_seed": {label: [r["rows"] for r in runs] for label, runs in results.items()},
+             "sweep": describe(sweep)}
     numeric = ["run", "step", "seeds", "n_in_context"] + [c for p in present for c in (p, p + "_se")]
     shown = argparse.Namespace(**{**vars(args), "csv": None})
     if args.json:
@@ -195,6 +203,25 @@ def run(args) -> int:
 
         plot_curves(rows, args.plot, title)
     return 130 if interrupted else 0
+
+
+def train_seed_cell(config: dict, seed: int) -> dict:
+    """One seed of one training run as a pure sweep cell: {'rows': probe rows, 'seconds'}."""
+    from popgrad.numerics.training import TrainConfig, train
+
+    fields = {**config, "freeze": tuple(tuple(f) for f in config["freeze"]), "seed": seed}
+    res = train(TrainConfig(**fields).validated())
+    return {"rows": res["rows"], "seconds": res["seconds"], "interrupted": False}
+
+
+def _train_cells(groups, sweep) -> dict:
+    """Every (run, seed) as one cell of popgrad.sweep (--workers / --scheduler / --cache)."""
+    from popgrad.sweep import Cell, run_cells
+
+    cells = [Cell(train_seed_cell, {"config": {k: v for k, v in vars(cfg).items() if k != "seed"}}, cfg.seed,
+                  label=f"{label} seed {cfg.seed}") for label, cfgs in groups for cfg in cfgs]
+    values = iter(r.value for r in run_cells(cells, sweep, desc="training runs"))
+    return {label: [next(values) for _ in cfgs] for label, cfgs in groups}
 
 
 def _train_one(label, cfg):
