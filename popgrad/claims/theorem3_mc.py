@@ -8,6 +8,8 @@ theorem3.head_learned        the three learned one-step matrices, rescaled: accu
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -217,15 +219,22 @@ def learned_head(betas=(3.0, 10.0, 30.0), n_eval=2048):
     return {"recall": recall, "accuracy": acc, "only_one_learned": swap, "source": source}
 
 
-def _measure_learned() -> Measurement:
-    res = learned_head()
+def _acc_se(a: float, n: int) -> str:
+    """Accuracy ± its standard error sqrt(a(1-a)/n) over n independent sequences."""
+    return f"{a:.3f} ± {math.sqrt(max(a * (1 - a), 0.0) / n):.3f}"
+
+
+def _measure_learned(n_eval=2048) -> Measurement:
+    res = learned_head(n_eval=n_eval)
     best = max(res["accuracy"].values())
     chance = 1.0 / HEAD_SETTING["N"]
     return Measurement(error=chance / max(best, 1e-12), tolerance=0.5, verdict="approx",
-                       note=(f"learned head ({res['source']}) accuracy by beta "
-                             + ", ".join(f"{b:g}: {a:.3f}" for b, a in res["accuracy"].items())
+                       note=(f"learned head ({res['source']}) accuracy ± se (n = {n_eval} sequences) by beta "
+                             + ", ".join(f"{b:g}: {_acc_se(a, n_eval)}" for b, a in res["accuracy"].items())
                              + f" vs chance {chance:.3f}; recall " + ", ".join(f"{k} {v:.2f}" for k, v in res["recall"].items())
-                             + "; only one learned (others (7)): " + ", ".join(f"{k} {v:.2f}" for k, v in res["only_one_learned"].items())),
+                             + "; only one learned (others (7)): "
+                             + ", ".join(f"{k} {_acc_se(v, n_eval)}" for k, v in res["only_one_learned"].items())
+                             + " (the projected rows: see theorem3.head_ablation_order)"),
                        details=res)
 
 
