@@ -160,6 +160,13 @@ def engine_step(model, emb, W: dict, name: str, eta: float) -> torch.Tensor:
     """The exact population step from zero of layer `name` at the other layers' current values (p_hat = 1/N)."""
     from popgrad.theory import theorem3 as t3
 
+    dt = emb.W_E.dtype
+    emb = emb.to(dtype="float64")                                          # the engine is float64 only
+    W = {k: v.to(torch.float64) for k, v in W.items()}
+    return _engine_step(t3, model, emb, W, name, eta).to(dt)
+
+
+def _engine_step(t3, model, emb, W, name, eta):
     if name == "W_O2":
         return t3.step1_W_O2(model, emb, eta)
     if name == "W_K2":
@@ -316,3 +323,39 @@ def memory_estimate_floats(N: int, T: int, d: int, n: int, n_eval: int, loss: st
     if loss == "b3":
         per_seq = max(per_seq, 8 * T * d)                                     # d-space activations
     return 12.0 * d * d + 4.0 * n * per_seq + 2.0 * min(n_eval, 4096) * per_seq
+
+
+def steps_to_reach(N, T, d, eta, kind="alternating", k=100, rounds=1, seeds=(0, 1, 2), thresholds=(0.5, 0.9),
+                   n=2048, n_eval=2048, dtype="float32", device="cpu", stop_at_last=True) -> dict:
+    """Per seed: the first step (and steps per layer) at which the head's accuracy reaches each threshold.
+
+    Returns {"first": {threshold: [step or None per seed]}, "per_layer": {...}, "best": [(acc, se) per seed]}.
+    With `stop_at_last`, a seed stops once the largest threshold is reached.
+    """
+    from popgrad.data import SecondOccurrenceModel
+    from popgrad.embeddings import make_embeddings
+
+    model = SecondOccurrenceModel(N, T)
+    out = {"first": {th: [] for th in thresholds}, "per_layer": {th: [] for th in thresholds}, "best": [],
+           "steps_run": []}
+    for seed in seeds:
+        emb = make_embeddings(d, N, T, seed=seed, dtype=dtype, device=device)
+        first = {th: None for th in thresholds}
+        per_layer = {th: None for th in thresholds}
+        best, last = (0.0, 0.0), 0
+        for r in dynamics(model, emb, eta, k=k, rounds=rounds, kind=kind, n=n, n_eval=n_eval, seed=seed):
+            last = r["step"]
+            if r["accuracy"] > best[0]:
+                best = (r["accuracy"], r["accuracy_se"])
+            for th in thresholds:
+                if first[th] is None and r["accuracy"] >= th:
+                    first[th] = r["step"]
+                    per_layer[th] = max(r[f"steps_{nm}"] for nm in LAYERS)
+            if stop_at_last and first[max(thresholds)] is not None:
+                break
+        for th in thresholds:
+            out["first"][th].append(first[th])
+            out["per_layer"][th].append(per_layer[th])
+        out["best"].append(best)
+        out["steps_run"].append(last)
+    return out

@@ -28,7 +28,7 @@ CURVE = ("etas", "schedule", "seed", "step", "round", "layer", "steps_W_O2", "st
          "loss", "accuracy", "accuracy_se", "n_eval", "recall_W_O2", "recall_W_K2", "recall_W_K1", "cos_engine")
 SUMMARY = ("etas", "schedule", "threshold", "reached", "seeds", "steps_mean", "steps_se", "steps_per_layer_mean",
            "best_accuracy", "best_accuracy_se", "final_accuracy", "final_accuracy_se", "n_eval", "steps_run")
-DEFAULT_ETAS = "100:100:1000"
+DEFAULT_ETAS = "30:300:300"
 
 
 def eta_triples(text: str) -> list[dict]:
@@ -70,9 +70,9 @@ def add_arguments(p):
     p.add_argument("--d", type=positive_int, default=256, help="embedding dimension")
     p.add_argument("--etas", type=eta_triples, default=eta_triples(DEFAULT_ETAS),
                    help=f"step sizes eta_O:eta_K2:eta_K1, several separated by commas (default {DEFAULT_ETAS})")
-    p.add_argument("--schedule", default="all", choices=SCHEDULES + ("all",),
-                   help="consecutive (k steps per layer per round), alternating, joint, or all three (default)")
-    p.add_argument("--k", type=positive_int, default=20, help="steps per layer per round (default 20)")
+    p.add_argument("--schedule", default="alternating", choices=SCHEDULES + ("all",),
+                   help="consecutive (k steps per layer per round), alternating (default), joint, or all three")
+    p.add_argument("--k", type=positive_int, default=100, help="steps per layer per round (default 100)")
     p.add_argument("--rounds", type=positive_int, default=1, help="rounds of the top-down pass (default 1)")
     p.add_argument("--loss", default="full", choices=LOSSES, help="full Sec. 4.2 cross-entropy (default) or the B.3 losses")
     p.add_argument("--phat", default="uniform", choices=PHAT, help="--loss b3 only: p_hat = 1/N (theorem) or true")
@@ -84,7 +84,9 @@ def add_arguments(p):
     p.add_argument("--seed", type=nonnegative_int, default=0, help="first seed (default 0)")
     p.add_argument("--thresholds", type=thresholds, default=[0.5, 0.9], help="accuracies to reach (default 0.5,0.9)")
     p.add_argument("--every", type=positive_int, default=5, help="print every k-th step in the markdown curve (all in --csv/--json)")
-    p.add_argument("--dtype", default="float64", choices=("float64", "float32"), help="default float64")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float64", "float32"),
+                   help="auto (default): float32 for Monte-Carlo steps of the full loss, float64 for --population "
+                        "enumerated and --loss b3 (exact engine)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda[:N]")
     add_output_options(p, plot_help="accuracy (and recalls) vs step, one curve per schedule and step sizes")
 
@@ -106,6 +108,10 @@ def _validate(args):
                   memory_estimate_floats(args.N, args.T, args.d, n, args.n_eval, args.loss))
     if args.loss == "full" and args.phat != "uniform":
         raise PopgradError("--phat applies to --loss b3 only (the full loss uses the true softmax)")
+    if args.dtype == "auto":
+        args.dtype = "float32" if (args.population == "mc" and args.loss == "full") else "float64"
+    if args.loss == "b3" and args.dtype != "float64":
+        raise PopgradError("--loss b3 uses the exact engine, which needs --dtype float64")
     return SCHEDULES if args.schedule == "all" else (args.schedule,)
 
 
@@ -128,7 +134,7 @@ def collect(args, schedules, rows: list, bar=None):
                 emb = make_embeddings(args.d, args.N, args.T, seed=seed, dtype=args.dtype, device=dev)
                 for r in dynamics(model, emb, etas, k=args.k, rounds=args.rounds, kind=kind, loss=args.loss,
                                   phat=args.phat, population=args.population, n=args.n, n_eval=args.n_eval,
-                                  seed=seed, engine_cosine=(args.loss == "b3" or args.d * args.N <= 64 * 16)):
+                                  seed=seed, engine_cosine=True):
                     rows.append({"etas": eta_label(etas), "schedule": kind, "seed": seed,
                                  **{k: v for k, v in r.items() if not k.startswith("_")}})
                     if bar is not None:
