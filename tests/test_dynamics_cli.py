@@ -67,14 +67,24 @@ def test_summary_counts_seeds_that_reach():
 
 @pytest.mark.parametrize("bad", [["--N", "1"], ["--T", "2"], ["--k", "0"], ["--etas", "1:2"], ["--etas", "-1"],
                                  ["--thresholds", "1.5"], ["--n", "100000000000"], ["--phat", "true"],
-                                 ["--population", "enumerated"], ["--csv", "/no/such/dir/x.csv"]])
-def test_bad_arguments_exit_2(bad):
+                                 ["--population", "enumerated"], ["--csv", "/no/such/dir/x.csv"],
+                                 ["--loss", "b3", "--dtype", "float32"]])
+def test_bad_arguments_exit_2(bad, capsys):
     """Test that bad arguments (and a refused memory estimate) exit 2 with one line, before computing."""
-    proc = subprocess.run([sys.executable, "-m", "popgrad", "dynamics", *bad], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    try:
+        code = main(["dynamics", *bad])
+    except SystemExit as exc:           # argparse errors
+        code = exc.code
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "error" in lines[0]
+
+
+def test_bad_argument_from_the_shell_is_one_line():
+    """Test the installed entry point: a bad argument gives one stderr line and exit status 2, no traceback."""
+    proc = subprocess.run([sys.executable, "-m", "popgrad", "dynamics", "--n", "100000000000"], capture_output=True,
+                          text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "GiB" in proc.stderr
 
 
 def test_ctrl_c_keeps_rows(tmp_path, capsys, monkeypatch):
@@ -94,3 +104,13 @@ def test_ctrl_c_keeps_rows(tmp_path, capsys, monkeypatch):
     captured = capsys.readouterr()
     assert "INTERRUPTED" in captured.out and "interrupted" in captured.err
     assert len(csv.read_text().splitlines()) == 1 + 4
+
+
+def test_b3_loss_uses_engine_for_first_steps(capsys):
+    """Test --loss b3 on the enumerated model D: the first step of each layer is the engine's (cosine 1)."""
+    assert main(["dynamics", "--N", "3", "--T", "4", "--d", "8", "--k", "2", "--seeds", "1", "--loss", "b3",
+                 "--population", "enumerated", "--schedule", "consecutive", "--n-eval", "32", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    firsts = [r for r in rows if r["cos_engine"] is not None]
+    assert [r["layer"] for r in firsts] == ["W_O2", "W_K2", "W_K1"]
+    assert all(abs(r["cos_engine"] - 1) < 1e-12 for r in firsts)
