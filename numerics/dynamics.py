@@ -137,12 +137,11 @@ def b3_layer_loss(name, emb, W: dict, Wl, z, y, weights, phat):
     """The App. B.3 loss of layer `name` at its value Wl, the other layers at W (B.3.1, (17), Lemma 5)."""
     from popgrad.numerics import theorem3_mc as mc
 
-    ph = {"uniform": "uniform", "true": "true"}[phat]
     if name == "W_O2":
-        return mc.step1_loss(Wl, emb, z, y, weights)
+        return mc.step1_loss(Wl, emb, z, y, weights)                       # cross-entropy (p_hat = 1/N at 0)
     if name == "W_K2":
-        return mc.step2_loss(Wl, emb, W["W_O2"], z, y, weights, ph)
-    return mc.step3_loss(Wl, emb, W["W_O2"], W["W_K2"], z, y, weights, ph)
+        return mc.step2_loss(Wl, emb, W["W_O2"], z, y, weights, phat)
+    return mc.step3_loss(Wl, emb, W["W_O2"], W["W_K2"], z, y, weights, phat)
 
 
 def b3_gradients(emb, W: dict, names, z, y, weights, phat) -> tuple[dict, float]:
@@ -306,14 +305,6 @@ def dynamics(model, emb, eta, k=1, rounds=1, kind="consecutive", loss="full", ph
         for nm in names:
             taken[nm] += 1
         yield row(step, rnd, names, lv, cos)
-
-
-def first_reaching(rows, threshold: float, key: str = "accuracy"):
-    """The first row whose `key` is >= threshold (None if none)."""
-    for r in rows:
-        if r[key] is not None and r[key] >= threshold:
-            return r
-    return None
 
 
 def memory_estimate_floats(N: int, T: int, d: int, n: int, n_eval: int, loss: str) -> float:

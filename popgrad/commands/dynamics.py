@@ -29,6 +29,8 @@ CURVE = ("etas", "schedule", "seed", "step", "round", "layer", "steps_W_O2", "st
 SUMMARY = ("etas", "schedule", "threshold", "reached", "seeds", "steps_mean", "steps_se", "steps_per_layer_mean",
            "best_accuracy", "best_accuracy_se", "final_accuracy", "final_accuracy_se", "n_eval", "steps_run")
 DEFAULT_ETAS = "30:300:300"
+MAX_STEPS = 1_000_000      # steps per layer (k x rounds), and --every
+MAX_SEEDS = 1000
 
 
 def eta_triples(text: str) -> list[dict]:
@@ -96,6 +98,15 @@ def _validate(args):
 
     if args.N < 2 or args.T < 3:
         raise PopgradError(f"model D needs N >= 2 and T >= 3, got N={args.N}, T={args.T}")
+    if args.k * args.rounds > MAX_STEPS:
+        raise PopgradError(f"--k {args.k} x --rounds {args.rounds} steps per layer: at most {MAX_STEPS}")
+    if args.seeds > MAX_SEEDS:
+        raise PopgradError(f"--seeds must be <= {MAX_SEEDS}, got {args.seeds}")
+    if args.every > MAX_STEPS:
+        raise PopgradError(f"--every must be <= {MAX_STEPS}, got {args.every}")
+    memory_budget(f"--n-eval {args.n_eval} sequences with --T {args.T} (held at once)", 4.0 * args.n_eval * args.T)
+    if args.population == "enumerated" and (args.T > 64 or args.N > 10_000):
+        raise PopgradError(f"--population enumerated: model D with N={args.N}, T={args.T} is far too large; use --population mc")
     if args.population == "enumerated":
         sequences = args.N ** 2 * (args.N - 1) ** (args.T - 2) * (args.T - 2)
         if sequences > 200_000:
