@@ -56,10 +56,11 @@ register(Claim(
               "give Theorem 3's three one-step matrices (15), (17), Lemma 5",
     where="Theorem 3, App. B.3.1-B.3.3 (first step of the multi-step dynamics)",
     compared="numerics.dynamics (autograd of the B.3 losses on the enumerated model D, step by step) vs "
-             "theory.theorem3.three_steps (exact token statistics), eta = 0.7",
+             "theory.theorem3.three_steps (exact token statistics), eta = 0.7; shared: model D and the embeddings",
     kind="exact", tolerance="rel <= 1e-10 (float64), every layer, (N,T,d) in {(4,5,16), (3,6,12)}",
     measure=measure_first_steps,
-    code=("popgrad.numerics.dynamics.dynamics", "popgrad.numerics.dynamics.b3_gradients")))
+    code=("popgrad.numerics.dynamics.dynamics", "popgrad.numerics.dynamics.b3_gradients"),
+    sides=(("popgrad.numerics.dynamics.b3_gradients",), ("popgrad.theory.theorem3.three_steps",))))
 
 
 # ----------------------------------------------------------------------------- (ii) token coordinates
@@ -109,11 +110,14 @@ register(Claim(
               "coordinates (S1 = B1^T W_K1 B1, S2 = B2^T W_K2 B2, SO = W_U W_O2 W_V2 B2), is plain d x d gradient descent",
     where="Section 4.2, eq. (2); App. B.3 (population loss of the two-layer model on model D)",
     compared="numerics.dynamics (token coordinates, 12 steps, alternating and consecutive, k = 2, 2 rounds) vs autograd "
-             "of the CE of induction_head_logits on d x d matrices, enumerated model D, etas 3:5:7",
+             "of the CE of induction_head_logits on d x d matrices, enumerated model D, etas 3:5:7; "
+             "shared: the enumerated model D and the embeddings",
     kind="exact", tolerance="rel <= 1e-10 (float64) at every step, every matrix",
     measure=measure_token_coordinates,
     code=("popgrad.numerics.dynamics.last_position_logits", "popgrad.numerics.dynamics.full_gradients",
-          "popgrad.numerics.induction_head.induction_head_logits")))
+          "popgrad.numerics.induction_head.induction_head_logits"),
+    sides=(("popgrad.numerics.dynamics.last_position_logits", "popgrad.numerics.dynamics.full_gradients"),
+           ("popgrad.claims.dynamics._plain_gd", "popgrad.numerics.induction_head.induction_head_logits"))))
 
 
 # ----------------------------------------------------------------------------- (iii) steps to accuracy
@@ -164,7 +168,8 @@ register(Claim(
               "at a time, assembles a working induction head (accuracy >= 0.9 on model D)",
     where="Theorem 3 (informal) and Sec. 6 (top-down learning), App. B.3, extended to k steps per layer",
     compared="accuracy at position T of the full Sec. 4.2 model (argmax vs o, fresh sequences) after each "
-             "population step (Monte-Carlo autograd, token coordinates), vs the thresholds 0.5 and 0.9",
+             "population step (Monte-Carlo autograd, token coordinates), vs the thresholds 0.5 and 0.9; "
+             "a measured result over 3 seeds (shared: one dynamics run per seed)",
     kind="approx", tolerance="each of 3 seeds reaches accuracy >= 0.9 within 180 steps (N=8, T=8, d=64, "
                              "etas 10:100:100, n=512 per step)",
     measure=lambda: _measure_steps(SMALL),
@@ -176,7 +181,8 @@ register(Claim(
               "assembles a working induction head (accuracy >= 0.9 on model D), where one step per layer gives ~0.11",
     where="Theorem 3 (informal) and Sec. 6 (top-down learning), App. B.3, extended to k steps per layer",
     compared="accuracy at position T of the full Sec. 4.2 model after each population step (Monte-Carlo autograd, "
-             "token coordinates, float32), vs the thresholds 0.5 and 0.9",
+             "token coordinates, float32), vs the thresholds 0.5 and 0.9; a measured result over 3 seeds "
+             "(shared: one dynamics run per seed)",
     kind="approx", tolerance="each of 3 seeds reaches accuracy >= 0.9 within 450 steps (etas 30:300:300, n=2048 per step)",
     measure=lambda: _measure_steps(LARGE),
     code=("popgrad.numerics.dynamics.steps_to_reach", "popgrad.numerics.dynamics.dynamics"), slow=True))
