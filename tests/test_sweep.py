@@ -19,6 +19,8 @@ GRIDS = {
     "recall-table": ["recall-table", "--dims", "8,16", "--batches", "1,2", "--T", "64", "--seeds", "2"],
     "scaling": ["scaling", "--sweeps", "d,N,batches", "--dims", "16,32", "--Ns", "16", "--max-batches", "4",
                 "--seeds", "2", "--T", "64", "--d", "32"],
+    "dynamics": ["dynamics", "--N", "5", "--T", "5", "--d", "16", "--k", "2", "--n", "64", "--n-eval", "64", "--seeds", "2",
+                 "--schedule", "alternating", "--dtype", "float64", "--device", "cpu"],
     "train": ["train", "--T", "16", "--d", "16", "--batch", "4", "--steps", "4", "--probe-every", "2", "--seeds", "2",
               "--cutoff", "8", "--dtype", "float64", "--device", "cpu", "--threads", "1"],
 }
@@ -266,3 +268,12 @@ def test_train_seeds_cached_identical_to_in_process(tmp_path, capsys):
         runs.append(_results(_json_run(GRIDS["train"] + extra, capsys)))
     assert runs[0] == runs[1] == runs[2]
     assert len(os.listdir(tmp_path)) == 2                                  # 2 seeds x 1 run
+
+
+def test_dynamics_seeds_cached_identical_to_in_process(tmp_path, capsys):
+    """Test that `popgrad dynamics --cache DIR` (first and second run) prints the in-process curves, one cell per seed."""
+    runs = []
+    for extra in ([], ["--cache", str(tmp_path)], ["--cache", str(tmp_path)]):
+        runs.append(_results(_json_run(GRIDS["dynamics"] + extra, capsys)))
+    assert runs[0] == runs[1] == runs[2]
+    assert len(os.listdir(tmp_path)) == 2                                  # 2 seeds x 1 schedule x 1 etas

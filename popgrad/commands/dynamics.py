@@ -19,8 +19,10 @@ import argparse
 import math
 import sys
 
-from popgrad.cliutil import add_output_options, emit, write_csv, nonnegative_int, positive_int, progress, save_figure
+from popgrad.cliutil import (add_output_options, add_sweep_options, emit, nonnegative_int, positive_int, progress,
+                             save_figure, write_csv)
 from popgrad.errors import PopgradError, memory_budget
+from popgrad.sweep import describe, options_from_args
 
 NAME = "dynamics"
 HELP = "Population dynamics: k gradient steps per layer, top-down, in rounds; accuracy and recall per step"
@@ -91,6 +93,7 @@ def add_arguments(p):
                         "enumerated and --loss b3 (exact engine)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda[:N]")
     add_output_options(p, plot_help="accuracy (and recalls) vs step, one curve per schedule and step sizes")
+    add_sweep_options(p)                                  # each (etas, schedule, seed) is one cell
 
 
 def _validate(args):
@@ -152,6 +155,32 @@ def collect(args, schedules, rows: list, bar=None):
                         bar.update(1)
                         bar.set_postfix_str(f"{kind} seed {seed} acc {r['accuracy']:.3f} "
                                             f"R(O2,K2,K1) {r['recall_W_O2']:.2f},{r['recall_W_K2']:.2f},{r['recall_W_K1']:.2f}")
+
+
+def dynamics_cell(N, T, d, dtype, device, etas, kind, k, rounds, loss, phat, population, n, n_eval, seed) -> list[dict]:
+    """One (etas, schedule, seed) run as a pure sweep cell: its curve rows."""
+    from popgrad.data import SecondOccurrenceModel
+    from popgrad.embeddings import make_embeddings
+    from popgrad.numerics.dynamics import dynamics
+
+    emb = make_embeddings(d, N, T, seed=seed, dtype=dtype, device=device)
+    return [{"etas": eta_label(etas), "schedule": kind, "seed": seed, **{c: v for c, v in r.items() if not c.startswith("_")}}
+            for r in dynamics(SecondOccurrenceModel(N, T), emb, etas, k=k, rounds=rounds, kind=kind, loss=loss, phat=phat,
+                              population=population, n=n, n_eval=n_eval, seed=seed, engine_cosine=True)]
+
+
+def collect_cells(args, schedules, rows: list, sweep) -> None:
+    """Every (etas, schedule, seed) as one cell of popgrad.sweep (--workers / --scheduler / --cache)."""
+    from popgrad.device import resolve_device
+    from popgrad.sweep import Cell, run_cells
+
+    base = {"N": args.N, "T": args.T, "d": args.d, "dtype": args.dtype, "device": str(resolve_device(args.device)),
+            "k": args.k, "rounds": args.rounds, "loss": args.loss, "phat": args.phat, "population": args.population,
+            "n": args.n, "n_eval": args.n_eval}
+    cells = [Cell(dynamics_cell, {**base, "etas": etas, "kind": kind}, seed, label=f"{kind} seed {seed}")
+             for etas in args.etas for kind in schedules for seed in range(args.seed, args.seed + args.seeds)]
+    for res in run_cells(cells, sweep, desc="dynamics runs"):
+        rows.extend(res.value)
 
 
 def summarize(rows, ths) -> list[dict]:
@@ -233,15 +262,21 @@ def run(args) -> int:
 
     steps_per_run = len(schedule(schedules[0], args.k, args.rounds)) + 1
     total = steps_per_run * len(args.etas) * len(schedules) * args.seeds
+    sweep = options_from_args(args)
     rows, interrupted = [], False
-    bar = progress(total=total, desc="dynamics")
+    cells = sweep.distributed or sweep.cache is not None
+    bar = None if cells else progress(total=total, desc="dynamics")
     try:
-        collect(args, schedules, rows, bar)
+        if cells:
+            collect_cells(args, schedules, rows, sweep)
+        else:
+            collect(args, schedules, rows, bar)
     except KeyboardInterrupt:
         interrupted = True
         print(f"popgrad dynamics: interrupted; writing the {len(rows)} rows collected so far", file=sys.stderr)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     if not rows:
         return 130 if interrupted else 0
     summary = summarize(rows, args.thresholds)
@@ -251,7 +286,8 @@ def run(args) -> int:
              f"rounds={args.rounds}, n={args.n} per step ({args.population}), n_eval={args.n_eval}, "
              f"seeds {args.seed}..{args.seed + args.seeds - 1}{', INTERRUPTED' if interrupted else ''})")
     if args.json:
-        emit(rows, CURVE, args, extra={"summary": summary, "summary_columns": list(SUMMARY), "interrupted": interrupted})
+        emit(rows, CURVE, args, extra={"summary": summary, "summary_columns": list(SUMMARY), "interrupted": interrupted,
+                                       "sweep": describe(sweep)})
     else:
         plain = argparse.Namespace(json=False, csv=None)
         shown = [r for r in rows if r["step"] % args.every == 0 or r is rows[-1]]
