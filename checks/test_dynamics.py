@@ -28,5 +28,6 @@ def test_dynamics_steps_to_accuracy_small():
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("POPGRAD_SLOW") != "1", reason="slow (minutes on CPU): run with POPGRAD_SLOW=1")
 def test_dynamics_steps_to_accuracy():
-    # Same at N=32, T=16, d=256 (etas 30:300:300): each of 3 seeds reaches 0.9 within 450 steps (slow, ~minutes).
+    # N=32, T=16, d=256 (etas 30:300:300): at least one of 3 seeds reaches 0.9 within 450 steps; the note says how
+    # many do (it varies between runs: the float32 trajectories are chaotic). Slow, ~1 minute.
     assert_claim("dynamics.steps_to_accuracy")
