@@ -304,7 +304,7 @@ def sample_model_c(sampler: ModelCSampler, batch: int, gen: torch.Generator, out
     on torch.get_num_threads() threads, and the remaining tensor ops on one thread.
     """
     B = positive_int("batch", batch)
-    m, dev, tab = sampler.model, sampler.device, sampler.bigram
+    m, dev = sampler.model, sampler.device
     if gen.device.type != dev.type:
         raise PopgradError(f"generator on {gen.device} but sampler on {dev}")
     memory_budget("model C batch", (3 * m.T + 2 * m.N) * B / 2)             # int32 buffers
