@@ -190,22 +190,25 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _jsonable(v):
+def jsonable(v, nonfinite_as_text: bool = True):
+    """Plain Python for JSON: dicts, lists, numbers, strings (numpy and tensors converted). Non-finite
+    floats become the strings 'inf' / 'nan' for the --json outputs, or stay floats
+    (`nonfinite_as_text=False`, the sweep cache's JSON with allow_nan)."""
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): jsonable(x, nonfinite_as_text) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [jsonable(x, nonfinite_as_text) for x in v]
     if isinstance(v, np.ndarray):
-        return _jsonable(v.tolist())
+        return jsonable(v.tolist(), nonfinite_as_text)
     if isinstance(v, (np.integer,)):
         return int(v)
     if isinstance(v, (np.floating, float)):
         v = float(v)
-        return v if math.isfinite(v) else str(v)
+        return v if math.isfinite(v) or not nonfinite_as_text else str(v)
     if isinstance(v, (np.bool_,)):
         return bool(v)
     if hasattr(v, "tolist"):
-        return _jsonable(v.tolist())
+        return jsonable(v.tolist(), nonfinite_as_text)
     return v
 
 
@@ -216,7 +219,7 @@ def run_metadata(args: argparse.Namespace | None = None, **extra) -> dict:
     params = {}
     if args is not None:
         params = {k: v for k, v in vars(args).items() if k not in ("func", "command_module")}
-    return _jsonable({"popgrad": popgrad.__version__, "torch": torch.__version__,
+    return jsonable({"popgrad": popgrad.__version__, "torch": torch.__version__,
                       "python": platform.python_version(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                       "params": params, **extra})
 
@@ -226,9 +229,9 @@ def emit(rows: Sequence[dict], columns: Sequence[str], args: argparse.Namespace,
     """Print rows as markdown (or JSON with --json) and write --csv if asked."""
     out = out or sys.stdout
     if getattr(args, "json", False):
-        payload = {"meta": run_metadata(args), "columns": list(columns), "rows": _jsonable(list(rows))}
+        payload = {"meta": run_metadata(args), "columns": list(columns), "rows": jsonable(list(rows))}
         if extra:
-            payload.update(_jsonable(extra))
+            payload.update(jsonable(extra))
         json.dump(payload, out, indent=2)
         out.write("\n")
     else:

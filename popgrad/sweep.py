@@ -109,23 +109,9 @@ def cell_key(cell: Cell, version: str | None = None) -> str:
 
 def normalize(value):
     """The value after one JSON round trip (tuples -> lists, numpy -> Python; inf and nan kept)."""
-    return json.loads(json.dumps(_plain(value), allow_nan=True))
+    from popgrad.cliutil import jsonable
 
-
-def _plain(v):
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return _plain(v.tolist())
-    if isinstance(v, (np.bool_,)):
-        return bool(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    return v
+    return json.loads(json.dumps(jsonable(value, nonfinite_as_text=False), allow_nan=True))
 
 
 def execute(fn: Callable, params: dict, seed: int) -> dict:
