@@ -177,17 +177,11 @@ def last_position_logits(emb, z, W_K1, W_K2, W_O2, arch="sec4.2"):
 
 
 # ----------------------------------------------------------------------------- defect removals
-def _projector(B):
-    """Orthogonal projector onto the columns of B (d, m)."""
-    return B @ torch.linalg.pinv(B)
-
-
 def project_positions(emb, W_K2, query=True, key=True):
     """W_K^2 (eq. (7)) with positional directions removed: span{p_t} on the query side, span{p_t, Phi_1 p_t} on the key side."""
-    eye = torch.eye(emb.d, dtype=W_K2.dtype, device=W_K2.device)
-    left = eye - _projector(emb.P) if query else eye
-    right = eye - _projector(torch.cat([emb.P, emb.Phi1 @ emb.P], dim=1)) if key else eye
-    return left @ W_K2 @ right
+    from popgrad.numerics.induction_head import without_positions
+
+    return without_positions(emb, W_K2, query, key)
 
 
 def _require_rank(emb, m, what):

@@ -73,13 +73,15 @@ def rescaled_learned(emb, learned, beta, beta_O=1.0):
     return {k: rescale_to_beta(learned[k], *tg[k], scale[k]) for k in ("W_K1", "W_K2", "W_O2")}
 
 
-def without_positions(emb, W_K2):
-    """Diagnostic: W_K^2 with positional directions removed, queries span{p_t}, keys span{p_t, Phi_1 p_t}."""
+def without_positions(emb, W_K2, query=True, key=True):
+    """Diagnostic: W_K^2 (eq. (7)) with positional directions removed, span{p_t} on the query side,
+    span{p_t, Phi_1 p_t} on the key side (either side alone with `query` / `key`)."""
     def proj(B):                                                           # projector onto columns of B
         return B @ torch.linalg.pinv(B)
     eye = torch.eye(emb.d, dtype=W_K2.dtype, device=W_K2.device)
-    keys = torch.cat([emb.P, emb.Phi1 @ emb.P], dim=1)                     # (d, 2T)
-    return (eye - proj(emb.P)) @ W_K2 @ (eye - proj(keys))
+    left = eye - proj(emb.P) if query else eye
+    right = eye - proj(torch.cat([emb.P, emb.Phi1 @ emb.P], dim=1)) if key else eye   # keys: (d, 2T)
+    return left @ W_K2 @ right
 
 
 # ----------------------------------------------------------------------------- accuracy
