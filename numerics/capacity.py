@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from popgrad.cells import Cell
 from popgrad.device import resolve_device, resolve_dtype
 from popgrad.errors import PopgradError, choice, memory_budget, positive_int
 from popgrad.rates import loglog_slope
@@ -175,7 +176,6 @@ def capacity_cell(kind: str, d: int, seeds: int, threshold: float, dtype, device
 def capacity_cells(maps, dims, seeds: int = 3, threshold: float = 0.99, seed: int = 0, dtype="float32",
                    device="auto", min_samples: int = 4000) -> list:
     """One sweep cell per (d, map), d-major (d in increasing order, duplicates dropped)."""
-    from popgrad.sweep import Cell
 
     dev = str(resolve_device(device))
     return [Cell(capacity_cell, {"kind": choice("map", kind, MAPS), "d": positive_int("d", d),

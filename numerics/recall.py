@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from popgrad.cells import Cell, run_with
 from popgrad.numerics.samplers import cpu_threads, model_c_batches, model_c_sampler
 from popgrad.numerics.token_stats import ClassStats, empty_stats, model_c_stats
 from popgrad.data import BigramTriggerModel
@@ -119,21 +120,19 @@ class RecallCell:
 
 
 def recall_grid(model: BigramTriggerModel, dims, batches, seeds: int = 3, batch_size: int = 32,
-                seed: int = 0, device="auto", sweep=None) -> list[RecallCell]:
+                seed: int = 0, device="auto", run=None) -> list[RecallCell]:
     """Figure 9: R_1 and probe (9) for every (d, batches), over `seeds` seeds (seed + s changes
     data and embeddings). Rows ordered by d, then batches. One sweep cell per seed
-    (`recall_seed_cell`), run by popgrad.sweep with `sweep` (SweepOptions: workers, cache)."""
-    from popgrad.sweep import run_cells
+    (`recall_seed_cell`), run by `run` (a popgrad.cells.Runner; None: in process)."""
 
     cells = recall_cells(model, dims, batches, seeds, batch_size, seed, device)
-    return recall_grid_from(cells, [r.value for r in run_cells(cells, sweep, desc="recall cells")])
+    return recall_grid_from(cells, run_with(run, cells, "recall cells"))
 
 
 def recall_cells(model: BigramTriggerModel, dims, batches, seeds: int = 3, batch_size: int = 32,
                  seed: int = 0, device="auto") -> list:
     """The sweep cells of `recall_grid`: one per seed seed, seed + 1, ..., seed + seeds - 1."""
     from popgrad.device import resolve_device
-    from popgrad.sweep import Cell
 
     dims = list(dict.fromkeys(positive_int("d", d) for d in dims))
     batches = sorted({positive_int("batches", b) for b in batches})

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from popgrad.cells import Cell, run_with
 from popgrad.numerics.samplers import cpu_threads
 from popgrad.numerics.recall import build_model_c, gather_model_c_stats, r1_recall, value_inputs
 from popgrad.embeddings import make_embeddings
@@ -70,16 +71,15 @@ def fitted_exponent(points: list[ScalingPoint]) -> float:
 def scaling_study(sweeps=("d", "N", "T", "K"), dims=(32, 64, 128, 256, 512), Ns=(16, 32, 64, 128),
                   Ts=(64, 128, 256, 512), Ks=(1, 2, 5, 10), d: int = 128, max_batches: int = 128,
                   threshold: float = 0.9, seeds: int = 3, batch_size: int = 32, seed: int = 0,
-                  device="auto", base=None, sweep=None) -> dict[str, list[ScalingPoint]]:
+                  device="auto", base=None, run=None) -> dict[str, list[ScalingPoint]]:
     """Run the sweeps. 'd' uses `base` (default: Figure 9's model C); 'N' the all-uniform
     model with N tokens; 'T' and 'K' vary it. One sweep cell per (swept value, seed), run by
-    popgrad.sweep with `sweep` (SweepOptions: workers, cache). Returns {sweep: points}."""
-    from popgrad.sweep import run_cells
+    `run` (a popgrad.cells.Runner; None: in process). Returns {sweep: points}."""
 
     threshold = validate_scaling_threshold(threshold)
     jobs = scaling_jobs(sweeps, dims, Ns, Ts, Ks, d, base)
     cells = scaling_cells(jobs, max_batches, seeds, batch_size, seed, device)
-    values = [r.value for r in run_cells(cells, sweep, desc="scaling cells")]
+    values = run_with(run, cells, "scaling cells")
     return scaling_points(jobs, cells, values, threshold)
 
 
@@ -118,7 +118,6 @@ def scaling_cells(jobs, max_batches: int = 128, seeds: int = 3, batch_size: int 
                   device="auto") -> list:
     """One sweep cell (`scaling_seed_cell`) per (job, seed), job-major."""
     from popgrad.device import resolve_device
-    from popgrad.sweep import Cell
 
     grid = batch_grid(max_batches)
     seeds, seed = positive_int("seeds", seeds), positive_int("seed", seed, minimum=0)

@@ -25,6 +25,7 @@ from popgrad.data import (BigramTriggerModel, FiniteMixture, FinitePairs, Second
 from popgrad.embeddings import Embeddings, make_embeddings
 from popgrad.errors import PopgradError, positive_int
 from popgrad.memory import eq7_targets, memory_recall
+from popgrad.sweep import runner as sweep_runner
 from popgrad.numerics.recall import recall_grid
 from popgrad.registry import Claim, Measurement, all_claims, get_claim
 from popgrad.theory.lemma1 import lemma1_gradient
@@ -51,7 +52,8 @@ def recall_table(model: BigramTriggerModel | None = None, dims=(16, 64, 256), ba
     if not isinstance(model, BigramTriggerModel):
         raise PopgradError(f"model must be a BigramTriggerModel (model C), got {type(model).__name__}")
     batch_size = positive_int("batch_size", batch_size)
-    cells = recall_grid(model, dims, batches, seeds, batch_size, seed, device, sweep=sweep)
+    cells = recall_grid(model, dims, batches, seeds, batch_size, seed, device,
+                        run=None if sweep is None else sweep_runner(sweep))
     rows = []
     for c in cells:
         (r1m, r1s), (pm, ps) = c.r1_mean_se, c.probe_mean_se

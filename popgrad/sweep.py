@@ -37,6 +37,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 import popgrad
+from popgrad.cells import Cell
 from popgrad.errors import PopgradError
 
 INSTALL_HINT = 'pip install -e ".[distributed]"'
@@ -48,24 +49,6 @@ class SweepCacheWarning(UserWarning):
 
 
 # ----------------------------------------------------------------------------- cells and keys
-@dataclass(frozen=True)
-class Cell:
-    """One independent unit of a sweep: `fn(**params, seed=seed)` -> JSON-able result.
-
-    `fn` must be a module-level function (it is sent to workers by reference). `params` may hold
-    numbers, strings, lists, dicts, numpy arrays and dataclasses of those (hashed by content).
-    """
-
-    fn: Callable
-    params: dict
-    seed: int = 0
-    label: str = ""
-
-    @property
-    def fn_name(self) -> str:
-        return f"{self.fn.__module__}:{self.fn.__qualname__}"
-
-
 @dataclass(frozen=True)
 class CellResult:
     """The value of a cell, the seconds it took when it was computed, and whether it came from the cache."""
@@ -299,6 +282,18 @@ def run_cells(cells: Sequence[Cell], options: SweepOptions | None = None, desc: 
     finally:
         bar.close()
     return results  # type: ignore[return-value]
+
+
+def runner(options: SweepOptions | None = None):
+    """A `popgrad.cells.Runner` that runs cells through `run_cells` with `options` (workers,
+    scheduler, cache): what the commands layer hands to the grid functions of numerics/."""
+    options = options or SweepOptions()
+    validate_options(options)
+
+    def run(cells: Sequence[Cell], desc: str = "cells") -> list:
+        return [r.value for r in run_cells(cells, options, desc=desc)]
+
+    return run
 
 
 def _finish(i, out, cells, keys, results, cache, bar) -> None:

@@ -77,7 +77,7 @@ def cell_text(mean: float, se: float) -> str:
 def run(args) -> int:
     from popgrad.numerics.recall import recall_grid
     from popgrad.device import resolve_device
-    from popgrad.sweep import describe, options_from_args
+    from popgrad.sweep import describe, options_from_args, runner
 
     batches = sorted(set(args.batches))
     check_budget(args.T, max(batches), args.batch_size, args.seeds)
@@ -85,7 +85,7 @@ def run(args) -> int:
     sweep = options_from_args(args)
     model = model_from_args(args)
     device = resolve_device(args.device)
-    cells = recall_grid(model, args.dims, batches, args.seeds, args.batch_size, args.seed, device, sweep=sweep)
+    cells = recall_grid(model, args.dims, batches, args.seeds, args.batch_size, args.seed, device, run=runner(sweep))
     long_rows = []
     for c in cells:
         (r1m, r1s), (pm, ps) = c.r1_mean_se, c.probe_mean_se
