@@ -15,7 +15,10 @@ engine `popgrad.three_steps`, recall (9) `popgrad.memory_recall`, the one-step r
 load on first use, so `import popgrad` does not import torch. Tutorial: docs/tutorial.py.
 """
 
+import importlib.abc as _importlib_abc
+import importlib.util as _importlib_util
 import os as _os
+import sys as _sys
 
 __version__ = "0.1.0"
 
@@ -51,9 +54,35 @@ def __dir__():
     return sorted(set(globals()) | set(__all__))
 
 
-# A source checkout used without installing it (a worktree, `python -m popgrad` from the root):
-# theory/ and numerics/ sit beside popgrad/, so let the package find its two subpackages there.
-_checkout = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
-if all(_os.path.isfile(_os.path.join(_checkout, name)) for name in
-       ("pyproject.toml", "theory/__init__.py", "numerics/__init__.py")):
-    __path__.append(_checkout)
+class _CheckoutSubpackages(_importlib_abc.MetaPathFinder):
+    """From a source checkout, find exactly popgrad.theory and popgrad.numerics in theory/, numerics/.
+
+    The repository keeps both folders beside popgrad/ (the layout maps the paper); an install
+    places them inside the package. Only these two names are served (so tests/, checks/, docs/,
+    benchmarks/ never become popgrad.<name>); their submodules then load from the folder as usual.
+    Placed first on sys.meta_path, ahead of any editable install of another checkout.
+    """
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def find_spec(self, fullname, path=None, target=None):
+        package, _, name = fullname.rpartition(".")
+        if package != __name__ or name not in _CHECKOUT_SUBPACKAGES:
+            return None
+        folder = _os.path.join(self.root, name)
+        return _importlib_util.spec_from_file_location(fullname, _os.path.join(folder, "__init__.py"),
+                                                       submodule_search_locations=[folder])
+
+
+def _checkout_root():
+    """The checkout holding this popgrad/ (pyproject.toml, theory/, numerics/ beside it), or None."""
+    root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+    marks = ("pyproject.toml",) + tuple(f"{name}/__init__.py" for name in _CHECKOUT_SUBPACKAGES)
+    return root if all(_os.path.isfile(_os.path.join(root, mark)) for mark in marks) else None
+
+
+_CHECKOUT_SUBPACKAGES = ("theory", "numerics")
+_root = _checkout_root()
+if _root is not None and not any(isinstance(f, _CheckoutSubpackages) and f.root == _root for f in _sys.meta_path):
+    _sys.meta_path.insert(0, _CheckoutSubpackages(_root))
