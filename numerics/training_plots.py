@@ -17,7 +17,7 @@ def plot_curves(rows, path: str, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from popgrad.cliutil import save_figure
+    from popgrad.plotting import save_figure
 
     labels = list(dict.fromkeys(r["run"] for r in rows))
     panels = [(t, [k for k in keys if any(k in r for r in rows)]) for t, keys in PANELS]

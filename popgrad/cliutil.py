@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 import popgrad
+from popgrad.plotting import save_figure  # noqa: F401 (re-export: the commands import it from here)
 
 
 # ----------------------------------------------------------------------------- argument types
@@ -262,20 +263,6 @@ def progress(iterable: Iterable | None = None, total: int | None = None, desc: s
     from tqdm.auto import tqdm
 
     return tqdm(iterable, total=total, desc=desc, file=sys.stderr, disable=None, leave=False)
-
-
-def save_figure(fig, path: str, dpi: int = 120) -> None:
-    """Write a matplotlib figure to --plot PATH (one-line PopgradError if it cannot), then close it."""
-    import matplotlib.pyplot as plt
-
-    from popgrad.errors import PopgradError
-
-    try:
-        fig.savefig(path, dpi=dpi)
-    except OSError as exc:
-        raise PopgradError(f"--plot: cannot write {path!r}: {exc.strerror}") from None
-    finally:
-        plt.close(fig)
 
 
 # ----------------------------------------------------------------------------- sweeps
