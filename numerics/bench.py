@@ -29,6 +29,7 @@ import time
 import torch
 
 from popgrad.errors import positive_int
+from popgrad.numerics.recall import recall_grid
 from popgrad.numerics.reference_sampler import reference_batch
 from popgrad.numerics.samplers import default_block, model_c_batches, model_c_sampler
 
@@ -174,8 +175,6 @@ def interleaved_bench(model, batches=(32, 512, 8192), threads=(1,), rounds: int 
 
 def recall_table_seconds(model, dims, batches, seeds: int = 3, device="auto") -> float:
     """Wall time of the recall table (statistics, embeddings and scoring), one run."""
-    from popgrad.numerics.recall import recall_grid
-
     start = time.perf_counter()
     recall_grid(model, dims, batches, seeds, device=device)
     return time.perf_counter() - start

@@ -18,6 +18,7 @@ import torch
 
 from popgrad.errors import PopgradError, positive_float, positive_int
 from popgrad.memory import eq7_targets
+from popgrad.numerics.samplers import make_generator, model_c_sampler, sample_model_c, sample_model_d
 
 
 # ----------------------------------------------------------------------------- forward pass
@@ -87,8 +88,6 @@ def without_positions(emb, W_K2, query=True, key=True):
 # ----------------------------------------------------------------------------- accuracy
 def accuracy_model_d(emb, model, mats, n=2048, seed=0, batch=512):
     """In-context accuracy on model D: argmax logits at the last position vs the label o."""
-    from popgrad.numerics.samplers import make_generator, sample_model_d
-
     positive_int("n", n)
     gen = make_generator(seed, emb.W_E.device)
     hits = 0
@@ -112,7 +111,6 @@ def in_context_mask(z, triggers):
 def accuracy_model_c(emb, model, mats, n=256, seed=0, batch=64):
     """In-context accuracy on model C: argmax logits at in-context positions vs z_{t+1}."""
     positive_int("n", n)
-    from popgrad.numerics.samplers import model_c_sampler, sample_model_c
 
     tables = model_c_sampler(model, emb.W_E.device)
     gen = torch.Generator(device=emb.W_E.device).manual_seed(seed)

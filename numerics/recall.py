@@ -14,12 +14,14 @@ import numpy as np
 import torch
 
 from popgrad.cells import Cell, run_with
-from popgrad.numerics.samplers import cpu_threads, model_c_batches, model_c_sampler
-from popgrad.numerics.token_stats import ClassStats, empty_stats, model_c_stats
-from popgrad.data import BigramTriggerModel
+from popgrad.corpus import count_file
+from popgrad.data import BigramTriggerModel, bigram_trigger_model
+from popgrad.device import resolve_device
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, choice, positive_int
 from popgrad.memory import memory_recall, unique_argmax_hits
+from popgrad.numerics.samplers import cpu_threads, model_c_batches, model_c_sampler
+from popgrad.numerics.token_stats import ClassStats, empty_stats, model_c_stats
 
 
 def value_inputs(emb) -> torch.Tensor:
@@ -132,8 +134,6 @@ def recall_grid(model: BigramTriggerModel, dims, batches, seeds: int = 3, batch_
 def recall_cells(model: BigramTriggerModel, dims, batches, seeds: int = 3, batch_size: int = 32,
                  seed: int = 0, device="auto") -> list:
     """The sweep cells of `recall_grid`: one per seed seed, seed + 1, ..., seed + seeds - 1."""
-    from popgrad.device import resolve_device
-
     dims = list(dict.fromkeys(positive_int("d", d) for d in dims))
     batches = sorted({positive_int("batches", b) for b in batches})
     seeds = positive_int("seeds", seeds)
@@ -174,9 +174,6 @@ def build_model_c(N: int | None = None, T: int = 256, K: int = 5, triggers: str 
     In the uniform model 'frequent' triggers are tokens 0..K-1 and 'rare' tokens 5..4+K (all
     tokens are equally frequent); 'bigram' outputs are uniform.
     """
-    from popgrad.corpus import count_file
-    from popgrad.data import bigram_trigger_model
-
     choice("triggers", triggers, ("random", "frequent", "rare"))
     choice("outputs", outputs, ("uniform", "bigram"))
     T = positive_int("T", T, minimum=2)

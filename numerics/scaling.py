@@ -15,10 +15,11 @@ import numpy as np
 import torch
 
 from popgrad.cells import Cell, run_with
-from popgrad.numerics.samplers import cpu_threads
-from popgrad.numerics.recall import build_model_c, gather_model_c_stats, r1_recall, value_inputs
+from popgrad.device import resolve_device
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, positive_float, positive_int
+from popgrad.numerics.recall import build_model_c, gather_model_c_stats, r1_recall, value_inputs
+from popgrad.numerics.samplers import cpu_threads
 from popgrad.rates import loglog_slope
 
 
@@ -117,8 +118,6 @@ def scaling_jobs(sweeps=("d", "N", "T", "K"), dims=(32, 64, 128, 256, 512), Ns=(
 def scaling_cells(jobs, max_batches: int = 128, seeds: int = 3, batch_size: int = 32, seed: int = 0,
                   device="auto") -> list:
     """One sweep cell (`scaling_seed_cell`) per (job, seed), job-major."""
-    from popgrad.device import resolve_device
-
     grid = batch_grid(max_batches)
     seeds, seed = positive_int("seeds", seeds), positive_int("seed", seed, minimum=0)
     dev = str(resolve_device(device))

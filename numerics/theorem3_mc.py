@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from popgrad.errors import PopgradError, choice, positive_float
+from popgrad.numerics.samplers import model_d_batches
 
 PHAT = ("true", "uniform")
 
@@ -134,8 +135,6 @@ def enumerated(model, device="cpu"):
 
 def sampled(model, n, seed, device="cpu"):
     """n Monte-Carlo sequences of model D with weights 1/n: (z, y, weights)."""
-    from popgrad.numerics.samplers import model_d_batches
-
     z, y, _, _ = model_d_batches(model, seed, device=device).next(n)          # first n of the seed's stream
     return z, y, torch.full((n,), 1.0 / n, dtype=torch.float64, device=z.device)
 

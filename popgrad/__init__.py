@@ -42,7 +42,7 @@ __all__ = [
 def __getattr__(name):
     """Load the public API (popgrad.api, which imports torch) on first use of one of its names."""
     if name in __all__:
-        from popgrad import api
+        from popgrad import api  # lazy: keeps `import popgrad` torch-free (the API imports torch)
 
         value = getattr(api, name)
         globals()[name] = value

@@ -20,14 +20,15 @@ doctest, and so does `python -m doctest -v popgrad/api.py` (through `__test__`).
 from __future__ import annotations
 
 import popgrad
+from popgrad.commands.claims import claim_rows
 from popgrad.data import (BigramTriggerModel, FiniteMixture, FinitePairs, SecondOccurrenceModel, bigram_trigger_model,
                           positional_noise_mixture, random_finite_pairs)
 from popgrad.embeddings import Embeddings, make_embeddings
 from popgrad.errors import PopgradError, positive_int
 from popgrad.memory import eq7_targets, memory_recall
-from popgrad.sweep import runner as sweep_runner
 from popgrad.numerics.recall import recall_grid
 from popgrad.registry import Claim, Measurement, all_claims, get_claim
+from popgrad.sweep import runner as sweep_runner
 from popgrad.theory.lemma1 import lemma1_gradient
 from popgrad.theory.lemma2 import lemma2_gradient, lemma2_population_loss
 from popgrad.theory.theorem3 import recall_per_step, step1_W_O2, step2_W_K2, step3_W_K1, three_steps
@@ -71,8 +72,6 @@ def run_claim(claim_id: str) -> dict:
     ('exact' | 'approx' | 'erratum' | 'fail'), rate, note, seconds, code, details. Results are
     cached per process. `all_claims()` lists the ids.
     """
-    from popgrad.commands.claims import claim_rows
-
     return claim_rows([get_claim(claim_id)], show_progress=False)[0]
 
 
@@ -81,8 +80,6 @@ def run_claims(select: str | None = None, fast: bool = False, progress: bool = F
 
     The rows of `run_claim`, sorted by claim id: the Python form of `popgrad claims [--fast] [-k TEXT]`.
     """
-    from popgrad.commands.claims import claim_rows
-
     claims = [c for c in all_claims() if (select is None or select in c.id) and not (fast and c.slow)]
     if not claims:
         raise PopgradError(f"no claim id contains {select!r}; all_claims() lists them")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from popgrad.corpus import default_counts
 from popgrad.errors import PopgradError, choice, memory_budget, positive_int, probability_table, probability_vector
 
 
@@ -133,8 +134,6 @@ def bigram_trigger_model(T: int = 256, K: int = 5, triggers: str = "random", out
     'rare' (the 6th..(5+K)th most frequent, as in Figure 4). outputs: 'uniform' or 'bigram'
     (pi_o = pi_b).
     """
-    from popgrad.corpus import default_counts
-
     choice("triggers", triggers, ("random", "frequent", "rare"))
     choice("outputs", outputs, ("uniform", "bigram"))
     counts = default_counts() if counts is None else counts

@@ -19,6 +19,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+import popgrad.claims as claim_modules
+from popgrad.errors import PopgradError
+
 VERDICTS = ("exact", "approx", "erratum")
 
 
@@ -81,9 +84,7 @@ def _load() -> None:
     global _LOADED
     if _LOADED:
         return
-    import popgrad.claims as pkg
-
-    for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+    for mod in sorted(pkgutil.iter_modules(claim_modules.__path__), key=lambda m: m.name):
         importlib.import_module(f"popgrad.claims.{mod.name}")
     _LOADED = True
 
@@ -97,8 +98,6 @@ def all_claims() -> list[Claim]:
 def get_claim(claim_id: str) -> Claim:
     _load()
     if claim_id not in _REGISTRY:
-        from popgrad.errors import PopgradError
-
         raise PopgradError(f"unknown claim id {claim_id!r}; `popgrad claims --list` lists them")
     return _REGISTRY[claim_id]
 

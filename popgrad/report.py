@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from popgrad import refs
+from popgrad import cli, refs
 
 ROW_VERDICTS = ("exact", "approx", "erratum", "fail", "error", "not run")
 
@@ -104,8 +104,6 @@ def run_command(argv: Sequence[str]) -> None:
     """Run a `popgrad` subcommand in this process (stdout discarded); FigureUnavailable if absent or failing."""
     import contextlib
     import io
-
-    from popgrad import cli
 
     names = {m.NAME for m in cli._command_modules()}
     if argv[0] not in names:

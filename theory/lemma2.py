@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from popgrad.data import FiniteMixture
-from popgrad.errors import PopgradError
+from popgrad.errors import PopgradError, positive_int
 
 
 # ----------------------------------------------------------------------------- validation
@@ -109,8 +109,6 @@ def symbolic_gradient_gap(N: int = 2, d: int = 2, M: int = 3, statement: bool = 
     literal reading E_x[p_hat(k|x) x] (no 1/p(y=k)). Returns the (d, d) Matrix of simplified differences.
     """
     import sympy as sp
-
-    from popgrad.errors import positive_int
 
     N, d, M = positive_int("N", N), positive_int("d", d), positive_int("M", M)
     W = sp.Matrix(d, d, sp.symbols(f"W0:{d * d}"))

@@ -30,6 +30,7 @@ from popgrad.conventions import eq7_to_lemma, lemma_to_eq7
 from popgrad.data import SecondOccurrenceModel
 from popgrad.embeddings import require_same_sizes
 from popgrad.errors import PopgradError, choice, positive_float
+from popgrad.memory import eq7_targets, memory_recall
 from popgrad.theory import model_d_exact as mx
 
 
@@ -333,8 +334,6 @@ def abcd_corrected_C(N: int, T: int):
 # ----------------------------------------------------------------------------- recall (9)
 def recall_per_step(emb, W_O2, W_K2, W_K1) -> dict:
     """Recall (9) of each learned matrix against its target in (7), all in the eq. (7) convention."""
-    from popgrad.memory import eq7_targets, memory_recall
-
     targets = eq7_targets(emb)
     return {name: memory_recall(W, *targets[name]) for name, W in (("W_O2", W_O2), ("W_K2", W_K2), ("W_K1", W_K1))}
 

@@ -13,7 +13,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from popgrad.data import SecondOccurrenceModel, conditioned_bigram_chain
+from popgrad.embeddings import make_embeddings
+from popgrad.numerics.samplers import make_generator, sample_model_d
 from popgrad.registry import Claim, Measurement, register
+from popgrad.theory import model_d_exact as mx, theorem3 as t3
+from popgrad.theory.model_d_exact import token_law_given_output
 from popgrad.tolerances import FLOAT64, MC_Z, rel_error
 
 ENUM_SIZES = ((2, 3), (2, 6), (3, 4), (3, 7), (4, 5), (5, 4), (4, 6))   # (N, T), N^T <= 10^6
@@ -21,9 +26,6 @@ D_ENUM = 12
 
 
 def _setup(N, T, d=D_ENUM, seed=0):
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-
     model = SecondOccurrenceModel(N, T)
     z, p, y = model.enumerate()
     return model, make_embeddings(d, N, T, seed=seed), torch.as_tensor(z), torch.as_tensor(p), torch.as_tensor(y)
@@ -108,8 +110,6 @@ def _mc_projection(model, emb, W_O2, W_K2, R1, R2, batch, seed, L):
 
     Written from the sequences, the embeddings and the matrices W_O^2, W_K^2 (lemma convention) only:
     Km[z_s, q] = (Phi_1 w_E(z_s))^T W_K^2 w_E(q) is formed here, not taken from the engine."""
-    from popgrad.numerics.samplers import make_generator, sample_model_d
-
     z, y, q, _ = sample_model_d(model, batch, make_generator(seed))
     T = model.T
     t = torch.arange(1, T + 1, dtype=torch.float64)
@@ -133,15 +133,9 @@ def _mc_projection(model, emb, W_O2, W_K2, R1, R2, batch, seed, L):
 
 def measure_monte_carlo() -> Measurement:
     """Engine vs Monte-Carlo at (N, T, d) = (12, 10, 24): projections of (15), (17) and step 3's Q within MC_Z s.e."""
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-    from popgrad.theory import theorem3 as t3
-
     model, emb = SecondOccurrenceModel(12, 10), make_embeddings(24, 12, 10, seed=3)
     W1 = t3.step1_W_O2(model, emb)
     W2 = t3.step2_W_K2(model, emb, W1).T                                       # lemma convention
-    from popgrad.theory import model_d_exact as mx
-
     G, Km = t3.step3_readouts(emb, W1, W2.T)
     gen = torch.Generator().manual_seed(7)
     R1, R2, L = (torch.randn(*sh, generator=gen, dtype=torch.float64) for sh in ((24, 24), (24, 24), (10, 10)))
@@ -161,8 +155,6 @@ def measure_monte_carlo() -> Measurement:
 
 def measure_token_law() -> Measurement:
     """Exact rationals P(z_t = i | y = k) (model_d_exact) vs float sums over the enumeration."""
-    from popgrad.theory.model_d_exact import token_law_given_output
-
     worst = 0.0
     for N, T in ENUM_SIZES:
         _, _, z, p, y = _setup(N, T)
@@ -205,8 +197,6 @@ CHAIN_SIZES = ((2, 3), (2, 5), (3, 4), (3, 5), (4, 4))
 
 def enumeration_law(N, T) -> dict:
     """Model D as enumerated by SecondOccurrenceModel: {(z, y): probability} (repeated keys summed)."""
-    from popgrad.data import SecondOccurrenceModel
-
     z, p, y = SecondOccurrenceModel(N, T).enumerate()
     law: dict = {}
     for zz, pp, yy in zip(z.tolist(), p.tolist(), y.tolist()):
@@ -216,8 +206,6 @@ def enumeration_law(N, T) -> dict:
 
 def measure_chain_equivalence() -> Measurement:
     """SPEC §2 D: model D == the uniform bigram chain with q -> o conditioned on 'q twice, second at T'."""
-    from popgrad.data import conditioned_bigram_chain
-
     worst, details = 0.0, {}
     for N, T in CHAIN_SIZES:
         mine, ref = enumeration_law(N, T), conditioned_bigram_chain(N, T)

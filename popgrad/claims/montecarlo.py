@@ -12,6 +12,11 @@ import math
 import numpy as np
 import torch
 
+from popgrad.data import SecondOccurrenceModel
+from popgrad.embeddings import make_embeddings
+from popgrad.numerics.recall import build_model_c, gather_model_c_stats, r1_recall, recall_grid, value_inputs
+from popgrad.numerics.samplers import make_generator, model_c_sampler, sample_model_d, stream_model_c
+from popgrad.numerics.token_stats import model_d_pairs
 from popgrad.rates import loglog_slope
 from popgrad.registry import Claim, Measurement, register
 from popgrad.tolerances import FLOAT64, MC_ATOL, MC_Z, rel_error
@@ -24,8 +29,6 @@ RATE_BOUNDS = (-0.6, -0.4)
 
 def exact_centered_means_d(N: int, T: int) -> torch.Tensor:
     """Exact (c_k - c) (N, N) on model D by enumeration: c = (1/T) counts of z_{1:T}, y = o."""
-    from popgrad.data import SecondOccurrenceModel
-
     z, prob, y = SecondOccurrenceModel(N, T).enumerate()
     counts = np.stack([(z == k).sum(1) for k in range(N)], axis=1) / T       # (M, N)
     p_y = np.bincount(y, weights=prob, minlength=N)                          # (N,)
@@ -36,10 +39,6 @@ def exact_centered_means_d(N: int, T: int) -> torch.Tensor:
 def mc_centered_means_d(N: int, T: int, n: int, seed: int, with_se: bool = True):
     """Monte-Carlo (c_k - c) (N, N) from n model-D sequences, with per-entry standard errors
     from the influence function 1{y=k}(c - c_k)/p_k - (c - mean c)."""
-    from popgrad.numerics.samplers import make_generator, sample_model_d
-    from popgrad.numerics.token_stats import model_d_pairs
-    from popgrad.data import SecondOccurrenceModel
-
     z, y, _, _ = sample_model_d(SecondOccurrenceModel(N, T), n, make_generator(seed))
     c = model_d_pairs(z, N)                                                  # (n, N)
     onehot = torch.nn.functional.one_hot(y, N).to(torch.float64)             # (n, N)
@@ -54,8 +53,6 @@ def mc_centered_means_d(N: int, T: int, n: int, seed: int, with_se: bool = True)
 
 
 def measure_mu_rate() -> Measurement:
-    from popgrad.embeddings import make_embeddings
-
     exact = exact_centered_means_d(MU_N, MU_T)
     emb = make_embeddings(MU_D, MU_N, MU_T, seed=0)
     A = emb.W_V2 @ emb.W_E                                                   # (d, N)
@@ -100,8 +97,6 @@ TREND_DIMS, TREND_BATCHES, TREND_SEEDS = (16, 64, 256), (1, 4, 16), 5
 
 
 def measure_recall_trend() -> Measurement:
-    from popgrad.numerics.recall import build_model_c, recall_grid
-
     cells = recall_grid(build_model_c(), TREND_DIMS, TREND_BATCHES, TREND_SEEDS, device="cpu")
     grid = {(c.d, c.batches): c.r1_mean_se for c in cells}
 
@@ -129,9 +124,6 @@ def measure_recall_trend() -> Measurement:
 
 def r1_value_gap(cells, batch_size: int = 32) -> float:
     """Value check of one cell (largest d, one batch, first seed): |R_1 of recall_grid - R_1 by hand|."""
-    from popgrad.embeddings import make_embeddings
-    from popgrad.numerics.recall import build_model_c
-
     model = build_model_c()
     cell = next(c for c in cells if c.d == TREND_DIMS[-1] and c.batches == TREND_BATCHES[0])
     z, q = raw_model_c(model, TREND_BATCHES[0] * batch_size, 0)
@@ -161,8 +153,6 @@ APPE_SETTING = dict(d=256, batches=4, batch_size=32, seed=0)     # model C: Shak
 
 def raw_model_c(model, sequences: int, seed: int):
     """The raw model-C sequences a statistics pass with this seed sees: (z (B, T) int64, q (B, K) int64)."""
-    from popgrad.numerics.samplers import model_c_sampler, stream_model_c
-
     zs, qs = [], []
     for z, q, _ in stream_model_c(model_c_sampler(model, "cpu"), sequences, seed):
         zs.append(z.clone().long())
@@ -213,8 +203,6 @@ def hand_r1(rows: torch.Tensor, labels: torch.Tensor, A: torch.Tensor, N: int) -
 
 
 def _appe_data():
-    from popgrad.numerics.recall import build_model_c
-
     s = APPE_SETTING
     model = build_model_c()
     z, q = raw_model_c(model, s["batches"] * s["batch_size"], s["seed"])
@@ -224,8 +212,6 @@ def _appe_data():
 def measure_appe_statistics() -> Measurement:
     # App. E: the class sums S_k = sum_{pairs, y=k} c_t (1/t averaging) and counts n_k of the pipeline
     # (gather_model_c_stats, model_c_stats) equal a per-sequence recomputation from the raw tokens.
-    from popgrad.numerics.recall import gather_model_c_stats
-
     s = APPE_SETTING
     model, z, q = _appe_data()
     stats = gather_model_c_stats(model, [s["batches"]], s["batch_size"], s["seed"], device="cpu")[s["batches"]]
@@ -244,9 +230,6 @@ def measure_appe_statistics() -> Measurement:
 def measure_r1_direct() -> Measurement:
     # App. E: R_1 of the pipeline (token statistics -> r1_recall) equals R_1 recomputed by hand in
     # d-space from the raw sequences (per-token pairs, class means, loop over k, k').
-    from popgrad.embeddings import make_embeddings
-    from popgrad.numerics.recall import gather_model_c_stats, r1_recall, value_inputs
-
     s = APPE_SETTING
     model, z, q = _appe_data()
     emb = make_embeddings(s["d"], model.N, model.T, seed=s["seed"])

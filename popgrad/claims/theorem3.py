@@ -15,16 +15,20 @@ import sympy
 import torch
 
 from popgrad.claims.engine import ENUM_SIZES, _setup, reference_step1, reference_step2, reference_step3
+from popgrad.data import SecondOccurrenceModel
+from popgrad.embeddings import Embeddings, make_embeddings
+from popgrad.memory import memory_recall
 from popgrad.rates import loglog_slope
 from popgrad.registry import Claim, Measurement, register
+from popgrad.theory import model_d_exact as mx, theorem3 as t3
+from popgrad.theory.example_b1 import orthonormal_embeddings
+from popgrad.theory.model_d_exact import mean_weights
 from popgrad.tolerances import FLOAT64, rel_error
 
 STEP_CODE = "popgrad.theory.theorem3"
 
 
 def _steps(N, T, d=12, seed=0):
-    from popgrad.theory import theorem3 as t3
-
     model, emb, z, p, y = _setup(N, T, d, seed)
     W1 = t3.step1_W_O2(model, emb)
     W2 = t3.step2_W_K2(model, emb, W1)
@@ -43,10 +47,6 @@ def measure_step1_eq15() -> Measurement:
 
 def measure_step1_eq16() -> Measurement:
     """(16) is exact only up to O(1/N): the exact coefficients are c1 = (N-2)/((N-1)T) and c2 != tau/T."""
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-    from popgrad.theory import theorem3 as t3
-
     worst_corr, min_gap, gaps = 0.0, math.inf, {}
     for N, T in ((3, 5), (8, 8), (16, 12), (32, 16)):
         model, emb = SecondOccurrenceModel(N, T), make_embeddings(16, N, T, seed=1)
@@ -68,8 +68,6 @@ def measure_step1_eq16() -> Measurement:
 
 
 def measure_step1_tau() -> Measurement:
-    from popgrad.theory import theorem3 as t3
-
     worst = 0.0
     for N, T in ENUM_SIZES:
         _, _, z, p, y = _setup(N, T)
@@ -89,10 +87,6 @@ def measure_step1_tau() -> Measurement:
 
 def readout_errors(N, T, d, seed=0):
     """Max |readout * NT/eta - 1{k=j}| of the two readouts after (16) (tau-scaled for the second)."""
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-    from popgrad.theory import theorem3 as t3
-
     model, emb = SecondOccurrenceModel(N, T), make_embeddings(d, N, T, seed=seed)
     W = t3.step1_W_O2(model, emb)
     eye = torch.eye(N, dtype=torch.float64)
@@ -103,8 +97,6 @@ def readout_errors(N, T, d, seed=0):
 
 def separated_embeddings(N: int, T: int, seed: int = 0):
     """Orthonormal w_E(k), w_U(k), p_t and Phi_1 w_E(k) (3N + T mutually orthonormal vectors; W_V^2 = I)."""
-    from popgrad.embeddings import Embeddings
-
     d = 3 * N + T
     gen = torch.Generator().manual_seed(4000 + seed)
     Q, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
@@ -117,8 +109,6 @@ def separated_embeddings(N: int, T: int, seed: int = 0):
 def step1_readout_value_error(N: int = 4, T: int = 5) -> float:
     """Value check of the readouts: autograd on the enumerated model D (separated embeddings) gives
     N/eta w_U(k)^T W_O^2 w_E(j) = c1 (1{k=j} - 1/N) and N/eta w_U(k)^T W_O^2 Phi_1 w_E(j) = c2 (1{k=j} - 1/N)."""
-    from popgrad.theory import theorem3 as t3
-
     emb = separated_embeddings(N, T)
     _, _, z, p, y = _setup(N, T)
     W = reference_step1(emb, z, p, y)                                          # eta = 1
@@ -131,8 +121,6 @@ def step1_readout_value_error(N: int = 4, T: int = 5) -> float:
 
 def measure_step1_readouts() -> Measurement:
     """Readouts after (16): error vs N in the orthonormal limit (exact coefficients) and vs d at fixed N."""
-    from popgrad.theory import theorem3 as t3
-
     Ns, T = (8, 16, 32, 64, 128), 16
     inf_d = []
     for N in Ns:                       # d -> infinity: readout NT/eta = T c1 (delta - 1/N)
@@ -155,8 +143,6 @@ def measure_step1_readouts() -> Measurement:
 
 # ----------------------------------------------------------------------------- step 2
 def measure_step2_eq17() -> Measurement:
-    from popgrad.theory import theorem3 as t3
-
     worst, gaps = 0.0, {}
     for N, T in ENUM_SIZES:
         _, model, emb, z, p, y, W1, W2 = _steps(N, T)
@@ -172,9 +158,6 @@ def measure_step2_eq17() -> Measurement:
 
 def measure_a_cases() -> Measurement:
     """Cases 1-3 of a_{k,j,i}: exact rationals == the paper's expressions, and == enumeration (float)."""
-    from popgrad.theory import theorem3 as t3
-    from popgrad.theory.model_d_exact import mean_weights
-
     worst = 0.0
     for N, T in ((3, 5), (4, 6), (7, 9), (16, 32)):
         ex, pa = t3.a_kji_exact(N, T), t3.a_kji_paper(N, T)
@@ -200,8 +183,6 @@ def measure_a_cases() -> Measurement:
 
 def a_orders_value_error(N: int = 4, T: int = 6) -> float:
     """Value check: the case-4 average and the i = j summary from a_kji_exact vs sums over the enumeration."""
-    from popgrad.theory import theorem3 as t3
-
     _, _, z, p, y = _setup(N, T)
     q = z[:, -1]
     to = (z == q[:, None]).double().argmax(1) + 1                                # code position of o
@@ -222,8 +203,6 @@ def a_orders_value_error(N: int = 4, T: int = 6) -> float:
 
 def measure_a_case4_order() -> Measurement:
     """Case 4 (1/(N-1)) sum_{k!=j} a_{k,j,i} = O(1/N); the i = j summary is Omega(1/T)."""
-    from popgrad.theory import theorem3 as t3
-
     Ns, T = (8, 16, 32, 64, 128), 16
     c4 = [float(t3.a_kji_exact(N, T)["avg_{k!=j}, i!=j"]) for N in Ns]
     rate_N = loglog_slope(Ns, c4)
@@ -246,8 +225,6 @@ def measure_a_case4_order() -> Measurement:
 
 def eq25_readout(N, T, eta=1.0):
     """(25) in token space: (Phi_1 w_E(i))^T W_K^2 w_E(j) * TN/(alpha eta) with w_U(k)^T Phi_2 w_E(z) = alpha 1{z=k}."""
-    from popgrad.theory import theorem3 as t3
-
     alpha = eta / (T * N)
     R = t3.step2_token_readout(N, T, alpha * torch.eye(N, dtype=torch.float64), eta=eta) * T * N / (alpha * eta)
     off = R[~torch.eye(N, dtype=torch.bool)]
@@ -257,9 +234,6 @@ def eq25_readout(N, T, eta=1.0):
 def eq25_value_error(N: int = 4, T: int = 5) -> float:
     """Value check of (25)'s token readout: autograd on the enumerated model D with orthonormal embeddings and
     W_O^2 = alpha W_U^T W_E^T (so w_U(k)^T Phi_2 x_t = alpha 1{z_t=k}) vs step2_token_readout."""
-    from popgrad.theory import theorem3 as t3
-    from popgrad.theory.example_b1 import orthonormal_embeddings
-
     emb = orthonormal_embeddings(2 * N + T, N, T, seed=0)                     # Phi_1 = W_V^2 = I
     _, _, z, p, y = _setup(N, T)
     alpha = 1.0 / (T * N)
@@ -289,9 +263,6 @@ def eq24_gap(N: int, T: int) -> float:
     """(24) at one (N, T): the enumerated Delta^o + Delta^q + Delta^r, (1/N^2) sum_{j,k} Delta_{k,j} (e_j + e_T)^T, vs
     W_K^2 by autograd on the enumerated model D with orthonormal embeddings (Phi_1 = I) and W_O^2 = W_U^T W_E^T
     (so w_U(k)^T Phi_2 x_{t,0} = 1{z_t=k}, alpha = 1), read in the basis [W_E, P] (rel, max-norm)."""
-    from popgrad.theory import theorem3 as t3
-    from popgrad.theory.example_b1 import orthonormal_embeddings
-
     D = t3.delta_decomposition(N, T)
     tot = D["o"] + D["q"] + D["r"]                                              # (N_k, N_j, N+T)
     ref = np.zeros((N + T, N + T))                                              # [key, query] in [W_E, P]
@@ -314,8 +285,6 @@ def measure_eq24() -> Measurement:
 
 def measure_delta_orders() -> Measurement:
     """(1/N) sum_k Delta^q = O(1/N), Delta^r small (paper: <= 2CT/N), Delta^o off-diagonal O(1/N) (T = 5)."""
-    from popgrad.theory import theorem3 as t3
-
     Ns, T = (4, 6, 8, 10), 5
     qn, rn, on, sig = [], [], [], []
     for N in Ns:
@@ -338,8 +307,6 @@ def measure_delta_orders() -> Measurement:
 
 # ----------------------------------------------------------------------------- step 3
 def measure_step3_engine() -> Measurement:
-    from popgrad.theory import theorem3 as t3
-
     worst, gaps = 0.0, {}
     for N, T in ENUM_SIZES:
         _, model, emb, z, p, y, W1, W2 = _steps(N, T)
@@ -355,9 +322,6 @@ def measure_step3_engine() -> Measurement:
 
 def measure_abcd_identity() -> Measurement:
     """Idealized step 3 == (eta a a'/(NTt)) sum_k (A - B - C + D) + the dropped key s = T at t = T."""
-    from popgrad.theory import model_d_exact as mx
-    from popgrad.theory import theorem3 as t3
-
     worst, drop = 0.0, 0.0
     for N, T in ((3, 5), (8, 8), (16, 12)):
         eye = torch.eye(N, dtype=torch.float64)
@@ -376,8 +340,6 @@ def measure_abcd_identity() -> Measurement:
 
 def measure_abcd_vs_paper() -> Measurement:
     """A, B, D match the paper to O(1/N); C does not: C = (1/T) E[1{t_q<=t}(p_{t_q} - pbar_{1:t})] + O(1/N)."""
-    from popgrad.theory import theorem3 as t3
-
     Ns, T = (8, 16, 32, 64, 128, 1024), 12
     errs, paper_C, corr_C = [], [], []
     for N in Ns:
@@ -396,9 +358,6 @@ def measure_abcd_vs_paper() -> Measurement:
 
 def measure_final_form() -> Measurement:
     """Final form: the factor is 1/(T t), not (T-1)/(T^2 t) (2 <= t <= T-2); error O(1/N)."""
-    from popgrad.theory import model_d_exact as mx
-    from popgrad.theory import theorem3 as t3
-
     Ns, T = (8, 16, 32, 64, 128, 1024), 12
     errs, paper = [], []
     for N in Ns:
@@ -417,10 +376,6 @@ def measure_final_form() -> Measurement:
 
 def measure_idealized_gap() -> Measurement:
     """Actual-input step 3 vs idealized inputs: relative gap shrinks with d (N=8, T=8)."""
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-    from popgrad.theory import theorem3 as t3
-
     ds, gaps = (16, 64, 256), []
     for d in ds:
         model, emb = SecondOccurrenceModel(8, 8), make_embeddings(d, 8, 8, seed=2)
@@ -440,8 +395,6 @@ def measure_idealized_gap() -> Measurement:
 
 def idealized_gap_value_error(N: int = 4, T: int = 5, d: int = 16) -> float:
     """Value check: the engine's actual-vs-idealized gap equals the gap of the autograd references (rel)."""
-    from popgrad.theory import theorem3 as t3
-
     model, emb, z, p, y = _setup(N, T, d, seed=2)
     W1 = t3.step1_W_O2(model, emb)
     W2 = t3.step2_W_K2(model, emb, W1)
@@ -452,10 +405,6 @@ def idealized_gap_value_error(N: int = 4, T: int = 5, d: int = 16) -> float:
 
 def recall_grid(grid=((8, 8, 64), (16, 16, 128), (32, 16, 256), (16, 32, 256))):
     """Recall (9) after each exact step on a small (N, T, d) grid."""
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-    from popgrad.theory import theorem3 as t3
-
     rows = []
     for N, T, d in grid:
         model, emb = SecondOccurrenceModel(N, T), make_embeddings(d, N, T, seed=0)
@@ -485,9 +434,6 @@ RECALL_FLOOR = 0.8
 def measure_recall() -> Measurement:
     # Eq. (7), (9): every learned matrix recalls its targets (>= RECALL_FLOOR on every cell), and the
     # library's recall equals the per-pair recomputation for all three matrices.
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-    from popgrad.theory import theorem3 as t3
 
     rows = recall_grid()
     mismatch = 0.0
@@ -523,7 +469,6 @@ def _random_memory(n, m, d, seed):
 def measure_recall_eq9() -> Measurement:
     # Eq. (9): memory_recall (library, vectorized unique argmax) == a per-pair loop, on non-symmetric random
     # memories, square (n = m) and not, with planted associations and noise so that recall is strictly between 0 and 1.
-    from popgrad.memory import memory_recall
 
     gaps, values = {}, {}
     for seed, (n, m, d) in enumerate(((12, 12, 16), (10, 15, 16), (15, 10, 24), (20, 20, 12))):

@@ -21,7 +21,13 @@ from fractions import Fraction
 
 import torch
 
+from popgrad.data import SecondOccurrenceModel
+from popgrad.embeddings import make_embeddings
+from popgrad.numerics import head_ablation as ha, induction_head as ih, theorem3_mc as mc
+from popgrad.numerics.samplers import make_generator, sample_model_d
 from popgrad.registry import Claim, Measurement, register
+from popgrad.theory import theorem3 as t3
+from popgrad.theory.theorem3 import three_steps
 from popgrad.tolerances import FLOAT64, rel_error
 
 SETTING = dict(N=32, T=16, d=256, seed=0)
@@ -32,18 +38,12 @@ WORKS, FAILS = 0.9, 0.5
 
 
 def _setting(N=SETTING["N"], T=SETTING["T"], d=SETTING["d"], seed=SETTING["seed"]):
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-
     return make_embeddings(d, N, T, seed=seed), SecondOccurrenceModel(N, T)
 
 
 @functools.lru_cache(maxsize=1)
 def head_accuracies(n=CI_SAMPLES, seed=1):
     """{(arch, head): row} for the rows the claims use, on n fresh sequences (exact engine matrices)."""
-    from popgrad.numerics import head_ablation as ha
-    from popgrad.theory.theorem3 import three_steps
-
     emb, model = _setting()
     learned = three_steps(model, emb)
     variants = ha.ablation_variants(emb, learned, BETA)
@@ -61,11 +61,6 @@ def _fmt(r):
 # ----------------------------------------------------------------------------- fast path
 def measure_fast_path() -> Measurement:
     """Fast (coefficients, last position) vs d-space logits, every architecture, hand-built and learned heads."""
-    from popgrad.numerics import head_ablation as ha
-    from popgrad.numerics import induction_head as ih
-    from popgrad.numerics.samplers import make_generator, sample_model_d
-    from popgrad.theory.theorem3 import three_steps
-
     worst = 0.0
     for N, T, d, seed in ((8, 6, 48, 2), (16, 8, 128, 0)):
         emb, model = _setting(N, T, d, seed)
@@ -84,8 +79,6 @@ def measure_fast_path() -> Measurement:
 
 # ----------------------------------------------------------------------------- ablation order
 def measure_ablation_order() -> Measurement:
-    from popgrad.numerics import head_ablation as ha
-
     acc = head_accuracies()
     proj = acc[("sec4.2", "all learned, W_K2 positions removed: both sides")]
     both = acc[("sec4.2", ha.BOTH_DEFECTS)]
@@ -125,10 +118,6 @@ ENGINE_GRID = ((8, 8), (16, 8), (16, 16), (32, 16), (16, 32))        # d = 128
 
 def measure_query_position_sum() -> Measurement:
     """Identity C[p_T, .] = sum_j C[w_E(j), .] on autograd (enumerated model D) and engine matrices; ratios measured."""
-    from popgrad.numerics import head_ablation as ha
-    from popgrad.numerics import theorem3_mc as mc
-    from popgrad.theory import theorem3 as t3
-
     worst, ratios = 0.0, {}
     for N, T, d, seed in ENUM_SETTINGS:
         emb, model = _setting(N, T, d, seed)
@@ -152,9 +141,6 @@ def measure_query_position_sum() -> Measurement:
 # ----------------------------------------------------------------------------- W_O^2's tau-line
 def measure_tau_line() -> Measurement:
     """Lines of the engine's W_O^2 (least squares in the embedding bases) vs the exact (16) coefficients c1, c2."""
-    from popgrad.numerics import head_ablation as ha
-    from popgrad.theory import theorem3 as t3
-
     worst, ratio = 0.0, {}
     for N, T, d in ((8, 8, 64), (16, 12, 128), (32, 16, 256)):
         emb, model = _setting(N, T, d, 1)

@@ -13,9 +13,14 @@ import math
 import numpy as np
 import torch
 
+import popgrad.theory.theorem3 as th
+from popgrad.data import SecondOccurrenceModel, bigram_trigger_model
+from popgrad.embeddings import make_embeddings
 from popgrad.memory import eq7_targets, memory_recall
+from popgrad.numerics import induction_head as ih, theorem3_mc as mc
 from popgrad.rates import loglog_slope
 from popgrad.registry import Claim, Measurement, register
+from popgrad.theory.theorem3 import three_steps as engine_three_steps, three_steps
 from popgrad.tolerances import FLOAT64, MC_Z, rel_error
 
 MC_SETTING = dict(N=4, T=5, d=16, seed=3, eta=1.0)
@@ -29,8 +34,6 @@ STEPS = ("W_O2", "W_K2", "W_K1")
 
 def _exact_and_mc_step(emb, model, step, W_O2, W_K2, n, seed, eta):
     """One step's autograd matrix on n MC sequences, at the given starting matrices."""
-    from popgrad.numerics import theorem3_mc as mc
-
     z, y, w = mc.sampled(model, n, seed) if n else mc.enumerated(model)
     if step == "W_O2":
         return mc.step1_W_O2(emb, z, y, w, eta)
@@ -42,13 +45,9 @@ def _exact_and_mc_step(emb, model, step, W_O2, W_K2, n, seed, eta):
 def mc_rate_table():
     """Rows (step, n, RMS rel error over seeds), the fitted log-log slope per step, and the z-score of the
     seeds' mean projection at the largest n against the exact engine."""
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-
     s = MC_SETTING
     emb = make_embeddings(s["d"], s["N"], s["T"], seed=s["seed"])
     model = SecondOccurrenceModel(s["N"], s["T"])
-    from popgrad.theory.theorem3 import three_steps as engine_three_steps
 
     exact = engine_three_steps(model, emb, eta=s["eta"], phat="uniform")     # the exact engine (token space)
     R = torch.randn(s["d"], s["d"], generator=torch.Generator().manual_seed(17), dtype=torch.float64)
@@ -106,11 +105,6 @@ ENGINE_ETA = 0.7
 def engine_vs_autograd_errors():
     """Rel. errors of popgrad.theory.theorem3 vs autograd on the enumerated model D, each step at the
     engine's own previous matrices, for p_hat = 1/N ('uniform') and the true softmax ('true')."""
-    import popgrad.theory.theorem3 as th
-    from popgrad.numerics import theorem3_mc as mc
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-
     errs, gaps = {}, {}
     for N, T, d, seed in ENGINE_SETTINGS:
         emb, model = make_embeddings(d, N, T, seed=seed), SecondOccurrenceModel(N, T)
@@ -155,19 +149,12 @@ register(Claim(
 
 # ----------------------------------------------------------------------------- the head
 def _head_setting():
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-
     s = HEAD_SETTING
     return make_embeddings(s["d"], s["N"], s["T"], seed=s["seed"]), SecondOccurrenceModel(s["N"], s["T"])
 
 
 def hand_built_accuracies(beta=HEAD_BETA, n_d=2048, n_c=128):
     """Accuracy of construction (7) on model D and on model C (K = 1, 5; Shakespeare bigrams)."""
-    from popgrad.numerics import induction_head as ih
-    from popgrad.data import bigram_trigger_model
-    from popgrad.embeddings import make_embeddings
-
     emb, model = _head_setting()
     acc = {"model D": ih.accuracy_model_d(emb, model, ih.hand_built(emb, beta, beta), n=n_d)}
     for K in (1, 5):
@@ -200,9 +187,6 @@ register(Claim(
 
 def learned_head(betas=(3.0, 10.0, 30.0), n_eval=2048):
     """Exact one-step matrices at N=32, T=16, d=256, rescaled per beta: recall and accuracy on model D."""
-    from popgrad.numerics import induction_head as ih
-    from popgrad.theory.theorem3 import three_steps
-
     emb, model = _head_setting()
     learned, source = three_steps(model, emb), "exact engine"
     tg = eq7_targets(emb)
