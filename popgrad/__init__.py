@@ -36,6 +36,9 @@ __all__ = [
     "eq7_targets", "memory_recall", "recall_per_step", "recall_table", "recall_grid",
     # the claims
     "Claim", "Measurement", "all_claims", "get_claim", "run_claim", "run_claims",
+    # training (Sec. 5, App. E), population dynamics, the head ablation, capacity, scaling
+    "TrainConfig", "train_preset", "train", "population_dynamics", "head_ablation", "capacity_table",
+    "scaling_study",
 ]
 
 

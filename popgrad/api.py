@@ -9,6 +9,11 @@
     recall (9)        eq7_targets, memory_recall, recall_per_step
     recall table      recall_table (App. E, Figure 9), recall_grid
     claims            all_claims, get_claim, run_claim, run_claims, Claim, Measurement
+    training          TrainConfig, train_preset, train                    (Sec. 5, App. E, Figs. 3-8)
+    dynamics          population_dynamics (k steps per layer, in rounds; beyond Theorem 3)
+    head ablation     head_ablation (the assembled Theorem 3 head, Sec. 4.2, B.3.2, B.3.3)
+    capacity          capacity_table (Sec. 4.1 eq. (3): largest N recalled vs d)
+    scaling           scaling_study (App. E: batches needed for R_1 >= threshold vs d, N, T, K)
 
 `popgrad/__init__.py` lists the names (`popgrad.__all__`) and imports this module on first use,
 so `import popgrad` stays light (no torch). Every name carries a runnable example: the examples
@@ -19,14 +24,22 @@ doctest, and so does `python -m doctest -v popgrad/api.py` (through `__test__`).
 
 from __future__ import annotations
 
+import dataclasses
+
 import popgrad
+from popgrad.cells import run_with
+from popgrad.cliutil import progress as progress_bar
 from popgrad.commands.claims import claim_rows
 from popgrad.data import (BigramTriggerModel, FiniteMixture, FinitePairs, SecondOccurrenceModel, bigram_trigger_model,
                           positional_noise_mixture, random_finite_pairs)
 from popgrad.embeddings import Embeddings, make_embeddings
 from popgrad.errors import PopgradError, positive_int
 from popgrad.memory import eq7_targets, memory_recall
+from popgrad.numerics import dynamics as _dynamics, head_ablation as _head_ablation, training as _training
+from popgrad.numerics.capacity import MAPS as CAPACITY_MAPS, capacity_cells
 from popgrad.numerics.recall import recall_grid
+from popgrad.numerics.scaling import scaling_study as _scaling_study
+from popgrad.numerics.training import TrainConfig
 from popgrad.registry import Claim, Measurement, all_claims, get_claim
 from popgrad.sweep import runner as sweep_runner
 from popgrad.theory.lemma1 import lemma1_gradient
@@ -84,6 +97,123 @@ def run_claims(select: str | None = None, fast: bool = False, progress: bool = F
     if not claims:
         raise PopgradError(f"no claim id contains {select!r}; all_claims() lists them")
     return claim_rows(claims, show_progress=progress)
+
+
+# ----------------------------------------------------------------------------- training (Sec. 5, App. E)
+def train_preset(name: str, **fields) -> TrainConfig:
+    """The TrainConfig of a paper preset (App. E sizes: batch 512, 1000 steps), `fields` overriding it.
+
+    Presets: fig3 (Fig. 3, K = 5 random triggers, loss on in-context tokens), fig3-wo2-first,
+    fig3-wo2-frozen, fig3-wk1-frozen, fig3-wk2-frozen (Fig. 3's freezing variants), fig4-left,
+    fig4-center, fig4-right (Fig. 4, loss on all tokens, W_F trained) and their variants, fig8
+    (W_O^2 alone) and fig8-eta<eta>. The same presets as `popgrad train --preset`.
+    """
+    return _training.preset_config(name, **fields)
+
+
+def train(config: TrainConfig | None = None, progress: bool = False, **fields) -> dict:
+    """Train the two-layer model of Sec. 4.2 by SGD on fresh model-C (or model-D) batches (Sec. 5, App. E).
+
+    `config`: a TrainConfig (default: App. E, d = 128, batch 512, 1000 steps; see `train_preset`);
+    `fields` replace fields of it (e.g. steps=100, d=64, device="cpu"). Returns a dict: config
+    (the validated TrainConfig), rows (the probe results, one dict per probe step: every
+    `probe_every` steps and the last), seconds, interrupted (Ctrl-C stops early, rows kept) and
+    params (the trained matrices by name). Each row holds step, seed, the in-context accuracy
+    acc_in_context ± acc_in_context_se over n_in_context tokens, loss_in_context, loss_other,
+    and recall (9) of each trained matrix against its eq. (7) target (recall_W_O2, recall_W_K2,
+    recall_W_K1 with early/late splits at `cutoff`, each with its count n_recall_*). The same
+    run as `popgrad train`. `progress`: a progress bar on stderr.
+    """
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise PopgradError(f"config must be a TrainConfig, got {type(config).__name__}")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise PopgradError(f"{unknown[0]}: not a TrainConfig field (fields: {', '.join(sorted(known))})")
+    config = dataclasses.replace(config, **fields).validated()
+    if not progress:
+        return _training.train(config)
+    bar = progress_bar(total=config.steps, desc="train")
+
+    def advance(step, row):
+        bar.update(step - bar.n)
+    try:
+        return _training.train(config, callback=advance)
+    finally:
+        bar.close()
+
+
+# ----------------------------------------------------------------------------- population dynamics
+def population_dynamics(model: SecondOccurrenceModel, emb: Embeddings, eta=1.0, k: int = 1, rounds: int = 1,
+                        schedule: str = "consecutive", loss: str = "full", **options) -> list[dict]:
+    """Population gradient dynamics beyond Theorem 3's single step: k steps per layer, top-down, in rounds.
+
+    On model D from W = 0: `schedule` "consecutive" (k steps on W_O2, then W_K2, then W_K1, per
+    round), "alternating" (one step per layer in turn, k times) or "joint" (all three together).
+    `loss` "full" (cross-entropy of the Sec. 4.2 head at position T) or "b3" (App. B.3's
+    simplified per-layer losses). `eta`: one step size or {layer: eta}. One row per step (step 0:
+    all zero): step, round, layer, loss, accuracy ± accuracy_se on n_eval fresh sequences,
+    steps_<layer>, recall_<layer> (recall (9) against eq. (7)); row["_W"] holds the matrices.
+    `options`: phat, population ("mc" or "enumerated"), n, n_eval, seed, exact_first,
+    engine_cosine (as `popgrad.numerics.dynamics.dynamics`). The same run as `popgrad dynamics`.
+    """
+    if not isinstance(model, SecondOccurrenceModel):
+        raise PopgradError(f"model must be a SecondOccurrenceModel (model D), got {type(model).__name__}")
+    return list(_dynamics.dynamics(model, emb, eta, k=k, rounds=rounds, kind=schedule, loss=loss, **options))
+
+
+# ----------------------------------------------------------------------------- head ablation
+def head_ablation(model: SecondOccurrenceModel, emb: Embeddings, n: int = 16384, seed: int = 0, beta: float = 10.0,
+                  architectures=_head_ablation.ARCHITECTURES) -> list[dict]:
+    """Accuracy of the Theorem 3 head and its ablations on fresh model-D sequences (Sec. 4.2, B.3.2, B.3.3).
+
+    The learned matrices are the exact engine's three steps (`three_steps`), rescaled to the
+    hand-built head's norm (`beta`); the rows swap them into the hand-built head (7) one at a
+    time and remove their defects (W_K^2's positional part, W_O^2's tau-line). One row per
+    (architecture, head): architecture ("sec4.2", "B.3.2", "B.3.3"), head, accuracy ± acc_se on
+    n sequences, chance (1/N), peak_on_output ± peak_se. The table of `popgrad theorem3 --ablation`.
+    """
+    if not isinstance(model, SecondOccurrenceModel):
+        raise PopgradError(f"model must be a SecondOccurrenceModel (model D), got {type(model).__name__}")
+    n = positive_int("n", n)
+    return _head_ablation.ablation_table(emb, model, three_steps(model, emb), n=n, seed=seed, beta=beta,
+                                         archs=tuple(architectures))
+
+
+# ----------------------------------------------------------------------------- capacity and scaling
+def capacity_table(maps=CAPACITY_MAPS, dims=(32, 64, 128), seeds: int = 3, threshold: float = 0.99, seed: int = 0,
+                   dtype="float32", device="auto", sweep=None) -> list[dict]:
+    """Storage capacity of the memory W = sum_z u_{f(z)} e_z^T (Sec. 4.1, eq. (3)): largest N recalled at each d.
+
+    Random Gaussian embeddings (entries N(0, 1/d)); `maps`: "injective" (a random permutation of
+    [N]) and/or "mod2" (f(z) = z mod 2). The capacity is the largest N whose recall (9), averaged
+    over at least `seeds` fresh memories, is >= `threshold` (galloping then bisection on N). One
+    row per d (increasing): d, then per map <map> (the capacity) and <map>_saturated (True when
+    even the largest N tried passed). The same table as `popgrad capacity`. `sweep`: a
+    popgrad.sweep.SweepOptions (workers, scheduler, cache), in-process by default.
+    """
+    cells = capacity_cells(maps, dims, seeds, threshold, seed, dtype, device)
+    values = run_with(None if sweep is None else sweep_runner(sweep), cells, "capacity cells")
+    rows: dict[int, dict] = {}
+    for cell, value in zip(cells, values):
+        row = rows.setdefault(cell.params["d"], {"d": cell.params["d"]})
+        row[cell.params["kind"]] = value["capacity"]
+        row[f"{cell.params['kind']}_saturated"] = value["saturated"]
+    return list(rows.values())
+
+
+def scaling_study(sweeps=("d", "N", "T", "K"), sweep=None, **options) -> dict:
+    """App. E: how many batches one-step recall R_1 needs to reach a threshold as d, N, T or K vary.
+
+    One data pass per (swept value, seed) scores R_1 along a grid of batch counts. Returns
+    {sweep: [ScalingPoint]}: each point has sweep, value, d, needed (batches per seed, inf if
+    never reached), needed_mean, r1_curve (mean over seeds along grid) and r1_final. `options`:
+    dims, Ns, Ts, Ks, d, max_batches, threshold, seeds, batch_size, seed, device, base (as
+    `popgrad.numerics.scaling.scaling_study`). The data of `popgrad scaling`. `sweep`: a
+    popgrad.sweep.SweepOptions, in-process by default.
+    """
+    return _scaling_study(sweeps=tuple(sweeps), run=None if sweep is None else sweep_runner(sweep), **options)
 
 
 # ----------------------------------------------------------------------------- examples
@@ -280,6 +410,62 @@ True
 >>> {r["claim"]: r["verdict"] for r in rows if r["claim"] in ("lemma2.gradient", "lemma2.mu_hat_erratum")}
 {'lemma2.gradient': 'exact', 'lemma2.mu_hat_erratum': 'erratum'}
 >>> all(r["verdict"] != "fail" for r in rows)
+True
+""",
+    "TrainConfig": """
+>>> import popgrad
+>>> cfg = popgrad.TrainConfig(T=32, d=32, batch=8, steps=20, probe_every=10, cutoff=16, device="cpu")
+>>> cfg.data, cfg.loss, cfg.eta                         # model C, loss on in-context tokens, App. E's eta
+('C', 'in-context', 0.2)
+""",
+    "train_preset": """
+>>> import popgrad
+>>> cfg = popgrad.train_preset("fig3", steps=20, batch=8)   # Fig. 3, shrunk
+>>> cfg.K, cfg.d, cfg.eta, cfg.steps
+(5, 128, 0.2, 20)
+""",
+    "train": """
+>>> import popgrad
+>>> cfg = popgrad.TrainConfig(T=32, d=32, batch=8, steps=20, probe_every=10, cutoff=16, device="cpu")
+>>> run = popgrad.train(cfg)
+>>> [row["step"] for row in run["rows"]]                  # probes at steps 0, 10, 20
+[0, 10, 20]
+>>> 0 <= run["rows"][-1]["acc_in_context"] <= 1, sorted(run["params"])
+(True, ['W_K1', 'W_K2', 'W_O2'])
+>>> popgrad.train(cfg, steps=10)["config"].steps          # fields override the config
+10
+""",
+    "population_dynamics": """
+>>> import popgrad
+>>> model, emb = popgrad.SecondOccurrenceModel(N=8, T=8), popgrad.make_embeddings(d=64, N=8, T=8, seed=0)
+>>> rows = popgrad.population_dynamics(model, emb, eta=100.0, k=2, loss="b3", n=256, n_eval=512)
+>>> [r["layer"] for r in rows]                            # 2 steps per layer, top-down
+['none', 'W_O2', 'W_O2', 'W_K2', 'W_K2', 'W_K1', 'W_K1']
+>>> rows[1]["recall_W_O2"]                                # the first step from zero is Theorem 3's (15)
+1.0
+>>> rows[-1]["accuracy"] > rows[0]["accuracy"] + 5 * rows[-1]["accuracy_se"]   # the head beats W = 0
+True
+""",
+    "head_ablation": """
+>>> import popgrad
+>>> model, emb = popgrad.SecondOccurrenceModel(N=8, T=8), popgrad.make_embeddings(d=64, N=8, T=8, seed=0)
+>>> rows = popgrad.head_ablation(model, emb, n=512, architectures=["sec4.2"])
+>>> hand = next(r for r in rows if r["head"] == "hand-built (7)")
+>>> hand["accuracy"] > hand["chance"] == 1 / 8
+True
+""",
+    "capacity_table": """
+>>> import popgrad
+>>> rows = popgrad.capacity_table(maps=["injective"], dims=[16, 64], seeds=2, device="cpu")
+>>> [r["d"] for r in rows], rows[0]["injective"] < rows[1]["injective"]   # larger d stores more
+([16, 64], True)
+""",
+    "scaling_study": """
+>>> import popgrad
+>>> points = popgrad.scaling_study(sweeps=["d"], dims=[16, 64], max_batches=4, seeds=2, threshold=0.5, device="cpu")
+>>> [(p.value, p.grid) for p in points["d"]]
+[(16, (1, 2, 3, 4)), (64, (1, 2, 3, 4))]
+>>> points["d"][1].r1_final > points["d"][0].r1_final    # R_1 grows with d
 True
 """,
 }

@@ -84,3 +84,32 @@ def test_checkout_folders_are_not_top_level_packages(name):
     """Test that even from the checkout root, `import theory` / `import numerics` fail and name popgrad.<name>."""
     done = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode != 0 and f"popgrad.{name}" in done.stderr, done.stderr
+
+
+TINY_TRAIN = dict(T=32, d=32, batch=8, steps=10, probe_every=5, cutoff=16, device="cpu")
+
+
+def test_train_is_the_numerics_run():
+    """Test that popgrad.train returns the probe rows of numerics.training.train on the same config (with a bar too)."""
+    from popgrad.numerics import training
+
+    cfg = popgrad.TrainConfig(**TINY_TRAIN)
+    direct = training.train(cfg.validated())["rows"]
+    assert popgrad.train(cfg)["rows"] == direct
+    assert popgrad.train(popgrad.TrainConfig(), progress=True, **TINY_TRAIN)["rows"] == direct
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: popgrad.train(popgrad.TrainConfig(**TINY_TRAIN), stepz=3), "stepz: not a TrainConfig field"),
+    (lambda: popgrad.train({"steps": 3}), "config must be a TrainConfig"),
+    (lambda: popgrad.train(popgrad.TrainConfig(**TINY_TRAIN), steps=0), "steps"),
+    (lambda: popgrad.train_preset("fig99"), "preset"),
+    (lambda: popgrad.population_dynamics(popgrad.bigram_trigger_model(T=16), popgrad.make_embeddings(16, 65, 16)),
+     "SecondOccurrenceModel"),
+    (lambda: popgrad.head_ablation(popgrad.SecondOccurrenceModel(4, 5), popgrad.make_embeddings(32, 4, 5), n=0), "n "),
+    (lambda: popgrad.capacity_table(maps=["injective"], dims=[16], threshold=2), "threshold"),
+])
+def test_new_entry_points_reject_bad_arguments(call, match):
+    """Test that the training, dynamics, ablation and capacity entry points name the bad argument."""
+    with pytest.raises(PopgradError, match=match):
+        call()
