@@ -9,7 +9,8 @@ from pathlib import Path
 import popgrad
 
 TUTORIAL = Path(__file__).resolve().parent.parent / "docs" / "tutorial.py"
-FIGURES = ("lemma2_recall.png", "figure9_recall.png", "theorem3_recall.png")
+FIGURES = ("lemma2_recall.png", "figure9_recall.png", "theorem3_recall.png", "dynamics_accuracy.png",
+           "training_probes.png")
 
 
 def test_tutorial_uses_only_the_public_api():
@@ -25,7 +26,7 @@ def test_tutorial_uses_only_the_public_api():
 
 
 def test_tutorial_runs(tmp_path, monkeypatch):
-    """Test that the tutorial executes as a script (CPU defaults) and writes its three figures."""
+    """Test that the tutorial executes as a script (CPU defaults) and writes its figures."""
     monkeypatch.setenv("POPGRAD_TUTORIAL_OUT", str(tmp_path))
     runpy.run_path(str(TUTORIAL), run_name="__main__")
     for name in FIGURES:
