@@ -13,6 +13,8 @@ in one line. Add a producer with `register_figure(name, title, producer)`.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 from collections import Counter
@@ -51,7 +53,7 @@ def register_figure(name: str, title: str, producer: Producer) -> None:
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # heavy optional dependency: loaded only when a figure is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -102,9 +104,6 @@ def claims_overview_figure(rows: Sequence[dict], fig_dir: Path, fast: bool) -> P
 
 def run_command(argv: Sequence[str]) -> None:
     """Run a `popgrad` subcommand in this process (stdout discarded); FigureUnavailable if absent or failing."""
-    import contextlib
-    import io
-
     names = {m.NAME for m in cli._command_modules()}
     if argv[0] not in names:
         raise FigureUnavailable(f"`popgrad {argv[0]}` does not exist (popgrad/commands/ has {sorted(names)})")

@@ -163,7 +163,7 @@ def symbolic_gradient_gap(N: int = 2, d: int = 2):
 
     Returns the (d, d) sympy Matrix of simplified differences (all zero if (5) is exact).
     """
-    import sympy as sp
+    import sympy as sp  # heavy: only the symbolic check needs sympy (the float64 path stays light)
 
     N, d = positive_int("N", N), positive_int("d", d)
     W = sp.Matrix(d, d, sp.symbols(f"W0:{d * d}"))

@@ -108,7 +108,7 @@ def symbolic_gradient_gap(N: int = 2, d: int = 2, M: int = 3, statement: bool = 
     Labels y_m = m mod N; weights proportional to m + 1. With `statement=True` mu_hat_k is the Sec. 6
     literal reading E_x[p_hat(k|x) x] (no 1/p(y=k)). Returns the (d, d) Matrix of simplified differences.
     """
-    import sympy as sp
+    import sympy as sp  # heavy: only the symbolic check needs sympy (the float64 path stays light)
 
     N, d, M = positive_int("N", N), positive_int("d", d), positive_int("M", M)
     W = sp.Matrix(d, d, sp.symbols(f"W0:{d * d}"))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import numpy as np
 import sympy
 import torch
 
@@ -254,8 +255,6 @@ def _indicator_k(N: int, T: int):
     Returns (P_same (T, T) [t, r], P_other (T, T) [t, r]): joint probabilities over the code
     position r of the first trigger and the event z_t = k, given y = k resp. y = k' != k.
     """
-    import numpy as np
-
     P_same, P_oth = np.zeros((T, T)), np.zeros((T, T))
     R = T - 2
     for r in range(R):                                       # q != y (prob (N-1)/N), t_q = r
@@ -279,8 +278,6 @@ def abcd_terms(N: int, T: int) -> dict:
     A[t] . P = E[1{z_t=k} 1{t_q<=t} (p_{t_q} - pbar_{1:t}) | y=k], B unconditional, C, D with r_k.
     Independent of k by symmetry.
     """
-    import numpy as np
-
     P_same, P_oth = _indicator_k(N, T)
     P_unc = P_same / N + P_oth * (N - 1) / N
     avg = np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None]        # [t, s]
@@ -297,8 +294,6 @@ def abcd_terms(N: int, T: int) -> dict:
 
 def abcd_paper(N: int, T: int) -> dict:
     """The paper's leading terms: A = P(t_q=t-1)(p_{t-1} - pbar_{1:t}), C = A/T, B = D = 0 ((T, T) [t, s])."""
-    import numpy as np
-
     law = np.array([float(v) for v in mx.first_trigger_law(N, T)[1:]])  # P(t_q = paper t), code index t-1
     avg = np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None]
     A = np.zeros((T, T))
@@ -313,8 +308,6 @@ def step3_final_form_paper(N: int, T: int, corrected: bool = False):
     Paper: (T-1)/(T^2 t) P(t_q=t-1)(1{s=t-1} - 1{s<=t}/t). corrected=True uses 1/(T t) instead of
     (T-1)/(T^2 t): C_{t,k} is O(1/N) for t <= T-2, not P(t_q=t-1)/T (p_{t-1} - pbar_{1:t}).
     """
-    import numpy as np
-
     A = abcd_paper(N, T)["A"]                                           # [t, s]
     tt = np.arange(1, T + 1)
     factor = 1.0 / (T * tt) if corrected else (T - 1) / (T**2 * tt)
@@ -323,8 +316,6 @@ def step3_final_form_paper(N: int, T: int, corrected: bool = False):
 
 def abcd_corrected_C(N: int, T: int):
     """C's leading term: (1/T) sum_{u<=t} P(t_q=u)(p_u - pbar_{1:t}) ((T, T) [t, s]); zero for t <= T-2 up to O(1/N)."""
-    import numpy as np
-
     law = np.array([float(v) for v in mx.first_trigger_law(N, T)[1:]])  # code r = t_q - 1
     avg = np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None]
     after = np.tril(np.ones((T, T)))                                     # [t, r]
@@ -346,8 +337,6 @@ def delta_decomposition(N: int, T: int) -> dict:
     coefficients of Phi_1 (w_E(i); p_s) (token part first). T_o = {t_o}, T_q = {t_o - 1, T} minus {t_o}
     (when o = q, t_o = T is counted once, in T_o), T_r = the rest. Small N, T only (enumeration).
     """
-    import numpy as np
-
     z, prob, y = SecondOccurrenceModel(N, T).enumerate()
     M = z.shape[0]
     q = z[:, -1]
