@@ -6,13 +6,16 @@ Viewpoint", NeurIPS 2023 (Lemmas 1, 2, 4, 5, Theorem 3, Appendices A-C, E).
 Layout: `popgrad` holds what every path shares (embeddings, data models, claim registry,
 CLI); `popgrad.theory` the symbolic and exact-expectation paths; `popgrad.numerics` the
 Monte-Carlo path. In the repository these two live in the top-level folders `theory/` and
-`numerics/` (the layout maps the paper); `pip install` places them inside `popgrad`.
+`numerics/` (the layout maps the paper); `pip install` places them inside `popgrad`, and from a
+checkout a finder (below) serves exactly these two names. Layers: docs/library.md.
 
 Public API (`__all__`, defined in `popgrad.api`, each name with a runnable example in its
 docstring): `popgrad.make_embeddings`, the data models, `popgrad.lemma2_gradient`, the exact
 engine `popgrad.three_steps`, recall (9) `popgrad.memory_recall`, the one-step recall table
-`popgrad.recall_table`, and the claims `popgrad.run_claim` / `popgrad.run_claims`. The names
-load on first use, so `import popgrad` does not import torch. Tutorial: docs/tutorial.py.
+`popgrad.recall_table`, the claims `popgrad.run_claim` / `popgrad.run_claims`, training
+(`popgrad.TrainConfig`, `popgrad.train_preset`, `popgrad.train`), `popgrad.population_dynamics`,
+`popgrad.head_ablation`, `popgrad.capacity_table` and `popgrad.scaling_study`. The names load on
+first use, so `import popgrad` does not import torch. Tutorial: docs/tutorial.py.
 """
 
 import importlib.abc as _importlib_abc
