@@ -45,11 +45,10 @@ def complement_basis(B):
     return Q[:, torch.linalg.matrix_rank(B):]
 
 
-def side_projection_errors(emb, W, query, key):
-    """Largest violation of: removed query directions p_t give zero rows (p_t^T W' = 0); removed key
-    directions p_t, Phi_1 p_t give zero columns (W' v = 0); on the complements the form is kept
+def side_projection_errors(emb, W, Wp, query, key):
+    """Largest violation, by W' = Wp, of: removed query directions p_t give zero rows (p_t^T W' = 0); removed
+    key directions p_t, Phi_1 p_t give zero columns (W' v = 0); on the complements the form is kept
     (u^T W' v = u^T W v for u, v in the complements, or any vector on an untouched side)."""
-    Wp = ha.project_positions(emb, W, query=query, key=key)
     scale = float(W.abs().max())
     P = emb.P
     keys = torch.cat([P, emb.Phi1 @ P], dim=1)                             # (d, 2T)
@@ -74,7 +73,7 @@ def measure_side_projections() -> Measurement:
         mats = {"engine": t3.step2_W_K2(model, emb, t3.step1_W_O2(model, emb)), "random": _random_matrix(d, seed)}
         for name, W in mats.items():
             for side, (query, key) in ha.SIDES.items():
-                err, rel = side_projection_errors(emb, W, query, key)
+                err, rel = side_projection_errors(emb, W, ha.project_positions(emb, W, query=query, key=key), query, key)
                 worst = max(worst, err)
                 moved[f"N={N},T={T},d={d} {name} {side}"] = rel
     return Measurement(worst, FLOAT64.rtol, "exact",
