@@ -41,6 +41,10 @@ from dataclasses import dataclass
 import torch
 
 from popgrad.errors import PopgradError, choice, positive_int
+from popgrad.memory import memory_scores
+from popgrad.numerics import induction_head as ih
+from popgrad.numerics.induction_head import without_positions
+from popgrad.numerics.samplers import make_generator, sample_model_d
 
 ARCHITECTURES = ("sec4.2", "B.3.2", "B.3.3")
 ARCH_LABEL = {"sec4.2": "Sec. 4.2 (full residual streams)",
@@ -179,8 +183,6 @@ def last_position_logits(emb, z, W_K1, W_K2, W_O2, arch="sec4.2"):
 # ----------------------------------------------------------------------------- defect removals
 def project_positions(emb, W_K2, query=True, key=True):
     """W_K^2 (eq. (7)) with positional directions removed: span{p_t} on the query side, span{p_t, Phi_1 p_t} on the key side."""
-    from popgrad.numerics.induction_head import without_positions
-
     return without_positions(emb, W_K2, query, key)
 
 
@@ -283,8 +285,6 @@ def ablation_variants(emb, learned, beta=10.0):
     Learned matrices are rescaled after any removal (W_K's to mean target score beta, W_O^2 to 1);
     the W_K1 key ('hand' or 'learned') names the layer-1 matrix so layer 1 is computed once per key.
     """
-    from popgrad.numerics import induction_head as ih
-
     hand = ih.hand_built(emb, beta, beta)
     resc = lambda m: ih.rescaled_learned(emb, {**learned, **m}, beta)
     L = resc({})
@@ -331,8 +331,6 @@ def evaluate_heads(emb, model, heads, n=16384, seed=0, archs=ARCHITECTURES, batc
     sequences (seed), target o; the layer-2 peak counts when argmax_s A2_{T,s} is the output token's
     position i_q + 1. Standard errors sqrt(p(1-p)/n) over the n independent sequences.
     """
-    from popgrad.numerics.samplers import make_generator, sample_model_d
-
     positive_int("head samples", n)
     for a in archs:
         choice("arch", a, ARCHITECTURES)
@@ -378,8 +376,6 @@ def recall_gaps(W, U, V, targets):
 
     Recall (ties as misses) = mean(gap > 0). Returns (gaps (n,), best wrong (n,), mean target score).
     """
-    from popgrad.memory import memory_scores
-
     S = memory_scores(W, U, V)                                             # (n, m)
     t = torch.as_tensor(targets, dtype=torch.int64, device=S.device)
     rows = torch.arange(S.shape[0], device=S.device)
@@ -392,8 +388,6 @@ def recall_gaps(W, U, V, targets):
 
 def group_gap_se(groups, U, V, targets, best_wrong):
     """Standard error of each input's gap from G group estimates (G, d, d), at the full sample's best wrong j."""
-    from popgrad.memory import memory_scores
-
     t = torch.as_tensor(targets, dtype=torch.int64, device=groups.device)
     rows = torch.arange(t.shape[0], device=groups.device)
     g = torch.stack([(lambda S: S[rows, t] - S[rows, best_wrong])(memory_scores(W, U, V)) for W in groups])

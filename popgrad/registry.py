@@ -8,16 +8,26 @@ must name every id, so the three can never disagree.
 Verdicts: `exact` (an identity held to float64 precision or symbolically), `approx` (an
 approximate claim, measured, with its fitted rate), `erratum` (the paper's expression is wrong;
 the check asserts the corrected value), `fail` (the comparison did not hold).
+
+Every function a claim names runs: `assert_claim` measures the claim under a call tracer
+(`sys.settrace`, call events only, removed as soon as every named function has run) and fails
+when a name in `code=` or `sides=` never ran while the claim was measured (`unexecuted`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import inspect
 import math
 import pkgutil
+import sys
 import time
+import types
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
+
+from popgrad.independence import resolve
 
 import popgrad.claims as claim_modules
 from popgrad.errors import PopgradError
@@ -103,28 +113,104 @@ def get_claim(claim_id: str) -> Claim:
 
 
 _CACHE: dict[str, tuple[Measurement, float]] = {}
+_EXECUTED: dict[str, frozenset] = {}     # claim id -> the named functions that ran while it was measured
 
 
-def run_claim(claim_id: str, cache: bool = True) -> tuple[Measurement, float]:
-    """Run one claim's measurement; returns (measurement, seconds). Cached per process."""
-    if cache and claim_id in _CACHE:
+def named_functions(claim: Claim) -> tuple[str, ...]:
+    """The dotted names of `code=` and of both `sides=`, each once, in order."""
+    names = list(claim.code) + [n for side in claim.sides for n in side]
+    return tuple(dict.fromkeys(names))
+
+
+def _code_objects(obj) -> list[types.CodeType]:
+    """The code objects whose execution counts as running `obj` (a function, a cached or
+    decorated function, or a class: any of its methods)."""
+    if isinstance(obj, type):
+        out = []
+        for v in vars(obj).values():
+            f = v.__func__ if isinstance(v, (staticmethod, classmethod)) else v
+            f = f.fget if isinstance(f, property) else f
+            if isinstance(f, types.FunctionType):
+                out.append(inspect.unwrap(f).__code__)
+        return out
+    fn = inspect.unwrap(obj)
+    return [fn.__code__] if hasattr(fn, "__code__") else []
+
+
+@contextlib.contextmanager
+def recording_calls(names) -> Iterator[set]:
+    """Record which of the dotted `names` are called inside the block (yields the set of names seen).
+
+    A global trace function sees only call events (it returns no local tracer, or the previous
+    tracer's, so that coverage tools keep working) and removes itself once every name was seen.
+    Functions behind a cache (`functools.lru_cache`) have the cache cleared first, so that they run.
+    """
+    targets: dict[types.CodeType, str] = {}
+    for name in names:
+        obj = resolve(name)
+        if hasattr(obj, "cache_clear"):
+            obj.cache_clear()
+        for code in _code_objects(obj):
+            targets.setdefault(code, name)
+    seen: set = set()
+    wanted = set(targets.values())
+    previous = sys.gettrace()
+
+    def tracer(frame, event, arg):
+        name = targets.get(frame.f_code)
+        if name is not None and name not in seen:
+            seen.add(name)
+            if seen == wanted and previous is None:
+                sys.settrace(None)           # everything seen: the rest of the claim runs untraced
+        return previous(frame, event, arg) if previous is not None else None
+
+    sys.settrace(tracer)
+    try:
+        yield seen
+    finally:
+        sys.settrace(previous)
+
+
+def run_claim(claim_id: str, cache: bool = True, trace: bool = False) -> tuple[Measurement, float]:
+    """Run one claim's measurement; returns (measurement, seconds). Cached per process.
+
+    `trace=True` also records which named functions ran (`unexecuted` reads it)."""
+    if cache and claim_id in _CACHE and (not trace or claim_id in _EXECUTED):
         return _CACHE[claim_id]
     claim = get_claim(claim_id)
     start = time.perf_counter()
-    m = claim.measure()
+    if trace:
+        with recording_calls(named_functions(claim)) as seen:
+            m = claim.measure()
+        _EXECUTED[claim_id] = frozenset(seen)
+    else:
+        m = claim.measure()
     result = (m, time.perf_counter() - start)
     _CACHE[claim_id] = result
     return result
 
 
+def unexecuted(claim_id: str) -> list[str]:
+    """The names in the claim's `code=` / `sides=` that did not run while it was measured."""
+    run_claim(claim_id, trace=True)
+    ran = _EXECUTED[claim_id]
+    return [n for n in named_functions(get_claim(claim_id)) if n not in ran]
+
+
 def assert_claim(claim_id: str) -> Measurement:
-    """Run a claim and fail with a self-explaining message unless it passes (used by checks/)."""
+    """Run a claim and fail with a self-explaining message unless it passes and runs every
+    function it names (used by checks/)."""
     claim = get_claim(claim_id)
-    m, _ = run_claim(claim_id)
+    m, _ = run_claim(claim_id, trace=True)
     if not m.passed:
         details = ", ".join(f"{k}={v}" for k, v in list(m.details.items())[:8])
         raise AssertionError(
             f"claim {claim.id} ({claim.where}) failed: {claim.compared}; measured error "
             f"{m.error:.3e} > allowed {m.tolerance:.3e} [{claim.tolerance}]"
             + (f"; {m.note}" if m.note else "") + (f"; {details}" if details else ""))
+    missing = unexecuted(claim_id)
+    if missing:
+        raise AssertionError(
+            f"claim {claim.id} names code it does not run: {', '.join(missing)} never ran while it "
+            f"was measured (every name in code= and sides= must execute; docs/ADDING_A_CLAIM.md)")
     return m

@@ -28,10 +28,25 @@ SKIP = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache_
                               ".venv", "venv", "out", "*.pyc")
 
 
-def _run(cmd, cwd, timeout=300):
+HANG_GUARD_S = 3600      # wall clock: only a guard against a hung child, not a speed bound
+
+
+def _cpu_limit(seconds):
+    """A preexec_fn capping the child's CPU time (SIGXCPU past it): a bound that holds at any machine load."""
+    if os.name == "nt":
+        return None
+    import resource                                      # POSIX only
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
+    return limit
+
+
+def _run(cmd, cwd, cpu_seconds=300):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
     env["MPLBACKEND"] = "Agg"
-    done = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=HANG_GUARD_S, preexec_fn=_cpu_limit(cpu_seconds))
     return done
 
 
@@ -149,7 +164,7 @@ def test_claims_fast_from_the_wheel(built, probe):
     _, _, py, work = built
     script = py.parent / ("popgrad.exe" if os.name == "nt" else "popgrad")
     assert script.exists(), "the wheel did not install the popgrad console script"
-    done = _ok(_run([script, "claims", "--fast", "--json"], cwd=work, timeout=600), "popgrad claims --fast")
+    done = _ok(_run([script, "claims", "--fast", "--json"], cwd=work, cpu_seconds=1200), "popgrad claims --fast")
     rows = json.loads(done.stdout)
     rows = rows["rows"] if isinstance(rows, dict) else rows
     assert len(rows) == probe["fast"] > 0

@@ -61,7 +61,8 @@ def span_residual(M, emb):
 
 def measure_gd_form() -> Measurement:
     # GD iterates with and without weight decay are alpha_0 W_0 + sum alpha_ij w_U(j) w_E(i)^T, alpha_0 = (1 - eta lambda)^t.
-    # Side A: token-space coefficient recursion (gd_coefficients); side B: autograd GD + lstsq span fit.
+    # Side A: gradient_descent (eq. (5) steps), the token-space coefficient recursion (gd_coefficients) and the
+    # projector residual (outer_product_residual); side B: autograd GD on (4) written here + a lstsq span fit.
     d, N, eta, steps = 12, 5, 0.5, 40
     emb = make_embeddings(d, N, 2, seed=3)
     pairs = random_finite_pairs(N, seed=3)
@@ -69,18 +70,26 @@ def measure_gd_form() -> Measurement:
     details, errors = {}, []
     for lam in (0.0, 0.05):
         Ws = autograd_gd(emb, pairs, W0, eta, steps, lam)                  # (steps+1, d, d)
+        iterates = rel_error(L1.gradient_descent(emb, pairs, W0, eta, steps, weight_decay=lam), Ws)
         resid = max(float(span_residual(Ws[t] - (1 - eta * lam) ** t * W0, emb).norm() / Ws[t].norm())
                     for t in range(steps + 1))
+        resid_a = max(float(L1.outer_product_residual(Ws[t] - (1 - eta * lam) ** t * W0, emb).norm() / Ws[t].norm())
+                      for t in range(steps + 1))
         alpha0, A = L1.gd_coefficients(emb, pairs, W0, eta, steps, weight_decay=lam)
         recon = rel_error(alpha0 * W0 + emb.W_U.T @ A @ emb.W_E.T, Ws[-1])
         wrong = float(span_residual(Ws[-1] - W0, emb).norm() / Ws[-1].norm())
-        details[f"lambda={lam}"] = {"span_residual": resid, "coefficients_vs_iterate": recon,
+        details[f"lambda={lam}"] = {"iterates_vs_autograd": iterates, "span_residual": resid,
+                                    "projector_residual": resid_a, "coefficients_vs_iterate": recon,
                                     "residual_with_alpha0=1": wrong,
                                     "alpha0": alpha0, "alpha0_expected": (1 - eta * lam) ** steps}
-        errors += [resid, recon, abs(alpha0 - (1 - eta * lam) ** steps)]
+        errors += [iterates, resid, resid_a, recon, abs(alpha0 - (1 - eta * lam) ** steps)]
+    M = _random_W(d, 4)                                                     # a matrix mostly outside the span
+    projector = rel_error(L1.outer_product_residual(M, emb), span_residual(M, emb))
+    details["residual_projector_vs_lstsq"] = projector
+    errors.append(projector)
     rejected = details["lambda=0.05"]["residual_with_alpha0=1"] > 1e-3
-    note = (f"d={d} > N={N}, eta={eta}, {steps} steps; token-space coefficients vs autograd GD iterates; "
-            f"with lambda=0.05 the wrong alpha_0=1 leaves a residual of "
+    note = (f"d={d} > N={N}, eta={eta}, {steps} steps; eq. (5) GD and token-space coefficients vs autograd GD "
+            f"iterates; with lambda=0.05 the wrong alpha_0=1 leaves a residual of "
             f"{details['lambda=0.05']['residual_with_alpha0=1']:.2e}")
     return Measurement(max(errors) if rejected else float("inf"), FLOAT64.rtol, "exact", note=note, details=details)
 
@@ -160,11 +169,13 @@ register(Claim(
 register(Claim(
     id="lemma1.gd_form",
     statement="GD (weight decay lambda) gives W_t = alpha_0 W_0 + sum_ij alpha_ij w_U(j) w_E(i)^T, alpha_0 = (1 - eta lambda)^t",
-    where="Lemma 1, eq. (6); SPEC §3", compared="token-space coefficient recursion (gd_coefficients) vs GD by torch autograd on loss (4) written in the "
-             "claim, with a least-squares span fit; the sides share only the table p(z, y) and the embeddings",
+    where="Lemma 1, eq. (6); SPEC §3", compared="GD with eq. (5), the token-space coefficient recursion (gd_coefficients) and the projector residual vs GD by "
+             "torch autograd on loss (4) written in the claim, with a least-squares span fit; the sides share only the table "
+             "p(z, y) and the embeddings",
     kind="exact", tolerance="rel <= 1e-10 (float64)", measure=measure_gd_form,
     code=("popgrad.theory.lemma1.gradient_descent", "popgrad.theory.lemma1.gd_coefficients", "popgrad.theory.lemma1.outer_product_residual"),
-    sides=(("popgrad.theory.lemma1.gd_coefficients",),
+    sides=(("popgrad.theory.lemma1.gd_coefficients", "popgrad.theory.lemma1.gradient_descent",
+            "popgrad.theory.lemma1.outer_product_residual"),
            ("popgrad.claims.lemma1.autograd_gd", "popgrad.claims.lemma1.span_residual"))))
 register(Claim(
     id="lemma1.optimum", statement="at the optimum of (4), p_hat_W(y=k|z) ~ p(y=k|z) (linearly independent embeddings, d >= N)",

@@ -231,4 +231,4 @@ register(Claim(
     "; shared: the embeddings and the data model",
     kind="approx", tolerance="chance / best accuracy over beta in {3, 10, 30} <= 1/2 (N=32, T=16, d=256)",
     measure=_measure_learned,
-    code=("popgrad.numerics.theorem3_mc.three_steps", "popgrad.numerics.induction_head.rescaled_learned")))
+    code=("popgrad.theory.theorem3.three_steps", "popgrad.numerics.induction_head.rescaled_learned")))
