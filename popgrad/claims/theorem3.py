@@ -14,13 +14,21 @@ import numpy as np
 import sympy
 import torch
 
-from popgrad.claims.engine import ENUM_SIZES, _setup, reference_step1, reference_step2, reference_step3
+from popgrad.claims.engine import (
+    ENUM_SIZES,
+    _setup,
+    reference_step1,
+    reference_step2,
+    reference_step3,
+)
+from popgrad.conventions import eq7_to_lemma
 from popgrad.data import SecondOccurrenceModel
 from popgrad.embeddings import Embeddings, make_embeddings
 from popgrad.memory import memory_recall
 from popgrad.rates import loglog_slope
 from popgrad.registry import Claim, Measurement, register
-from popgrad.theory import model_d_exact as mx, theorem3 as t3
+from popgrad.theory import model_d_exact as mx
+from popgrad.theory import theorem3 as t3
 from popgrad.theory.example_b1 import orthonormal_embeddings
 from popgrad.theory.model_d_exact import mean_weights
 from popgrad.tolerances import FLOAT64, rel_error
@@ -385,12 +393,6 @@ def measure_final_form() -> Measurement:
 def engine_position_gap(T: int, Ns=(8, 16)) -> float:
     """step3_W_K1 (idealized readouts, d-space) read in the position basis and divided by alpha alpha' vs the (T, T)
     matrix built from the idealized statistics (centred identity, identity) that measure_final_form fits (rel)."""
-    from popgrad.conventions import eq7_to_lemma
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-    from popgrad.theory import model_d_exact as mx
-    from popgrad.theory import theorem3 as t3
-
     worst = 0.0
     for N in Ns:
         model, emb = SecondOccurrenceModel(N, T), make_embeddings(2 * T, N, T, seed=N)
