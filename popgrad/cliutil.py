@@ -298,5 +298,8 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
                    help='run the cells on a local Dask cluster of N processes (pip install -e ".[distributed]")')
     g.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="run the cells on an existing Dask cluster, e.g. tcp://host:8786 (dask-jobqueue for SLURM)")
+    g.add_argument("--scheduler-timeout", type=positive_float, default=60.0, metavar="SECONDS",
+                   help="with --scheduler: how long to wait for a first worker (and for a new one after all "
+                        "left) before giving up with exit 2 (default 60)")
     g.add_argument("--cache", metavar="DIR", default=None,
                    help="store each finished cell as JSON in DIR; a re-run computes only the missing cells")

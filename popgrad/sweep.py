@@ -42,6 +42,8 @@ from popgrad.errors import PopgradError
 
 INSTALL_HINT = 'pip install -e ".[distributed]"'
 CACHE_FORMAT = 1
+DEFAULT_SCHEDULER_TIMEOUT = 60.0
+POLL_SECONDS = 0.2                      # how often a distributed run looks at its results and workers
 
 
 class SweepCacheWarning(UserWarning):
@@ -182,6 +184,7 @@ class SweepOptions:
     scheduler: str | None = None
     cache: str | None = None
     client: Any = field(default=None, repr=False)       # a dask.distributed.Client (tests, notebooks)
+    scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT  # seconds to wait for a first (or a new) worker
 
     @property
     def distributed(self) -> bool:
@@ -190,7 +193,8 @@ class SweepOptions:
 
 def options_from_args(args) -> SweepOptions:
     """SweepOptions from --workers / --scheduler / --cache, checked before any computing."""
-    opts = SweepOptions(getattr(args, "workers", None), getattr(args, "scheduler", None), getattr(args, "cache", None))
+    opts = SweepOptions(getattr(args, "workers", None), getattr(args, "scheduler", None), getattr(args, "cache", None),
+                        scheduler_timeout=getattr(args, "scheduler_timeout", None) or DEFAULT_SCHEDULER_TIMEOUT)
     validate_options(opts)
     return opts
 
@@ -199,6 +203,9 @@ def validate_options(opts: SweepOptions) -> None:
     """Refuse up front: both --workers and --scheduler, dask missing, an unusable cache directory."""
     if opts.workers is not None and opts.scheduler is not None:
         raise PopgradError("--workers and --scheduler exclude each other (--scheduler uses the cluster's workers)")
+    timeout = opts.scheduler_timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+        raise PopgradError(f"--scheduler-timeout: expected a finite number of seconds > 0, got {timeout!r}")
     if opts.distributed and opts.client is None:
         require_dask()
     if opts.cache is not None:
@@ -317,21 +324,33 @@ def _run_dask(cells, keys, todo, results, cache, options, bar) -> None:
         else:
             cluster = local_cluster(options.workers)
             client = dd.Client(cluster)
+        where = options.scheduler or getattr(getattr(client, "scheduler", None), "address", None) or "the cluster"
+        watch = WorkerWatch(where, options.scheduler_timeout, option="--workers" if options.workers else "--scheduler")
+        watch.wait_for_first(lambda: _count_workers(client), bar)
         check_worker_versions(client)
         run_id = uuid.uuid4().hex[:8]                               # fresh task keys on every run
         futures = {client.submit(execute, cells[i].fn, cells[i].params, cells[i].seed, pure=False,
                                  key=f"popgrad-cell-{i}-{keys[i][:12]}-{run_id}"): i for i in todo}
         error = None
-        for fut in dd.as_completed(futures):
-            i = futures[fut]
-            try:
-                out = fut.result()
-            except Exception as exc:                              # keep caching the others
-                error = error or exc
+        ready = dd.as_completed(futures)
+        remaining = len(futures)
+        while remaining:
+            batch = ready.next_batch(block=False)
+            if not batch:
+                watch.update(_count_workers(client), bar)
+                time.sleep(POLL_SECONDS)
                 continue
-            if out["popgrad"] != popgrad.__version__:
-                _version_error("running a cell", out["popgrad"])
-            _finish(i, out, cells, keys, results, cache, bar)
+            for fut in batch:
+                remaining -= 1
+                i = futures[fut]
+                try:
+                    out = fut.result()
+                except Exception as exc:                          # keep caching the others
+                    error = error or exc
+                    continue
+                if out["popgrad"] != popgrad.__version__:
+                    _version_error("running a cell", out["popgrad"])
+                _finish(i, out, cells, keys, results, cache, bar)
         if error is not None:
             raise error
     finally:
@@ -339,6 +358,54 @@ def _run_dask(cells, keys, todo, results, cache, options, bar) -> None:
             client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _count_workers(client) -> int:
+    """How many workers the scheduler has now (one round trip)."""
+    return len(client.nthreads())
+
+
+class WorkerWatch:
+    """The workers of a distributed run: waits for a first one, reports losses on stderr, shows the
+    count on the progress bar, and gives up when none has been there for `timeout` seconds."""
+
+    def __init__(self, address: str, timeout: float, option: str = "--scheduler",
+                 clock: Callable[[], float] = time.monotonic, err=None):
+        self.address, self.timeout, self.option, self.clock, self.err = address, float(timeout), option, clock, err
+        self.count = 0            # workers at the last look
+        self.most = 0             # the most workers seen at once
+        self.empty_since = None   # when the count last dropped to zero
+
+    def wait_for_first(self, count: Callable[[], int], bar=None) -> int:
+        """Block until the cluster has a worker; PopgradError (address, workers seen) after `timeout` s."""
+        self.empty_since = self.clock()
+        while True:
+            self.update(count(), bar)
+            if self.count:
+                return self.count
+            time.sleep(POLL_SECONDS)
+
+    def update(self, n: int, bar=None) -> None:
+        """Record the worker count `n`: a loss is reported on stderr; none for `timeout` s raises."""
+        now = self.clock()
+        if n < self.count:
+            self._say(bar, f"popgrad sweep: lost {self.count - n} worker(s) of {self.count} on {self.address}; "
+                      f"{n} left" + ("" if n else f", waiting up to {self.timeout:g} s for a new one"))
+        if n == 0 and (self.count or self.empty_since is None):
+            self.empty_since = now
+        self.count, self.most = n, max(self.most, n)
+        if bar is not None:
+            bar.set_postfix_str(f"{n} worker{'s' if n != 1 else ''}", refresh=False)
+        if n == 0 and now - self.empty_since >= self.timeout:
+            seen = "no worker" if not self.most else f"{self.most} worker{'s' if self.most != 1 else ''} at most, none now"
+            raise PopgradError(f"{self.option}: {self.address} had no worker for {self.timeout:g} s (saw {seen}); "
+                               "start workers on it or raise --scheduler-timeout")
+
+    def _say(self, bar, line: str) -> None:
+        if bar is not None and hasattr(bar, "write"):            # above the progress bar, not through it
+            bar.write(line, file=self.err or sys.stderr)
+        else:
+            print(line, file=self.err or sys.stderr, flush=True)
 
 
 def _bar(total: int, done: int, desc: str):

@@ -277,3 +277,109 @@ def test_dynamics_seeds_cached_identical_to_in_process(tmp_path, capsys):
         runs.append(_results(_json_run(GRIDS["dynamics"] + extra, capsys)))
     assert runs[0] == runs[1] == runs[2]
     assert len(os.listdir(tmp_path)) == 2                                  # 2 seeds x 1 schedule x 1 etas
+
+
+# ----------------------------------------------------------------------------- workers come and go
+class _Bar:
+    """Records what a run shows on its progress bar and writes above it."""
+
+    def __init__(self):
+        self.postfix, self.lines = [], []
+
+    def set_postfix_str(self, text, refresh=True):
+        self.postfix.append(text)
+
+    def write(self, line, file=None):
+        self.lines.append(line)
+
+
+def test_worker_watch_reports_losses_shows_count_and_gives_up():
+    """Test that the worker watch reports each loss, shows the count, and raises (naming the address
+    and the most workers seen) only after `timeout` seconds without any worker."""
+    now = [0.0]
+    watch = sweep.WorkerWatch("tcp://127.0.0.1:9", 5.0, clock=lambda: now[0])
+    bar = _Bar()
+    watch.update(3, bar)
+    watch.update(2, bar)
+    assert bar.postfix == ["3 workers", "2 workers"]
+    assert bar.lines == ["popgrad sweep: lost 1 worker(s) of 3 on tcp://127.0.0.1:9; 2 left"]
+    now[0] = 1.0
+    watch.update(0, bar)
+    assert "2 worker(s) of 2" in bar.lines[-1] and "waiting up to 5 s" in bar.lines[-1]
+    now[0] = 5.9
+    watch.update(0, bar)                                  # 4.9 s without a worker: still waiting
+    now[0] = 6.0
+    with pytest.raises(PopgradError, match=r"^--scheduler: tcp://127\.0\.0\.1:9 had no worker for 5 s "
+                                           r"\(saw 3 workers at most, none now\)"):
+        watch.update(0, bar)
+    watch = sweep.WorkerWatch("tcp://127.0.0.1:9", 5.0, clock=lambda: now[0])
+    watch.update(0)
+    now[0] = 11.0
+    watch.update(2)                                       # a worker joined in time: no error, no loss line
+    assert watch.count == 2
+
+
+def _alarm(seconds):
+    """A hang guard (not a speed bound): SIGALRM raises after `seconds`."""
+    import signal
+
+    def ring(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    signal.signal(signal.SIGALRM, ring)
+    signal.alarm(seconds)
+
+
+def test_scheduler_without_workers_exits_2_after_its_timeout(capsys):
+    """Test `--scheduler` on a real scheduler (loopback) that has no worker: exit 2 after
+    --scheduler-timeout, one line naming the address and the workers seen (none)."""
+    import signal
+    import time
+
+    dd = pytest.importorskip("dask.distributed", reason='Dask is not installed: pip install -e ".[distributed]"')
+    with dd.LocalCluster(n_workers=0, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address="127.0.0.1:0") as empty:
+        _alarm(120)
+        try:
+            start = time.monotonic()
+            code = main(GRIDS["capacity"] + ["--scheduler", empty.scheduler_address, "--scheduler-timeout", "1.5"])
+            waited = time.monotonic() - start
+        finally:
+            signal.alarm(0)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert empty.scheduler_address in err[0] and "saw no worker" in err[0] and "--scheduler-timeout" in err[0], err
+    assert waited >= 1.5                                  # it did wait for workers first
+
+
+def test_lost_worker_is_reported_and_the_run_completes(tmp_path, capsys):
+    """Test that a worker leaving mid-run is reported on stderr and the run still gives the in-process values."""
+    import threading
+    import time
+
+    dd = pytest.importorskip("dask.distributed", reason='Dask is not installed: pip install -e ".[distributed]"')
+    log = tmp_path / "log"
+    cells = [Cell(slow_cell, {"x": x, "log": str(log)}, seed=1) for x in range(8)]
+    with dd.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                         dashboard_address="127.0.0.1:0") as cluster, dd.Client(cluster) as client:
+        def shrink():
+            while len(_calls(log)) < 2:
+                time.sleep(0.05)
+            cluster.scale(1)
+
+        thread = threading.Thread(target=shrink, daemon=True)
+        thread.start()
+        got = _values(run_cells(cells, SweepOptions(client=client)))
+        thread.join(10)
+    err = capsys.readouterr().err
+    assert "lost 1 worker(s) of 2" in err and "1 left" in err, err
+    assert got == [slow_cell(x, str(tmp_path / "log2"), seed=1) for x in range(8)]
+
+
+def slow_cell(x, log, seed=0):
+    """A toy cell taking 0.3 s (so that workers can leave mid-run)."""
+    import time
+
+    with open(log, "a") as fh:
+        fh.write(f"{x}\n")
+    time.sleep(0.3)
+    return {"x": x, "seed": seed}
