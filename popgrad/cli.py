@@ -15,7 +15,7 @@ import popgrad
 from popgrad.errors import PopgradError
 
 # Fixed order in --help; commands not listed here come after, alphabetically.
-ORDER = ("claims", "recall-table", "theorem3", "scaling", "capacity", "report", "bench")
+ORDER = ("claims", "recall-table", "theorem3", "scaling", "capacity", "report", "bench", "cache")
 
 
 def _command_modules(only: str | None = None):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.metadata
 import io
 import json
 import math
@@ -213,15 +214,24 @@ def jsonable(v, nonfinite_as_text: bool = True):
 
 
 def run_metadata(args: argparse.Namespace | None = None, **extra) -> dict:
-    """Parameters, versions and time of a run, recorded with every JSON output."""
-    import torch
-
+    """Parameters, versions and time of a run, recorded with every JSON output (torch's version from
+    its metadata: a command that never needs torch does not load it for this)."""
     params = {}
     if args is not None:
         params = {k: v for k, v in vars(args).items() if k not in ("func", "command_module")}
-    return jsonable({"popgrad": popgrad.__version__, "torch": torch.__version__,
+    return jsonable({"popgrad": popgrad.__version__, "torch": _torch_version(),
                       "python": platform.python_version(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                       "params": params, **extra})
+
+
+def _torch_version() -> str | None:
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.__version__
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def emit(rows: Sequence[dict], columns: Sequence[str], args: argparse.Namespace, title: str | None = None,
