@@ -12,6 +12,7 @@ import pkgutil
 import sys
 
 import popgrad
+from popgrad.cliutil import strict_list_options
 from popgrad.errors import PopgradError
 
 # Fixed order in --help; commands not listed here come after, alphabetically.
@@ -48,6 +49,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for mod in _command_modules(only):
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
         mod.add_arguments(p)
+        strict_list_options(p)
         p.set_defaults(command_module=mod)
     return parser
 

@@ -38,6 +38,7 @@ def _int_at_least(minimum: int):
 
 
 positive_int = _int_at_least(1)
+int_at_least_2 = _int_at_least(2)
 nonnegative_int = _int_at_least(0)
 
 
@@ -51,12 +52,22 @@ def positive_float(text: str) -> float:
     return value
 
 
+def split_list(text: str, what: str = "values") -> list[str]:
+    """'a,b,c' -> ['a', 'b', 'c']; an empty list or an empty item ('16,,32', '16,') is refused."""
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what} with no empty item, got {text!r}")
+    return parts
+
+
 def int_list(text: str) -> list[int]:
-    """'16,32,64' -> [16, 32, 64] (positive integers, at least one)."""
-    parts = [p for p in text.split(",") if p.strip()]
-    if not parts:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of positive integers, got {text!r}")
-    return [positive_int(p.strip()) for p in parts]
+    """'16,32,64' -> [16, 32, 64] (positive integers, at least one, no empty item)."""
+    return [positive_int(p) for p in split_list(text, "positive integers")]
+
+
+def float_list(text: str) -> list[float]:
+    """'0.1,1,10' -> [0.1, 1.0, 10.0] (finite positive numbers, at least one, no empty item)."""
+    return [positive_float(p) for p in split_list(text, "positive numbers")]
 
 
 def output_file(text: str) -> str:
@@ -73,6 +84,49 @@ def output_file(text: str) -> str:
     if why:
         raise argparse.ArgumentTypeError(f"cannot write {text!r}: {why}")
     return text
+
+
+def strict_list_options(parser: argparse.ArgumentParser) -> None:
+    """Refuse empty items ('16,,32', '16,') in every option whose default is a list, whatever parser
+    its command gave it: the command's own parser then sees only well-formed lists."""
+    for action in parser._actions:
+        parse = action.type
+        if parse is None or not isinstance(action.default, (list, tuple)) or getattr(parse, "strict_list", False):
+            continue
+
+        def strict(text, parse=parse):
+            split_list(text)
+            return parse(text)
+
+        strict.__name__ = getattr(parse, "__name__", "list")
+        strict.strict_list = True
+        action.type = strict
+
+
+def scheduler_address(text: str) -> str:
+    """--scheduler: a Dask scheduler address, [tcp|tls|ws|wss|ucx]://host:port or host:port."""
+    scheme, sep, rest = text.strip().rpartition("://")
+    host, colon, port = rest.rpartition(":")
+    if (sep and scheme not in ("tcp", "tls", "ws", "wss", "ucx")) or not colon or not host or not port.isdigit() \
+            or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected a scheduler address like tcp://host:8786, got {text!r}")
+    return text.strip()
+
+
+# Formats matplotlib's Agg backend writes, by file extension (checked before any work; no matplotlib import).
+PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp", "pgf")
+
+
+def plot_file(text: str) -> str:
+    """--plot FILE: a writable path whose extension names an image format matplotlib writes."""
+    import os
+
+    path = output_file(text)
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext not in PLOT_FORMATS:
+        raise argparse.ArgumentTypeError(f"cannot tell an image format from {text!r}: end it in .png, .pdf or .svg "
+                                         f"(or one of {', '.join('.' + f for f in PLOT_FORMATS[3:])})")
+    return path
 
 
 # ----------------------------------------------------------------------------- output locations
@@ -161,7 +215,8 @@ def add_output_options(parser: argparse.ArgumentParser, plot: bool = True, plot_
     parser.add_argument("--json", action="store_true", help="print JSON (rows and run metadata) instead of markdown")
     parser.add_argument("--csv", metavar="FILE", type=output_file, help="also write the table as CSV to FILE")
     if plot:
-        parser.add_argument("--plot", metavar="FILE.png", type=output_file, help=plot_help or "also write a PNG plot to FILE.png")
+        parser.add_argument("--plot", metavar="FILE.png", type=plot_file,
+                            help=(plot_help or "also write a PNG plot to FILE.png") + " (the extension picks the format)")
 
 
 def fmt_value(v) -> str:
@@ -306,7 +361,7 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sweep execution (popgrad.sweep)")
     g.add_argument("--workers", type=worker_count, default=None, metavar="N",
                    help='run the cells on a local Dask cluster of N processes (pip install -e ".[distributed]")')
-    g.add_argument("--scheduler", metavar="ADDRESS", default=None,
+    g.add_argument("--scheduler", metavar="ADDRESS", type=scheduler_address, default=None,
                    help="run the cells on an existing Dask cluster, e.g. tcp://host:8786 (dask-jobqueue for SLURM)")
     g.add_argument("--scheduler-timeout", type=positive_float, default=60.0, metavar="SECONDS",
                    help="with --scheduler: how long to wait for a first worker (and for a new one after all "
