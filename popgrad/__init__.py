@@ -33,11 +33,16 @@ __all__ = [
     "eq7_targets", "memory_recall", "recall_per_step", "recall_table", "recall_grid",
     # the claims
     "Claim", "Measurement", "all_claims", "get_claim", "run_claim", "run_claims",
+    # the error every public function raises for a bad argument (the message names it)
+    "PopgradError",
 ]
 
 
 def __getattr__(name):
     """Load the public API (popgrad.api, which imports torch) on first use of one of its names."""
+    if name == "PopgradError":                 # without loading the API (and torch)
+        from popgrad.errors import PopgradError as value
+        return value
     if name in __all__:
         from popgrad import api
 

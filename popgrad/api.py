@@ -23,9 +23,9 @@ import popgrad
 from popgrad.data import (BigramTriggerModel, FiniteMixture, FinitePairs, SecondOccurrenceModel, bigram_trigger_model,
                           positional_noise_mixture, random_finite_pairs)
 from popgrad.embeddings import Embeddings, make_embeddings
-from popgrad.errors import PopgradError, positive_int
+from popgrad.errors import PopgradError, positive_int, positive_int_list
 from popgrad.memory import eq7_targets, memory_recall
-from popgrad.sweep import runner as sweep_runner
+from popgrad.sweep import SweepOptions, runner as sweep_runner
 from popgrad.numerics.recall import recall_grid
 from popgrad.registry import Claim, Measurement, all_claims, get_claim
 from popgrad.theory.lemma1 import lemma1_gradient
@@ -52,6 +52,12 @@ def recall_table(model: BigramTriggerModel | None = None, dims=(16, 64, 256), ba
     if not isinstance(model, BigramTriggerModel):
         raise PopgradError(f"model must be a BigramTriggerModel (model C), got {type(model).__name__}")
     batch_size = positive_int("batch_size", batch_size)
+    dims, batches = positive_int_list("dims", dims), positive_int_list("batches", batches)
+    seeds, seed = positive_int("seeds", seeds), positive_int("seed", seed, minimum=0)
+    if not isinstance(device, str) and type(device).__module__ != "torch":
+        raise PopgradError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {device!r}")
+    if sweep is not None and not isinstance(sweep, SweepOptions):
+        raise PopgradError(f"sweep must be a popgrad.sweep.SweepOptions or None, got {type(sweep).__name__}")
     cells = recall_grid(model, dims, batches, seeds, batch_size, seed, device,
                         run=None if sweep is None else sweep_runner(sweep))
     rows = []
@@ -91,6 +97,14 @@ def run_claims(select: str | None = None, fast: bool = False, progress: bool = F
 
 # ----------------------------------------------------------------------------- examples
 EXAMPLES = {
+    "PopgradError": """
+>>> import popgrad
+>>> try:
+...     popgrad.recall_table(dims=16)
+... except popgrad.PopgradError as exc:       # a bad argument: the message names it
+...     print(exc)
+dims must be a non-empty list of positive integers, got 16
+""",
     "Embeddings": """
 >>> import popgrad
 >>> emb = popgrad.make_embeddings(d=64, N=8, T=16, seed=0)

@@ -238,11 +238,40 @@ def fmt_value(v) -> str:
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
+def is_se_column(column: str) -> bool:
+    """Whether a column holds standard errors ('se', 'r1_se', 'acc se', 'mc_stderr')."""
+    c = str(column).lower()
+    return c == "se" or c.endswith(("_se", " se", "stderr"))
+
+
+def fmt_cell(value, column: str) -> str:
+    """`fmt_value`, except that an undefined standard error (one sample: NaN) reads 'n/a'."""
+    if is_se_column(column) and isinstance(value, (float, np.floating)) and math.isnan(value):
+        return "n/a"
+    return fmt_value(value)
+
+
+def pm(mean, se, digits: int = 3) -> str:
+    """'0.512 ± 0.013'; 'mean ± n/a' when the standard error is undefined (one seed or sample)."""
+    if se is None or not math.isfinite(float(se)):
+        return f"{float(mean):.{digits}f} ± n/a"
+    return f"{float(mean):.{digits}f} ± {float(se):.{digits}f}"
+
+
+def mean_se(values) -> tuple[float, float]:
+    """Mean and standard error (sample std / sqrt(n)) of `values`; the se is NaN for one value."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    if arr.size == 0:
+        return math.nan, math.nan
+    se = float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else math.nan
+    return float(arr.mean()), se
+
+
 def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
-    """A GitHub markdown table of `rows` (dicts) in the given column order."""
+    """A GitHub markdown table of `rows` (dicts) in the given column order (an undefined se reads 'n/a')."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(fmt_value(row.get(c)) for c in columns) + " |")
+        lines.append("| " + " | ".join(fmt_cell(row.get(c), c) for c in columns) + " |")
     return "\n".join(lines)
 
 
@@ -291,7 +320,8 @@ def _torch_version() -> str | None:
 
 def emit(rows: Sequence[dict], columns: Sequence[str], args: argparse.Namespace, title: str | None = None,
          extra: dict | None = None, out=None) -> None:
-    """Print rows as markdown (or JSON with --json) and write --csv if asked."""
+    """Print rows as markdown (or JSON with --json) and write --csv if asked (a run that was
+    interrupted, `extra={"interrupted": True}`, marks every CSV row)."""
     out = out or sys.stdout
     if getattr(args, "json", False):
         payload = {"meta": run_metadata(args), "columns": list(columns), "rows": jsonable(list(rows))}
@@ -304,15 +334,18 @@ def emit(rows: Sequence[dict], columns: Sequence[str], args: argparse.Namespace,
             out.write(f"## {title}\n\n")
         out.write(markdown_table(rows, columns) + "\n")
     if getattr(args, "csv", None):
-        write_csv(args.csv, rows, columns)
+        write_csv(args.csv, rows, columns, interrupted=bool((extra or {}).get("interrupted")))
 
 
-def write_csv(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None:
+def write_csv(path: str, rows: Sequence[dict], columns: Sequence[str], interrupted: bool = False) -> None:
+    """Write rows as CSV; when the run was interrupted, a last column `interrupted` says 'yes' on every
+    row (the file holds the rows collected before Ctrl-C, not the full run)."""
+    columns = list(columns) + (["interrupted"] if interrupted else [])
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({c: row.get(c) for c in columns})
+        writer.writerow({**{c: row.get(c) for c in columns}, **({"interrupted": "yes"} if interrupted else {})})
     from popgrad.errors import PopgradError
 
     try:

@@ -440,3 +440,58 @@ def test_capacity_functions_refuse_bad_input(d, threshold):
         _raises_popgrad(capacity_at, "mod2", d)
     if not (isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0 < threshold <= 1):
         _raises_popgrad(validate_threshold, threshold)
+
+
+# ----------------------------------------------------------------------------- outputs and the library
+def test_interrupted_csv_is_marked_and_single_sample_se_reads_na(tmp_path):
+    """Test that an interrupted run's CSV carries `interrupted = yes` on every row (a complete one has no
+    such column), and that an undefined standard error (one sample) prints 'n/a' in tables."""
+    import argparse
+    import csv
+
+    from popgrad.cliutil import emit, markdown_table, mean_se, pm
+
+    rows = [{"step": 1, "acc": 0.5, "acc_se": math.nan}, {"step": 2, "acc": 0.75, "acc_se": 0.01}]
+    for interrupted in (True, False):
+        path = tmp_path / f"{interrupted}.csv"
+        out = io.StringIO()
+        emit(rows, ["step", "acc", "acc_se"], argparse.Namespace(json=False, csv=str(path)),
+             extra={"interrupted": interrupted}, out=out)
+        read = list(csv.DictReader(open(path)))
+        assert [r["step"] for r in read] == ["1", "2"]
+        assert [r.get("interrupted") for r in read] == (["yes", "yes"] if interrupted else [None, None])
+        assert "| 1 | 0.5 | n/a |" in out.getvalue() and "| 2 | 0.75 | 0.01 |" in out.getvalue()
+    assert markdown_table([{"se": math.nan, "x": math.nan}], ["se", "x"]).splitlines()[-1] == "| n/a | nan |"
+    assert pm(0.5, math.nan) == "0.500 ± n/a" and pm(0.5, 0.01) == "0.500 ± 0.010"
+    m, se = mean_se([0.5])
+    assert m == 0.5 and math.isnan(se)
+    assert mean_se([1.0, 3.0]) == (2.0, 1.0)                  # std (ddof 1) sqrt(2), over sqrt(2)
+
+
+def test_recall_table_with_one_seed_prints_na():
+    """Test that `popgrad recall-table --seeds 1` prints 'mean ± n/a' cells, not NaN."""
+    code, out, err, exc = _run_cli(["recall-table", "--dims", "8", "--batches", "1", "--T", "16", "--seeds", "1",
+                                    "--device", "cpu"])
+    assert exc is None and code == 0, err
+    assert "± n/a" in out and "nan" not in out.lower()
+
+
+def test_popgrad_error_is_exported_and_raised_by_the_api():
+    """Test that `popgrad.PopgradError` is public, and that recall_table and memory_recall raise it for bad
+    arguments, naming the argument."""
+    import torch
+
+    import popgrad
+
+    assert "PopgradError" in popgrad.__all__ and popgrad.PopgradError is PopgradError
+    for kw, name in ((dict(dims=16), "dims"), (dict(batches=[1, 0]), "batches[1]"), (dict(seeds=0), "seeds"),
+                     (dict(seed=-1), "seed"), (dict(dims="16"), "dims"), (dict(sweep=3), "sweep")):
+        with pytest.raises(popgrad.PopgradError, match=rf"^{re.escape(name)} "):
+            popgrad.recall_table(**kw)
+    W, U, V = torch.zeros(4, 3), torch.zeros(3, 5), torch.zeros(4, 6)
+    assert popgrad.memory_recall(W, U, V, [0, 1, 2, 3, 4]) == 0.0          # all scores tie: no unique argmax
+    for args, name in (((torch.zeros(3, 4), U, V, range(5)), "W"), ((W, U, V, range(4)), "targets"),
+                       ((W, U, V, [0, 1, 2, 3, 6]), "targets"), ((W, U.numpy(), V, range(5)), "U"),
+                       ((W, U[0], V, range(5)), "U")):
+        with pytest.raises(popgrad.PopgradError, match=rf"^{name} "):
+            popgrad.memory_recall(*args)

@@ -6,7 +6,7 @@ import argparse
 import math
 
 from popgrad.cliutil import (add_output_options, add_sweep_options, emit, int_at_least_2, int_list, markdown_table,
-                             nonnegative_int, positive_int, save_figure)
+                             nonnegative_int, pm, positive_int, save_figure)
 from popgrad.errors import PopgradError
 from popgrad.sweep import describe, options_from_args, runner
 
@@ -73,7 +73,7 @@ def check_model_sizes(args, Ns=(), dims=()) -> None:
 
 
 def cell_text(mean: float, se: float) -> str:
-    return f"{mean:.3f}" if not math.isfinite(se) else f"{mean:.3f} ± {se:.3f}"
+    return pm(mean, se)
 
 
 def run(args) -> int:
