@@ -42,11 +42,16 @@ __all__ = [
     # training (Sec. 5, App. E), population dynamics, the head ablation, capacity, scaling
     "TrainConfig", "train_preset", "train", "population_dynamics", "head_ablation", "capacity_table",
     "scaling_study",
+    # the error every public function raises for a bad argument (the message names it)
+    "PopgradError",
 ]
 
 
 def __getattr__(name):
     """Load the public API (popgrad.api, which imports torch) on first use of one of its names."""
+    if name == "PopgradError":                 # without loading the API (and torch)
+        from popgrad.errors import PopgradError as value
+        return value
     if name in __all__:
         from popgrad import api  # lazy: keeps `import popgrad` torch-free (the API imports torch)
 

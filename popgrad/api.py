@@ -33,15 +33,15 @@ from popgrad.commands.claims import claim_rows
 from popgrad.data import (BigramTriggerModel, FiniteMixture, FinitePairs, SecondOccurrenceModel, bigram_trigger_model,
                           positional_noise_mixture, random_finite_pairs)
 from popgrad.embeddings import Embeddings, make_embeddings
-from popgrad.errors import PopgradError, positive_int
+from popgrad.errors import PopgradError, positive_int, positive_int_list
 from popgrad.memory import eq7_targets, memory_recall
 from popgrad.numerics import dynamics as _dynamics, head_ablation as _head_ablation, training as _training
 from popgrad.numerics.capacity import MAPS as CAPACITY_MAPS, capacity_cells
+from popgrad.sweep import SweepOptions, runner as sweep_runner
 from popgrad.numerics.recall import recall_grid
 from popgrad.numerics.scaling import scaling_study as _scaling_study
 from popgrad.numerics.training import TrainConfig
 from popgrad.registry import Claim, Measurement, all_claims, get_claim
-from popgrad.sweep import runner as sweep_runner
 from popgrad.theory.lemma1 import lemma1_gradient
 from popgrad.theory.lemma2 import lemma2_gradient, lemma2_population_loss
 from popgrad.theory.theorem3 import recall_per_step, step1_W_O2, step2_W_K2, step3_W_K1, three_steps
@@ -66,6 +66,12 @@ def recall_table(model: BigramTriggerModel | None = None, dims=(16, 64, 256), ba
     if not isinstance(model, BigramTriggerModel):
         raise PopgradError(f"model must be a BigramTriggerModel (model C), got {type(model).__name__}")
     batch_size = positive_int("batch_size", batch_size)
+    dims, batches = positive_int_list("dims", dims), positive_int_list("batches", batches)
+    seeds, seed = positive_int("seeds", seeds), positive_int("seed", seed, minimum=0)
+    if not isinstance(device, str) and type(device).__module__ != "torch":
+        raise PopgradError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {device!r}")
+    if sweep is not None and not isinstance(sweep, SweepOptions):
+        raise PopgradError(f"sweep must be a popgrad.sweep.SweepOptions or None, got {type(sweep).__name__}")
     cells = recall_grid(model, dims, batches, seeds, batch_size, seed, device,
                         run=None if sweep is None else sweep_runner(sweep))
     rows = []
@@ -218,6 +224,14 @@ def scaling_study(sweeps=("d", "N", "T", "K"), sweep=None, **options) -> dict:
 
 # ----------------------------------------------------------------------------- examples
 EXAMPLES = {
+    "PopgradError": """
+>>> import popgrad
+>>> try:
+...     popgrad.recall_table(dims=16)
+... except popgrad.PopgradError as exc:       # a bad argument: the message names it
+...     print(exc)
+dims must be a non-empty list of positive integers, got 16
+""",
     "Embeddings": """
 >>> import popgrad
 >>> emb = popgrad.make_embeddings(d=64, N=8, T=16, seed=0)

@@ -12,10 +12,11 @@ import pkgutil
 import sys
 
 import popgrad
+from popgrad.cliutil import strict_list_options
 from popgrad.errors import PopgradError
 
 # Fixed order in --help; commands not listed here come after, alphabetically.
-ORDER = ("claims", "recall-table", "theorem3", "scaling", "capacity", "report", "bench")
+ORDER = ("claims", "recall-table", "theorem3", "scaling", "capacity", "report", "bench", "cache")
 
 
 def _command_modules(only: str | None = None):
@@ -48,6 +49,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for mod in _command_modules(only):
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
         mod.add_arguments(p)
+        strict_list_options(p)
         p.set_defaults(command_module=mod)
     return parser
 

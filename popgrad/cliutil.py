@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.metadata
 import io
 import json
 import math
@@ -38,6 +39,7 @@ def _int_at_least(minimum: int):
 
 
 positive_int = _int_at_least(1)
+int_at_least_2 = _int_at_least(2)
 nonnegative_int = _int_at_least(0)
 
 
@@ -51,12 +53,22 @@ def positive_float(text: str) -> float:
     return value
 
 
+def split_list(text: str, what: str = "values") -> list[str]:
+    """'a,b,c' -> ['a', 'b', 'c']; an empty list or an empty item ('16,,32', '16,') is refused."""
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what} with no empty item, got {text!r}")
+    return parts
+
+
 def int_list(text: str) -> list[int]:
-    """'16,32,64' -> [16, 32, 64] (positive integers, at least one)."""
-    parts = [p for p in text.split(",") if p.strip()]
-    if not parts:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of positive integers, got {text!r}")
-    return [positive_int(p.strip()) for p in parts]
+    """'16,32,64' -> [16, 32, 64] (positive integers, at least one, no empty item)."""
+    return [positive_int(p) for p in split_list(text, "positive integers")]
+
+
+def float_list(text: str) -> list[float]:
+    """'0.1,1,10' -> [0.1, 1.0, 10.0] (finite positive numbers, at least one, no empty item)."""
+    return [positive_float(p) for p in split_list(text, "positive numbers")]
 
 
 def output_file(text: str) -> str:
@@ -73,6 +85,49 @@ def output_file(text: str) -> str:
     if why:
         raise argparse.ArgumentTypeError(f"cannot write {text!r}: {why}")
     return text
+
+
+def strict_list_options(parser: argparse.ArgumentParser) -> None:
+    """Refuse empty items ('16,,32', '16,') in every option whose default is a list, whatever parser
+    its command gave it: the command's own parser then sees only well-formed lists."""
+    for action in parser._actions:
+        parse = action.type
+        if parse is None or not isinstance(action.default, (list, tuple)) or getattr(parse, "strict_list", False):
+            continue
+
+        def strict(text, parse=parse):
+            split_list(text)
+            return parse(text)
+
+        strict.__name__ = getattr(parse, "__name__", "list")
+        strict.strict_list = True
+        action.type = strict
+
+
+def scheduler_address(text: str) -> str:
+    """--scheduler: a Dask scheduler address, [tcp|tls|ws|wss|ucx]://host:port or host:port."""
+    scheme, sep, rest = text.strip().rpartition("://")
+    host, colon, port = rest.rpartition(":")
+    if (sep and scheme not in ("tcp", "tls", "ws", "wss", "ucx")) or not colon or not host or not port.isdigit() \
+            or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected a scheduler address like tcp://host:8786, got {text!r}")
+    return text.strip()
+
+
+# Formats matplotlib's Agg backend writes, by file extension (checked before any work; no matplotlib import).
+PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp", "pgf")
+
+
+def plot_file(text: str) -> str:
+    """--plot FILE: a writable path whose extension names an image format matplotlib writes."""
+    import os
+
+    path = output_file(text)
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext not in PLOT_FORMATS:
+        raise argparse.ArgumentTypeError(f"cannot tell an image format from {text!r}: end it in .png, .pdf or .svg "
+                                         f"(or one of {', '.join('.' + f for f in PLOT_FORMATS[3:])})")
+    return path
 
 
 # ----------------------------------------------------------------------------- output locations
@@ -161,7 +216,8 @@ def add_output_options(parser: argparse.ArgumentParser, plot: bool = True, plot_
     parser.add_argument("--json", action="store_true", help="print JSON (rows and run metadata) instead of markdown")
     parser.add_argument("--csv", metavar="FILE", type=output_file, help="also write the table as CSV to FILE")
     if plot:
-        parser.add_argument("--plot", metavar="FILE.png", type=output_file, help=plot_help or "also write a PNG plot to FILE.png")
+        parser.add_argument("--plot", metavar="FILE.png", type=plot_file,
+                            help=(plot_help or "also write a PNG plot to FILE.png") + " (the extension picks the format)")
 
 
 def fmt_value(v) -> str:
@@ -183,11 +239,40 @@ def fmt_value(v) -> str:
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
+def is_se_column(column: str) -> bool:
+    """Whether a column holds standard errors ('se', 'r1_se', 'acc se', 'mc_stderr')."""
+    c = str(column).lower()
+    return c == "se" or c.endswith(("_se", " se", "stderr"))
+
+
+def fmt_cell(value, column: str) -> str:
+    """`fmt_value`, except that an undefined standard error (one sample: NaN) reads 'n/a'."""
+    if is_se_column(column) and isinstance(value, (float, np.floating)) and math.isnan(value):
+        return "n/a"
+    return fmt_value(value)
+
+
+def pm(mean, se, digits: int = 3) -> str:
+    """'0.512 ± 0.013'; 'mean ± n/a' when the standard error is undefined (one seed or sample)."""
+    if se is None or not math.isfinite(float(se)):
+        return f"{float(mean):.{digits}f} ± n/a"
+    return f"{float(mean):.{digits}f} ± {float(se):.{digits}f}"
+
+
+def mean_se(values) -> tuple[float, float]:
+    """Mean and standard error (sample std / sqrt(n)) of `values`; the se is NaN for one value."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    if arr.size == 0:
+        return math.nan, math.nan
+    se = float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else math.nan
+    return float(arr.mean()), se
+
+
 def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
-    """A GitHub markdown table of `rows` (dicts) in the given column order."""
+    """A GitHub markdown table of `rows` (dicts) in the given column order (an undefined se reads 'n/a')."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(fmt_value(row.get(c)) for c in columns) + " |")
+        lines.append("| " + " | ".join(fmt_cell(row.get(c), c) for c in columns) + " |")
     return "\n".join(lines)
 
 
@@ -214,20 +299,30 @@ def jsonable(v, nonfinite_as_text: bool = True):
 
 
 def run_metadata(args: argparse.Namespace | None = None, **extra) -> dict:
-    """Parameters, versions and time of a run, recorded with every JSON output."""
-    import torch
-
+    """Parameters, versions and time of a run, recorded with every JSON output (torch's version from
+    its metadata: a command that never needs torch does not load it for this)."""
     params = {}
     if args is not None:
         params = {k: v for k, v in vars(args).items() if k not in ("func", "command_module")}
-    return jsonable({"popgrad": popgrad.__version__, "torch": torch.__version__,
+    return jsonable({"popgrad": popgrad.__version__, "torch": _torch_version(),
                       "python": platform.python_version(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                       "params": params, **extra})
 
 
+def _torch_version() -> str | None:
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.__version__
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def emit(rows: Sequence[dict], columns: Sequence[str], args: argparse.Namespace, title: str | None = None,
          extra: dict | None = None, out=None) -> None:
-    """Print rows as markdown (or JSON with --json) and write --csv if asked."""
+    """Print rows as markdown (or JSON with --json) and write --csv if asked (a run that was
+    interrupted, `extra={"interrupted": True}`, marks every CSV row)."""
     out = out or sys.stdout
     if getattr(args, "json", False):
         payload = {"meta": run_metadata(args), "columns": list(columns), "rows": jsonable(list(rows))}
@@ -240,15 +335,18 @@ def emit(rows: Sequence[dict], columns: Sequence[str], args: argparse.Namespace,
             out.write(f"## {title}\n\n")
         out.write(markdown_table(rows, columns) + "\n")
     if getattr(args, "csv", None):
-        write_csv(args.csv, rows, columns)
+        write_csv(args.csv, rows, columns, interrupted=bool((extra or {}).get("interrupted")))
 
 
-def write_csv(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None:
+def write_csv(path: str, rows: Sequence[dict], columns: Sequence[str], interrupted: bool = False) -> None:
+    """Write rows as CSV; when the run was interrupted, a last column `interrupted` says 'yes' on every
+    row (the file holds the rows collected before Ctrl-C, not the full run)."""
+    columns = list(columns) + (["interrupted"] if interrupted else [])
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({c: row.get(c) for c in columns})
+        writer.writerow({**{c: row.get(c) for c in columns}, **({"interrupted": "yes"} if interrupted else {})})
     from popgrad.errors import PopgradError
 
     try:
@@ -283,7 +381,10 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sweep execution (popgrad.sweep)")
     g.add_argument("--workers", type=worker_count, default=None, metavar="N",
                    help='run the cells on a local Dask cluster of N processes (pip install -e ".[distributed]")')
-    g.add_argument("--scheduler", metavar="ADDRESS", default=None,
+    g.add_argument("--scheduler", metavar="ADDRESS", type=scheduler_address, default=None,
                    help="run the cells on an existing Dask cluster, e.g. tcp://host:8786 (dask-jobqueue for SLURM)")
+    g.add_argument("--scheduler-timeout", type=positive_float, default=60.0, metavar="SECONDS",
+                   help="with --scheduler: how long to wait for a first worker (and for a new one after all "
+                        "left) before giving up with exit 2 (default 60)")
     g.add_argument("--cache", metavar="DIR", default=None,
                    help="store each finished cell as JSON in DIR; a re-run computes only the missing cells")

@@ -29,6 +29,16 @@ def positive_int(name: str, value, minimum: int = 1) -> int:
     return value
 
 
+def positive_int_list(name: str, values) -> list[int]:
+    """Return `values` (a non-empty sequence of integers >= 1) as a list, else raise PopgradError."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or hasattr(values, "shape") and not values.shape:
+        raise PopgradError(f"{name} must be a non-empty list of positive integers, got {values!r}")
+    values = list(values)
+    if not values:
+        raise PopgradError(f"{name} must be a non-empty list of positive integers, got []")
+    return [positive_int(f"{name}[{i}]", v) for i, v in enumerate(values)]
+
+
 def positive_float(name: str, value, allow_zero: bool = False) -> float:
     """Return `value` as a finite float > 0 (or >= 0), else raise PopgradError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -45,7 +45,15 @@ def memory_recall(W: torch.Tensor, U: torch.Tensor, V: torch.Tensor, targets, va
 
     The paper prints 1{argmax_j' v_j^T W u_i = j'}, which does not depend on W (j, j' swapped).
     """
+    for name, M in (("W", W), ("U", U), ("V", V)):
+        if not isinstance(M, torch.Tensor) or M.ndim != 2:
+            raise PopgradError(f"{name} must be a 2-d torch tensor, got {getattr(M, 'shape', type(M).__name__)}")
+    if tuple(W.shape) != (V.shape[0], U.shape[0]):
+        raise PopgradError(f"W must have shape (V.shape[0], U.shape[0]) = {(V.shape[0], U.shape[0])}, got {tuple(W.shape)}")
     targets = torch.as_tensor(targets, dtype=torch.int64, device=W.device)
     if targets.numel() == 0:
         raise PopgradError("memory_recall needs at least one association")
+    if tuple(targets.shape) != (U.shape[1],) or int(targets.min()) < 0 or int(targets.max()) >= V.shape[1]:
+        raise PopgradError(f"targets must hold one column index of V (0..{V.shape[1] - 1}) per column of U "
+                           f"({U.shape[1]}), got shape {tuple(targets.shape)}")
     return float(unique_argmax_hits(memory_scores(W, U, V), targets, valid).double().mean())

@@ -8,11 +8,14 @@ popgrad version: `fn(**params, seed=seed)` returns a JSON-able result. Cells run
 - on an existing Dask cluster (`--scheduler ADDRESS`, e.g. one started by dask-jobqueue).
 
 With `--cache DIR` every finished cell is written to DIR/<key>.json, where the key is a SHA-256
-of the function's name, its parameters (arrays and dataclasses by content), the seed and the
-popgrad version. A re-run reads the finished cells and computes only the missing ones. Writes
-are atomic (temporary file + os.replace), so a kill never leaves a half-written cell; a cache
-file that does not parse or does not match its key is reported with a `SweepCacheWarning` and
-recomputed.
+of the function's name, its parameters (arrays and dataclasses by content), the seed, the popgrad
+version and a hash of popgrad's source (every .py file of popgrad, popgrad.theory and
+popgrad.numerics, `source_hash`): a code change gives new keys. A re-run reads the finished cells
+and computes only the missing ones. Each file also carries that source hash and a checksum of its
+own content; a file that does not parse, does not match its key, fails its checksum (an edited
+value) or was written by other sources is reported with a `SweepCacheWarning` and recomputed.
+Writes are atomic (temporary file + os.replace), so a kill never leaves a half-written cell.
+`popgrad cache list|verify|clear DIR` inspects and empties a cache.
 
 Every result goes through one JSON round trip whether it was computed here, on a worker or read
 from the cache, so the three give identical values. Dask is optional: the core never imports it
@@ -22,7 +25,9 @@ unless a cluster is asked for.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -38,14 +43,18 @@ import numpy as np
 
 import popgrad
 from popgrad.cells import Cell
+from popgrad.cliutil import jsonable
 from popgrad.errors import PopgradError
 
 INSTALL_HINT = 'pip install -e ".[distributed]"'
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+SOURCE_PACKAGES = ("popgrad", "popgrad.theory", "popgrad.numerics")
+DEFAULT_SCHEDULER_TIMEOUT = 60.0
+POLL_SECONDS = 0.2                      # how often a distributed run looks at its results and workers
 
 
 class SweepCacheWarning(UserWarning):
-    """A cache file was unreadable or did not match its key; the cell is recomputed."""
+    """A cache file was unreadable, edited, written by other sources or did not match its key; the cell is recomputed."""
 
 
 # ----------------------------------------------------------------------------- cells and keys
@@ -78,35 +87,103 @@ def canonical(obj):
         arr = np.ascontiguousarray(obj)
         return {"array": hashlib.sha256(arr.tobytes()).hexdigest(), "dtype": str(arr.dtype), "shape": list(arr.shape)}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.compare}
+        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}   # compare=False ones too
         return {"dataclass": f"{type(obj).__module__}.{type(obj).__qualname__}", "fields": canonical(fields)}
     raise PopgradError(f"sweep: cannot hash a parameter of type {type(obj).__name__}")
 
 
-def cell_key(cell: Cell, version: str | None = None) -> str:
-    """SHA-256 of (function, parameters, seed, popgrad version): the cell's cache file name."""
+def source_files(packages: Sequence[str] = SOURCE_PACKAGES) -> dict[str, str]:
+    """{'popgrad/theory/exact.py': absolute path, ...}: every .py file of the installed packages,
+    named by package (so a source checkout and an installed wheel give the same names)."""
+    files: dict[str, str] = {}
+    for package in packages:
+        spec = importlib.util.find_spec(package)
+        folders = list(spec.submodule_search_locations or []) if spec else []
+        top = package.replace(".", "/")
+        for folder in folders[:1]:            # popgrad's second entry, in a checkout, is the checkout root
+            for here, dirs, names in os.walk(folder):
+                dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+                for name in names:
+                    if name.endswith(".py"):
+                        rel = os.path.relpath(os.path.join(here, name), folder).replace(os.sep, "/")
+                        files.setdefault(f"{top}/{rel}", os.path.join(here, name))
+    return files
+
+
+def hash_sources(files: dict[str, str]) -> str:
+    """SHA-256 over (name, content) of every file, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        with open(files[name], "rb") as fh:
+            content = fh.read()
+        digest.update(f"{name}\0{len(content)}\0".encode())
+        digest.update(content)
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def source_hash() -> str:
+    """The hash of the popgrad source running in this process (computed once)."""
+    return hash_sources(source_files())
+
+
+def cell_key(cell: Cell, version: str | None = None, source: str | None = None) -> str:
+    """SHA-256 of (function, parameters, seed, popgrad version, source hash): the cell's cache file name."""
     desc = {"fn": cell.fn_name, "params": canonical(cell.params), "seed": int(cell.seed),
-            "popgrad": popgrad.__version__ if version is None else version}
+            "popgrad": popgrad.__version__ if version is None else version,
+            "source": source_hash() if source is None else source}
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()
 
 
 def normalize(value):
     """The value after one JSON round trip (tuples -> lists, numpy -> Python; inf and nan kept)."""
-    from popgrad.cliutil import jsonable
-
     return json.loads(json.dumps(jsonable(value, nonfinite_as_text=False), allow_nan=True))
 
 
 def execute(fn: Callable, params: dict, seed: int) -> dict:
-    """Run one cell (here or on a worker): {'value': normalized result, 'seconds': wall time, 'popgrad': version}."""
-    import popgrad as pg                                         # the version where the cell ran
-
+    """Run one cell (here or on a worker): {'value': normalized result, 'seconds': wall time,
+    'popgrad': version, 'source': source hash} (the version and sources where the cell ran)."""
     t0 = time.perf_counter()
     value = normalize(fn(**params, seed=seed))
-    return {"value": value, "seconds": time.perf_counter() - t0, "popgrad": pg.__version__}
+    return {"value": value, "seconds": time.perf_counter() - t0, "popgrad": popgrad.__version__,
+            "source": source_hash()}
 
 
 # ----------------------------------------------------------------------------- cache
+def checksum(record: dict) -> str:
+    """SHA-256 of a cache record's content (every field but the checksum itself)."""
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=True).encode()).hexdigest()
+
+
+def inspect_file(path: str) -> tuple[str, dict | None, str]:
+    """(status, record, why) of one cache file: 'ok' (usable by this code), 'stale' (written by other
+    popgrad sources or version: never read, only recomputed) or 'bad' (unreadable, not a cache
+    record, its name is not its key, or its checksum does not match its content)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (OSError, ValueError) as exc:                         # json.JSONDecodeError is a ValueError
+        return "bad", None, f"is corrupted ({type(exc).__name__}: {exc})"
+    if not isinstance(record, dict) or record.get("format") != CACHE_FORMAT or "value" not in record:
+        return "bad", None, "is corrupted (not a popgrad cache record of this format)"
+    if record.get("checksum") != checksum(record):
+        return "bad", record, "was edited or damaged: its checksum does not match its content"
+    if os.path.basename(path) != f"{record.get('key')}.json":
+        return "bad", record, "is corrupted: its key does not match its file name"
+    if record.get("source") != source_hash() or record.get("popgrad") != popgrad.__version__:
+        return "stale", record, (f"was written by other popgrad sources (source {str(record.get('source'))[:12]}, "
+                                 f"this code {source_hash()[:12]})")
+    return "ok", record, ""
+
+
+def cache_files(directory: str) -> list[str]:
+    """The cell files of a cache directory (<64 hex digits>.json), sorted."""
+    names = [n for n in os.listdir(directory) if n.endswith(".json") and len(n) == 69
+             and all(c in "0123456789abcdef" for c in n[:64])]
+    return [os.path.join(directory, n) for n in sorted(names)]
+
+
 class Cache:
     """A directory of finished cells, one JSON file per key, written atomically."""
 
@@ -117,31 +194,30 @@ class Cache:
         return os.path.join(self.directory, f"{key}.json")
 
     def load(self, key: str, cell: Cell) -> CellResult | None:
-        """The cached result, None if absent; a corrupted file is warned about and ignored."""
+        """The cached result, None if absent; a file failing any check is warned about and ignored."""
         path = self.path(key)
         if not os.path.exists(path):
             return None
-        try:
-            with open(path, encoding="utf-8") as fh:
-                record = json.load(fh)
-            if not isinstance(record, dict) or record.get("format") != CACHE_FORMAT:
-                raise ValueError("not a popgrad cache record")
-            if record.get("key") != key or record.get("fn") != cell.fn_name or record.get("seed") != int(cell.seed):
-                raise ValueError("its key does not match its content")
-            if record.get("popgrad") != popgrad.__version__ or "value" not in record:
-                raise ValueError("incomplete record")
-            seconds = float(record.get("seconds", math.nan))
-        except (OSError, ValueError, TypeError) as exc:          # json.JSONDecodeError is a ValueError
-            warnings.warn(f"popgrad sweep: cache file {path} is corrupted ({exc}); recomputing the cell",
+        status, record, why = inspect_file(path)
+        if status == "ok" and (record.get("fn") != cell.fn_name or record.get("seed") != int(cell.seed)):
+            status, why = "bad", "is corrupted: its key does not match its content"
+        if status != "ok":
+            warnings.warn(f"popgrad sweep: cache file {path} {why}; recomputing the cell",
                           SweepCacheWarning, stacklevel=3)
             return None
+        try:
+            seconds = float(record.get("seconds", math.nan))
+        except (TypeError, ValueError):
+            seconds = math.nan
         return CellResult(record["value"], seconds, True)
 
     def store(self, key: str, cell: Cell, value, seconds: float) -> None:
-        """Write the record to a temporary file in the same directory, then os.replace it into place."""
+        """Write the record (with its checksum) to a temporary file in the same directory, then
+        os.replace it into place."""
         record = {"format": CACHE_FORMAT, "key": key, "fn": cell.fn_name, "seed": int(cell.seed),
-                  "popgrad": popgrad.__version__, "label": cell.label, "seconds": round(float(seconds), 4),
-                  "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "value": value}
+                  "popgrad": popgrad.__version__, "source": source_hash(), "label": cell.label,
+                  "seconds": round(float(seconds), 4), "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "value": value}
+        record["checksum"] = checksum(record)
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -182,6 +258,7 @@ class SweepOptions:
     scheduler: str | None = None
     cache: str | None = None
     client: Any = field(default=None, repr=False)       # a dask.distributed.Client (tests, notebooks)
+    scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT  # seconds to wait for a first (or a new) worker
 
     @property
     def distributed(self) -> bool:
@@ -190,7 +267,8 @@ class SweepOptions:
 
 def options_from_args(args) -> SweepOptions:
     """SweepOptions from --workers / --scheduler / --cache, checked before any computing."""
-    opts = SweepOptions(getattr(args, "workers", None), getattr(args, "scheduler", None), getattr(args, "cache", None))
+    opts = SweepOptions(getattr(args, "workers", None), getattr(args, "scheduler", None), getattr(args, "cache", None),
+                        scheduler_timeout=getattr(args, "scheduler_timeout", None) or DEFAULT_SCHEDULER_TIMEOUT)
     validate_options(opts)
     return opts
 
@@ -199,6 +277,9 @@ def validate_options(opts: SweepOptions) -> None:
     """Refuse up front: both --workers and --scheduler, dask missing, an unusable cache directory."""
     if opts.workers is not None and opts.scheduler is not None:
         raise PopgradError("--workers and --scheduler exclude each other (--scheduler uses the cluster's workers)")
+    timeout = opts.scheduler_timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+        raise PopgradError(f"--scheduler-timeout: expected a finite number of seconds > 0, got {timeout!r}")
     if opts.distributed and opts.client is None:
         require_dask()
     if opts.cache is not None:
@@ -229,30 +310,31 @@ def local_cluster(workers: int):
                                dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
 
 
-def _worker_version() -> str:
-    import popgrad as pg
+def _worker_code() -> tuple[str, str]:
+    import popgrad.sweep as sw                                   # as loaded on the worker
 
-    return pg.__version__
+    return sw.popgrad.__version__, sw.source_hash()
 
 
 def check_worker_versions(client) -> None:
-    """Refuse a cluster whose workers run another popgrad version (cells are keyed by version).
-
-    Workers that join later (an adaptive cluster starts with none) are checked on each result."""
+    """Refuse a cluster whose workers run another popgrad version or other popgrad sources (cells
+    are keyed by both). Workers that join later are checked on each result."""
     try:
-        versions = client.run(_worker_version)
+        codes = client.run(_worker_code)
     except Exception as exc:                                     # e.g. popgrad missing on a worker
         raise PopgradError(f"--scheduler: the workers cannot run popgrad ({type(exc).__name__}: {exc}); "
                            "install the same popgrad on them") from None
-    bad = {addr: v for addr, v in versions.items() if v != popgrad.__version__}
-    if bad:
-        addr, v = next(iter(bad.items()))
-        _version_error(addr, v)
+    for addr, (version, source) in codes.items():
+        _check_code(addr, version, source)
 
 
-def _version_error(where, version):
-    raise PopgradError(f"--scheduler: worker {where} runs popgrad {version}, this process {popgrad.__version__}; "
-                       "install the same version on the workers")
+def _check_code(where, version, source):
+    if version != popgrad.__version__:
+        raise PopgradError(f"--scheduler: worker {where} runs popgrad {version}, this process {popgrad.__version__}; "
+                           "install the same version on the workers")
+    if source != source_hash():
+        raise PopgradError(f"--scheduler: worker {where} runs other popgrad sources ({source[:12]}, this process "
+                           f"{source_hash()[:12]}); install the same popgrad on the workers")
 
 
 # ----------------------------------------------------------------------------- running
@@ -317,21 +399,32 @@ def _run_dask(cells, keys, todo, results, cache, options, bar) -> None:
         else:
             cluster = local_cluster(options.workers)
             client = dd.Client(cluster)
+        where = options.scheduler or getattr(getattr(client, "scheduler", None), "address", None) or "the cluster"
+        watch = WorkerWatch(where, options.scheduler_timeout, option="--workers" if options.workers else "--scheduler")
+        watch.wait_for_first(lambda: _count_workers(client), bar)
         check_worker_versions(client)
         run_id = uuid.uuid4().hex[:8]                               # fresh task keys on every run
         futures = {client.submit(execute, cells[i].fn, cells[i].params, cells[i].seed, pure=False,
                                  key=f"popgrad-cell-{i}-{keys[i][:12]}-{run_id}"): i for i in todo}
         error = None
-        for fut in dd.as_completed(futures):
-            i = futures[fut]
-            try:
-                out = fut.result()
-            except Exception as exc:                              # keep caching the others
-                error = error or exc
+        ready = dd.as_completed(futures)
+        remaining = len(futures)
+        while remaining:
+            batch = ready.next_batch(block=False)
+            if not batch:
+                watch.update(_count_workers(client), bar)
+                time.sleep(POLL_SECONDS)
                 continue
-            if out["popgrad"] != popgrad.__version__:
-                _version_error("running a cell", out["popgrad"])
-            _finish(i, out, cells, keys, results, cache, bar)
+            for fut in batch:
+                remaining -= 1
+                i = futures[fut]
+                try:
+                    out = fut.result()
+                except Exception as exc:                          # keep caching the others
+                    error = error or exc
+                    continue
+                _check_code("running a cell", out["popgrad"], out["source"])
+                _finish(i, out, cells, keys, results, cache, bar)
         if error is not None:
             raise error
     finally:
@@ -339,6 +432,54 @@ def _run_dask(cells, keys, todo, results, cache, options, bar) -> None:
             client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _count_workers(client) -> int:
+    """How many workers the scheduler has now (one round trip)."""
+    return len(client.nthreads())
+
+
+class WorkerWatch:
+    """The workers of a distributed run: waits for a first one, reports losses on stderr, shows the
+    count on the progress bar, and gives up when none has been there for `timeout` seconds."""
+
+    def __init__(self, address: str, timeout: float, option: str = "--scheduler",
+                 clock: Callable[[], float] = time.monotonic, err=None):
+        self.address, self.timeout, self.option, self.clock, self.err = address, float(timeout), option, clock, err
+        self.count = 0            # workers at the last look
+        self.most = 0             # the most workers seen at once
+        self.empty_since = None   # when the count last dropped to zero
+
+    def wait_for_first(self, count: Callable[[], int], bar=None) -> int:
+        """Block until the cluster has a worker; PopgradError (address, workers seen) after `timeout` s."""
+        self.empty_since = self.clock()
+        while True:
+            self.update(count(), bar)
+            if self.count:
+                return self.count
+            time.sleep(POLL_SECONDS)
+
+    def update(self, n: int, bar=None) -> None:
+        """Record the worker count `n`: a loss is reported on stderr; none for `timeout` s raises."""
+        now = self.clock()
+        if n < self.count:
+            self._say(bar, f"popgrad sweep: lost {self.count - n} worker(s) of {self.count} on {self.address}; "
+                      f"{n} left" + ("" if n else f", waiting up to {self.timeout:g} s for a new one"))
+        if n == 0 and (self.count or self.empty_since is None):
+            self.empty_since = now
+        self.count, self.most = n, max(self.most, n)
+        if bar is not None:
+            bar.set_postfix_str(f"{n} worker{'s' if n != 1 else ''}", refresh=False)
+        if n == 0 and now - self.empty_since >= self.timeout:
+            seen = "no worker" if not self.most else f"{self.most} worker{'s' if self.most != 1 else ''} at most, none now"
+            raise PopgradError(f"{self.option}: {self.address} had no worker for {self.timeout:g} s (saw {seen}); "
+                               "start workers on it or raise --scheduler-timeout")
+
+    def _say(self, bar, line: str) -> None:
+        if bar is not None and hasattr(bar, "write"):            # above the progress bar, not through it
+            bar.write(line, file=self.err or sys.stderr)
+        else:
+            print(line, file=self.err or sys.stderr, flush=True)
 
 
 def _bar(total: int, done: int, desc: str):

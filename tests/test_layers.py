@@ -30,7 +30,7 @@ NOT_YET_HOISTED = {
     "popgrad/claims/dynamics.py": 8, "popgrad/claims/training.py": 8,
     "popgrad/commands/bench.py": 4, "popgrad/commands/dynamics.py": 12, "popgrad/commands/recall_table.py": 6,
     "popgrad/commands/scaling.py": 3, "popgrad/commands/theorem3.py": 22, "popgrad/commands/train.py": 9,
-    "numerics/dynamics.py": 8, "numerics/head_ablation.py": 5, "numerics/probes.py": 5, "numerics/training.py": 5,
+    "numerics/dynamics.py": 8, "numerics/probes.py": 5, "numerics/training.py": 5,
     "numerics/training_plots.py": 1,
 }
 

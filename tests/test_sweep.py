@@ -1,6 +1,7 @@
 """Test the sweep layer (popgrad.sweep): cache keys, resume, corruption, atomic writes, and that a
 Dask LocalCluster gives the same results as the in-process run for every grid command."""
 
+import copy
 import json
 import os
 import sys
@@ -55,14 +56,14 @@ def _values(results):
 
 
 # ----------------------------------------------------------------------------- keys and values
-def test_cell_key_depends_on_params_seed_and_version():
-    """Test that the cache key changes with any parameter, the seed or the version, not with dict order."""
+def test_cell_key_depends_on_params_seed_version_and_source():
+    """Test that the cache key changes with any parameter, the seed, the version or the source hash, not with dict order."""
     a = Cell(toy_cell, {"x": 1, "log": "l"}, seed=3)
     assert cell_key(a) == cell_key(Cell(toy_cell, {"log": "l", "x": 1}, seed=3))
     others = [Cell(toy_cell, {"x": 2, "log": "l"}, seed=3), Cell(toy_cell, {"x": 1, "log": "l"}, seed=4),
               Cell(toy_cell, {"x": 1.0, "log": "l"}, seed=3), Cell(_values, {"x": 1, "log": "l"}, seed=3)]
-    keys = {cell_key(c) for c in others} | {cell_key(a, version="9.9.9")}
-    assert cell_key(a) not in keys and len(keys) == len(others) + 1
+    keys = {cell_key(c) for c in others} | {cell_key(a, version="9.9.9"), cell_key(a, source="0" * 64)}
+    assert cell_key(a) not in keys and len(keys) == len(others) + 2
 
 
 def test_cell_key_hashes_arrays_and_models_by_content():
@@ -122,12 +123,160 @@ def test_corrupted_cache_file_is_detected_and_recomputed(tmp_path, damage):
                "empty": ""}[damage]
     with open(path, "w") as fh:
         fh.write(damaged)
-    with pytest.warns(SweepCacheWarning, match="corrupted"):
+    with pytest.warns(SweepCacheWarning, match="corrupted|checksum"):
         again = run_cells(_toy_cells(log, n=3), SweepOptions(cache=cache))
     assert _values(again) == good
     assert [r.cached for r in again] == [True, False, True]
     assert _calls(log) == [0, 1, 2, 1]
     assert json.load(open(path))["value"] == good[1]                       # rewritten
+
+
+def test_edited_cache_value_is_detected_and_recomputed(tmp_path):
+    """Test that a cache file whose value was edited (still valid JSON, same key) fails its checksum,
+    is warned about, recomputed and rewritten."""
+    log, cache = tmp_path / "log", str(tmp_path / "cache")
+    good = _values(run_cells(_toy_cells(log, n=3), SweepOptions(cache=cache)))
+    path = Cache(cache).path(cell_key(_toy_cells(log, n=3)[1]))
+    record = json.load(open(path))
+    record["value"]["draw"][0] *= 2.0                                       # a plausible edit
+    json.dump(record, open(path, "w"))
+    with pytest.warns(SweepCacheWarning, match="checksum does not match"):
+        again = run_cells(_toy_cells(log, n=3), SweepOptions(cache=cache))
+    assert _values(again) == good and [r.cached for r in again] == [True, False, True]
+    assert json.load(open(path))["value"] == good[1]
+
+
+def test_record_from_other_sources_is_recomputed(tmp_path, monkeypatch):
+    """Test that a record under this code's key, with a valid checksum but written by other sources, is
+    warned about and recomputed (the key alone is not trusted)."""
+    log, cache = tmp_path / "log", str(tmp_path / "cache")
+    cell = _toy_cells(log, n=1)[0]
+    key = cell_key(cell)
+    with monkeypatch.context() as m:
+        m.setattr(sweep, "source_hash", lambda: "f" * 64)
+        Cache(cache).store(key, cell, {"forged": True}, 1.0)
+    with pytest.warns(SweepCacheWarning, match="other popgrad sources"):
+        (again,) = run_cells([cell], SweepOptions(cache=cache))
+    assert not again.cached and again.value["x"] == 0 and _calls(log) == [0]
+
+
+def _copy_sources(tmp_path):
+    """A copy of this popgrad's .py sources, by package-qualified name."""
+    import shutil
+
+    copy = {}
+    for name, path in sweep.source_files().items():
+        target = tmp_path / "src" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        copy[name] = str(target)
+    return copy
+
+
+def test_source_hash_covers_every_package_and_changes_with_any_byte(tmp_path):
+    """Test that the source hash covers popgrad, popgrad.theory and popgrad.numerics, equals the hash of
+    a copy, and changes (and so does every key) when one byte of any of them changes."""
+    copy = _copy_sources(tmp_path)
+    assert {"popgrad/sweep.py", "popgrad/commands/cache.py", "popgrad/theory/__init__.py",
+            "popgrad/numerics/recall.py"} <= set(copy)
+    assert sweep.hash_sources(copy) == sweep.source_hash()
+    cell = _toy_cells(tmp_path / "log", n=1)[0]
+    for name in ("popgrad/errors.py", "popgrad/theory/__init__.py", "popgrad/numerics/recall.py"):
+        original = open(copy[name], "rb").read()
+        open(copy[name], "wb").write(original[:-1] + bytes([original[-1] ^ 1]))
+        changed = sweep.hash_sources(copy)
+        assert changed != sweep.source_hash(), name
+        assert cell_key(cell, source=changed) != cell_key(cell), name
+        open(copy[name], "wb").write(original)
+    assert sweep.hash_sources(copy) == sweep.source_hash()
+
+
+def test_code_change_recomputes_and_leaves_stale_files(tmp_path, monkeypatch, capsys):
+    """Test that after a one-byte change of the sources every cell is recomputed (new keys), and that
+    `popgrad cache verify` then reports the old files as stale and the new ones as ok."""
+    log, cache = tmp_path / "log", str(tmp_path / "cache")
+    run_cells(_toy_cells(log, n=2), SweepOptions(cache=cache))
+    copy = _copy_sources(tmp_path)
+    with open(copy["popgrad/numerics/recall.py"], "a") as fh:
+        fh.write("\n")
+    monkeypatch.setattr(sweep, "source_files", lambda packages=sweep.SOURCE_PACKAGES: copy)
+    sweep.source_hash.cache_clear()
+    try:
+        again = run_cells(_toy_cells(log, n=2), SweepOptions(cache=cache))
+        assert not any(r.cached for r in again) and _calls(log) == [0, 1, 0, 1]
+        assert main(["cache", "verify", cache, "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)["rows"]
+    finally:
+        sweep.source_hash.cache_clear()
+    assert sorted(r["status"] for r in rows) == ["ok", "ok", "stale", "stale"]
+
+
+def _perturbed(value):
+    """Every copy of `value` with one leaf changed (ints, floats by one ulp, strings, booleans, one
+    array entry, one dataclass field, one list item or dict entry)."""
+    import dataclasses
+
+    if isinstance(value, bool):
+        yield not value
+    elif isinstance(value, (int, np.integer)):
+        yield int(value) + 1
+    elif isinstance(value, (float, np.floating)):
+        yield float(np.nextafter(float(value), np.inf))
+    elif isinstance(value, str):
+        yield value + "x"
+    elif value is None:
+        yield 0
+    elif isinstance(value, np.ndarray):
+        for index in {0, value.size - 1} if value.size else ():
+            flat = value.copy().reshape(-1)
+            flat[index] = next(iter(_perturbed(flat[index].item())))
+            yield flat.reshape(value.shape)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            for other in _perturbed(item):
+                yield type(value)([*value[:i], other, *value[i + 1:]])
+        yield type(value)([*value, value[-1] if value else 0])
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            for other in _perturbed(item):
+                yield {**value, k: other}
+    elif dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            for other in _perturbed(getattr(value, f.name)):
+                changed = copy.copy(value)                   # no __post_init__: the key must see even invalid changes
+                object.__setattr__(changed, f.name, other)
+                yield changed
+    else:
+        raise AssertionError(f"no perturbation for a parameter of type {type(value).__name__}")
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize("command", sorted(GRIDS))
+def test_every_parameter_of_every_cell_is_in_its_key(command, monkeypatch, tmp_path):
+    """Test, on the real cells of each grid command, that changing any one parameter leaf (or the seed)
+    of a cell changes its cache key."""
+    seen = []
+
+    def capture(cell, *a, **kw):
+        seen.append(cell)
+        raise _Captured
+
+    monkeypatch.setattr(sweep, "cell_key", capture)
+    with pytest.raises(_Captured):
+        main(GRIDS[command] + ["--cache", str(tmp_path)])
+    monkeypatch.undo()
+    (cell,) = seen
+    base = cell_key(cell)
+    changed = 0
+    for name, value in cell.params.items():
+        for other in _perturbed(value):
+            assert cell_key(Cell(cell.fn, {**cell.params, name: other}, cell.seed)) != base, (name, other)
+            changed += 1
+    assert cell_key(Cell(cell.fn, cell.params, cell.seed + 1)) != base
+    assert changed >= len(cell.params)
 
 
 def test_cache_writes_are_atomic(tmp_path, monkeypatch):
@@ -277,3 +426,109 @@ def test_dynamics_seeds_cached_identical_to_in_process(tmp_path, capsys):
         runs.append(_results(_json_run(GRIDS["dynamics"] + extra, capsys)))
     assert runs[0] == runs[1] == runs[2]
     assert len(os.listdir(tmp_path)) == 2                                  # 2 seeds x 1 schedule x 1 etas
+
+
+# ----------------------------------------------------------------------------- workers come and go
+class _Bar:
+    """Records what a run shows on its progress bar and writes above it."""
+
+    def __init__(self):
+        self.postfix, self.lines = [], []
+
+    def set_postfix_str(self, text, refresh=True):
+        self.postfix.append(text)
+
+    def write(self, line, file=None):
+        self.lines.append(line)
+
+
+def test_worker_watch_reports_losses_shows_count_and_gives_up():
+    """Test that the worker watch reports each loss, shows the count, and raises (naming the address
+    and the most workers seen) only after `timeout` seconds without any worker."""
+    now = [0.0]
+    watch = sweep.WorkerWatch("tcp://127.0.0.1:9", 5.0, clock=lambda: now[0])
+    bar = _Bar()
+    watch.update(3, bar)
+    watch.update(2, bar)
+    assert bar.postfix == ["3 workers", "2 workers"]
+    assert bar.lines == ["popgrad sweep: lost 1 worker(s) of 3 on tcp://127.0.0.1:9; 2 left"]
+    now[0] = 1.0
+    watch.update(0, bar)
+    assert "2 worker(s) of 2" in bar.lines[-1] and "waiting up to 5 s" in bar.lines[-1]
+    now[0] = 5.9
+    watch.update(0, bar)                                  # 4.9 s without a worker: still waiting
+    now[0] = 6.0
+    with pytest.raises(PopgradError, match=r"^--scheduler: tcp://127\.0\.0\.1:9 had no worker for 5 s "
+                                           r"\(saw 3 workers at most, none now\)"):
+        watch.update(0, bar)
+    watch = sweep.WorkerWatch("tcp://127.0.0.1:9", 5.0, clock=lambda: now[0])
+    watch.update(0)
+    now[0] = 11.0
+    watch.update(2)                                       # a worker joined in time: no error, no loss line
+    assert watch.count == 2
+
+
+def _alarm(seconds):
+    """A hang guard (not a speed bound): SIGALRM raises after `seconds`."""
+    import signal
+
+    def ring(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    signal.signal(signal.SIGALRM, ring)
+    signal.alarm(seconds)
+
+
+def test_scheduler_without_workers_exits_2_after_its_timeout(capsys):
+    """Test `--scheduler` on a real scheduler (loopback) that has no worker: exit 2 after
+    --scheduler-timeout, one line naming the address and the workers seen (none)."""
+    import signal
+    import time
+
+    dd = pytest.importorskip("dask.distributed", reason='Dask is not installed: pip install -e ".[distributed]"')
+    with dd.LocalCluster(n_workers=0, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address="127.0.0.1:0") as empty:
+        _alarm(120)
+        try:
+            start = time.monotonic()
+            code = main(GRIDS["capacity"] + ["--scheduler", empty.scheduler_address, "--scheduler-timeout", "1.5"])
+            waited = time.monotonic() - start
+        finally:
+            signal.alarm(0)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert empty.scheduler_address in err[0] and "saw no worker" in err[0] and "--scheduler-timeout" in err[0], err
+    assert waited >= 1.5                                  # it did wait for workers first
+
+
+def test_lost_worker_is_reported_and_the_run_completes(tmp_path, capsys):
+    """Test that a worker leaving mid-run is reported on stderr and the run still gives the in-process values."""
+    import threading
+    import time
+
+    dd = pytest.importorskip("dask.distributed", reason='Dask is not installed: pip install -e ".[distributed]"')
+    log = tmp_path / "log"
+    cells = [Cell(slow_cell, {"x": x, "log": str(log)}, seed=1) for x in range(8)]
+    with dd.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                         dashboard_address="127.0.0.1:0") as cluster, dd.Client(cluster) as client:
+        def shrink():
+            while len(_calls(log)) < 2:
+                time.sleep(0.05)
+            cluster.scale(1)
+
+        thread = threading.Thread(target=shrink, daemon=True)
+        thread.start()
+        got = _values(run_cells(cells, SweepOptions(client=client)))
+        thread.join(10)
+    err = capsys.readouterr().err
+    assert "lost 1 worker(s) of 2" in err and "1 left" in err, err
+    assert got == [slow_cell(x, str(tmp_path / "log2"), seed=1) for x in range(8)]
+
+
+def slow_cell(x, log, seed=0):
+    """A toy cell taking 0.3 s (so that workers can leave mid-run)."""
+    import time
+
+    with open(log, "a") as fh:
+        fh.write(f"{x}\n")
+    time.sleep(0.3)
+    return {"x": x, "seed": seed}

@@ -1,11 +1,13 @@
 """Built distributions: `python -m build` makes an sdist and a wheel that work outside the source tree.
 
 One module-scoped fixture copies the checkout to a temporary folder, builds both (the wheel from
-the sdist, so the sdist is proven complete), creates a fresh venv with `--system-site-packages`
-(torch, numpy, ... come from the environment; nothing is downloaded) and installs the wheel with
-`--no-deps`. Everything then runs from a temporary working directory with PYTHONPATH unset, and
-asserts that each loaded popgrad module comes from the venv: the machine may also have popgrad
-installed in editable mode, whose import hook must not hide a broken wheel.
+the sdist, so the sdist is proven complete), creates a bare venv (`--without-pip`) and installs the
+wheel into it with `pip --python VENV --no-deps`. Dependencies (torch, numpy, ...) come from the
+*calling* interpreter: a `.pth` file in the venv lists its site-packages folders, so this works
+whether pytest runs from a venv (as the README installs) or from a system interpreter, and nothing
+is downloaded. The listed folders are plain path entries, so their own `.pth` files (an editable
+popgrad's import hook among them) are not processed. Everything then runs from a temporary working
+directory with PYTHONPATH unset, and asserts that each loaded popgrad module comes from the venv.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ def _cpu_limit(seconds):
     return limit
 
 
+# The calling interpreter's site-packages folders (a venv's own, plus the base's when it was made
+# with --system-site-packages; the user site when enabled), and the venv's own site-packages.
+SITE_DIRS = ("import json, os, site; dirs = site.getsitepackages() + "
+             "([site.getusersitepackages()] if site.ENABLE_USER_SITE else []); "
+             "print(json.dumps([d for d in dirs if os.path.isdir(d)]))")
+PURELIB = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+
+
 def _run(cmd, cwd, cpu_seconds=300):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
     env["MPLBACKEND"] = "Agg"
@@ -66,12 +76,15 @@ def built(tmp_path_factory):
     (sdist,) = (tmp / "dist").glob("popgrad-*.tar.gz")
     (wheel,) = (tmp / "dist").glob("popgrad-*.whl")
     venv = tmp / "venv"
-    _ok(_run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], cwd=tmp), "venv")
+    _ok(_run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp), "venv")
     py = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    # pip comes from the system site-packages; it installs into the venv (sys.prefix). --ignore-installed:
-    # install even though an (editable) popgrad of the same version is visible from the system site.
-    _ok(_run([py, "-m", "pip", "install", "--no-deps", "--ignore-installed", "--no-index", "--quiet", wheel], cwd=tmp),
-        "pip install wheel")
+    site_dirs = json.loads(_ok(_run([sys.executable, "-c", SITE_DIRS], cwd=tmp), "site folders").stdout)
+    purelib = Path(_ok(_run([py, "-c", PURELIB], cwd=tmp), "venv site-packages").stdout.strip())
+    (purelib / "popgrad_test_calling_env.pth").write_text("".join(f"{d}\n" for d in site_dirs))
+    # --ignore-installed: install even though an (editable) popgrad of the same version is visible
+    # through the calling interpreter's site-packages.
+    _ok(_run([sys.executable, "-m", "pip", "--python", py, "install", "--no-deps", "--ignore-installed", "--no-index",
+              "--quiet", wheel], cwd=tmp), "pip --python VENV install wheel")
     work = tmp / "elsewhere"
     work.mkdir()
     return sdist, wheel, py, work
@@ -169,3 +182,16 @@ def test_claims_fast_from_the_wheel(built, probe):
     rows = rows["rows"] if isinstance(rows, dict) else rows
     assert len(rows) == probe["fast"] > 0
     assert [r["claim"] for r in rows if r["verdict"] == "fail"] == []
+
+
+def test_readme_test_command_is_what_ci_runs():
+    """Test that the last two lines of .ci/run (make and enter a venv; install and run the suite) stand
+    verbatim in README.md, and that .ci/run stops on the first failing command (pytest's exit 5 included)."""
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert "set -euo pipefail" in ci
+    venv_line, test_line = ci[-2:]
+    assert "-m venv .venv" in venv_line and test_line.endswith("python -m pytest tests checks -q"), ci[-2:]
+    assert "||" not in test_line and "; " not in test_line
+    readme = (ROOT / "README.md").read_text().splitlines()
+    for line in (venv_line, test_line):
+        assert line in readme, f"README.md does not show the CI command {line!r}"

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import sys
 
-import torch
-
 from popgrad.cliutil import add_output_options, emit, int_list, positive_int, progress
 
 NAME = "bench"
@@ -44,6 +42,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    import torch  # here, not at the top: bad arguments are refused before torch loads
     from popgrad.commands.recall_table import BATCHES, DIMS
     from popgrad.errors import PopgradError, memory_budget
     from popgrad.numerics.bench import (copy_bandwidth, interleaved_bench, machine_load, output_bytes_per_token,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 
-from popgrad.cliutil import add_output_options, add_sweep_options, emit, int_list, markdown_table, nonnegative_int, positive_int, save_figure
+from popgrad.cliutil import (add_output_options, add_sweep_options, emit, int_at_least_2, int_list, markdown_table,
+                             nonnegative_int, pm, positive_int, save_figure)
 from popgrad.errors import PopgradError
+from popgrad.sweep import describe, options_from_args, runner
 
 NAME = "recall-table"
 HELP = "one-step recall R_1 of W_O^2 vs dimension and number of batches (Figure 9)"
@@ -23,7 +25,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--N", type=positive_int, default=None,
                    help="vocabulary size; N != 65 selects the all-uniform bigram model (default: 65, Shakespeare)")
     p.add_argument("--uniform", action="store_true", help="all-uniform bigram model (with --N)")
-    p.add_argument("--T", type=positive_int, default=256, help="sequence length (default 256)")
+    p.add_argument("--T", type=int_at_least_2, default=256, help="sequence length (>= 2, default 256)")
     p.add_argument("--K", type=nonnegative_int, default=5, help="number of triggers (default 5)")
     p.add_argument("--triggers", choices=("random", "frequent", "rare"), default="random",
                    help="random: K draws from pi_q = pi_u per sequence (default); frequent/rare: fixed set")
@@ -71,18 +73,18 @@ def check_model_sizes(args, Ns=(), dims=()) -> None:
 
 
 def cell_text(mean: float, se: float) -> str:
-    return f"{mean:.3f}" if not math.isfinite(se) else f"{mean:.3f} ± {se:.3f}"
+    return pm(mean, se)
 
 
 def run(args) -> int:
-    from popgrad.numerics.recall import recall_grid
-    from popgrad.device import resolve_device
-    from popgrad.sweep import describe, options_from_args, runner
-
     batches = sorted(set(args.batches))
     check_budget(args.T, max(batches), args.batch_size, args.seeds)
     check_model_sizes(args, dims=[(max(args.dims), "--dims")])
     sweep = options_from_args(args)
+    # numerics (and torch) load only once the arguments are known to be good
+    from popgrad.device import resolve_device
+    from popgrad.numerics.recall import recall_grid
+
     model = model_from_args(args)
     device = resolve_device(args.device)
     cells = recall_grid(model, args.dims, batches, args.seeds, args.batch_size, args.seed, device, run=runner(sweep))

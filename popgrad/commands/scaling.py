@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import math
 
-from popgrad.cliutil import add_output_options, add_sweep_options, emit, int_list, markdown_table, positive_float, positive_int, save_figure
+from popgrad.cliutil import (add_output_options, add_sweep_options, emit, int_list, markdown_table, positive_float,
+                             positive_int, save_figure, split_list)
 from popgrad.commands.recall_table import add_model_arguments, check_budget, check_model_sizes, model_from_args
 from popgrad.errors import PopgradError
+from popgrad.sweep import options_from_args
 
 NAME = "scaling"
 HELP = "sweep d, N, T, K: batches needed for R_1 >= threshold and fitted exponents (App. E)"
@@ -20,9 +22,9 @@ COLUMNS = ("sweep", "value", "d", "batches_needed", "needed_per_seed", "r1_at_ma
 
 
 def _sweeps(text: str) -> list[str]:
-    parts = [p.strip() for p in text.split(",") if p.strip()]
+    parts = split_list(text, "sweeps")
     bad = [p for p in parts if p not in SWEEPS]
-    if not parts or bad:
+    if bad:
         raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(SWEEPS)}, got {text!r}")
     return list(dict.fromkeys(parts))
 
@@ -46,11 +48,6 @@ def _fmt(x: float) -> str:
 
 
 def run(args) -> int:
-    from popgrad.numerics.scaling import (batch_points, batch_sweep_cell, error_exponent, fitted_exponent,
-                                          scaling_cells, scaling_jobs, scaling_points)
-    from popgrad.device import resolve_device
-    from popgrad.sweep import Cell, describe, options_from_args, run_cells
-
     if args.threshold > 1:
         raise PopgradError(f"--threshold must be in (0, 1], got {args.threshold}")
     sweeps = args.sweeps
@@ -65,11 +62,17 @@ def run(args) -> int:
     for n in args.Ns if "N" in sweeps else []:
         if n < 2:
             raise PopgradError(f"--Ns: N must be >= 2, got {n}")
+    sweep = options_from_args(args)
     base = model_from_args(args)
     for ks in args.Ks if "K" in sweeps else []:
         if ks > base.N:
             raise PopgradError(f"--Ks: K={ks} exceeds the vocabulary size N={base.N}")
-    sweep = options_from_args(args)
+    # numerics (and torch) load only once the arguments are known to be good
+    from popgrad.device import resolve_device
+    from popgrad.numerics.scaling import (batch_points, batch_sweep_cell, error_exponent, fitted_exponent,
+                                          scaling_cells, scaling_jobs, scaling_points)
+    from popgrad.sweep import Cell, describe, run_cells
+
     device = resolve_device(args.device)
     jobs = scaling_jobs([sw for sw in args.sweeps if sw != "batches"], args.dims, args.Ns, args.Ts, args.Ks,
                         args.d, base)

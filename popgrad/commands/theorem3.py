@@ -23,11 +23,8 @@ import os
 import sys
 import time
 
-import torch
-
 from popgrad.cliutil import add_output_options, emit, positive_float, positive_int, nonnegative_int
 from popgrad.errors import PopgradError, memory_budget
-from popgrad.tolerances import MC_Z
 
 NAME = "theorem3"
 HELP = "Theorem 3: the three one-step matrices (paper, exact, Monte-Carlo), recall, and the assembled head"
@@ -63,6 +60,7 @@ def mc_steps(model, emb, eta, n, seed):
     """Group estimates {step: (G, d, d)} on G disjoint groups of the n sequences; each step at the
     mean (all-sample) previous matrices. Groups differ in size by at most one, so the mean of the
     group estimates is the all-sample estimate up to that rounding."""
+    import torch  # here, not at the top: bad arguments are refused before torch loads
     from popgrad.numerics import theorem3_mc as mc
 
     z, y, _ = mc.sampled(model, n, seed, emb.W_E.device)
@@ -77,6 +75,7 @@ def mc_steps(model, emb, eta, n, seed):
 
 def step_scores(emb, name, W):
     """Scalar summaries of one matrix: mean target score, mean off-target score (+ tau line)."""
+    import torch  # here, not at the top: bad arguments are refused before torch loads
     from popgrad.memory import eq7_targets, memory_scores
 
     U, V, target = eq7_targets(emb)[name]
@@ -105,6 +104,8 @@ STEP_LABEL = {"W_O2": "1: W_O^2 (16)", "W_K2": "2: W_K^2 (24)-(25)", "W_K1": "3:
 
 def step_rows(emb, exact, groups, eta):
     """The per-step table rows (fixed order) and recall per step."""
+    import torch  # here, not at the top: bad arguments are refused before torch loads
+    from popgrad.tolerances import MC_Z  # imports torch
     from popgrad.memory import eq7_targets, memory_recall
 
     tg = eq7_targets(emb)
@@ -151,6 +152,7 @@ def head_rows(emb, model, learned, beta, seed, n):
 
 def recall_margin_rows(emb, exact, groups):
     """Recall (9) with margins: exact and Monte-Carlo, each step scored as in (9), W_K^2 also per query."""
+    import torch  # here, not at the top: bad arguments are refused before torch loads
     from popgrad.memory import eq7_targets
     from popgrad.numerics import head_ablation as ha
 
@@ -175,6 +177,7 @@ def recall_margin_rows(emb, exact, groups):
 
 def decomposition(emb, learned):
     """W_K^2 blocks, bias ratios and W_O^2's two lines, from the exact engine's matrices (None if d too small)."""
+    import torch  # here, not at the top: bad arguments are refused before torch loads
     from popgrad.numerics import head_ablation as ha
 
     if emb.d < max(2 * emb.N, emb.N + emb.T):
