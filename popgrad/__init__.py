@@ -23,6 +23,8 @@ import importlib.util as _importlib_util
 import os as _os
 import sys as _sys
 
+from popgrad.errors import PopgradError  # light (numpy only): usable without loading the API
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -49,9 +51,6 @@ __all__ = [
 
 def __getattr__(name):
     """Load the public API (popgrad.api, which imports torch) on first use of one of its names."""
-    if name == "PopgradError":                 # without loading the API (and torch)
-        from popgrad.errors import PopgradError as value
-        return value
     if name in __all__:
         from popgrad import api  # lazy: keeps `import popgrad` torch-free (the API imports torch)
 
