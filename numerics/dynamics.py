@@ -305,7 +305,8 @@ def dynamics(model, emb, eta, k=1, rounds=1, kind="consecutive", loss="full", ph
     etas = step_sizes(eta)
     plan = schedule(kind, k, rounds)
     dev, dt = emb.W_E.device, emb.W_E.dtype
-    co = coordinates(emb)
+    with cpu_threads(dev, 1):                           # even the fixed bases: a 2-thread matmul rounds differently
+        co = coordinates(emb)
     draw = data_source(model, population, positive_int("n", n), seed, dev)
     ze, ye, _, _ = sample_model_d(model, positive_int("n_eval", n_eval), make_generator(10_000 + seed, dev))
     W = {name: torch.zeros(emb.d, emb.d, dtype=dt, device=dev) for name in LAYERS}
