@@ -39,6 +39,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from popgrad.data import SecondOccurrenceModel
@@ -394,3 +395,15 @@ def steps_to_reach(N, T, d, eta, kind="alternating", k=100, rounds=1, seeds=(0, 
         out["best"].append(best)
         out["steps_run"].append(last)
     return out
+
+
+def median_interval(steps, seeds: int, level: float = 0.95, resamples: int = 2000, seed: int = 0):
+    """Median over `seeds` runs of the first step reaching a threshold (runs that never reach it count as
+    +inf), and a percentile bootstrap interval of that median (resampling runs; fixed generator).
+    Returns (median, lo, hi), each None where it is +inf (more than half the runs did not reach)."""
+    v = np.array(sorted(steps) + [np.inf] * (seeds - len(steps)), dtype=float)
+    rng = np.random.default_rng(seed)
+    meds = np.sort(np.median(rng.choice(v, size=(resamples, v.size), replace=True), axis=1))
+    lo = meds[int(np.floor((1 - level) / 2 * (resamples - 1)))]
+    hi = meds[int(np.ceil((1 + level) / 2 * (resamples - 1)))]
+    return tuple(None if not np.isfinite(x) else float(x) for x in (np.median(v), lo, hi))

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from popgrad.cli import main
-from popgrad.commands import dynamics as cmd
 from popgrad.data import SecondOccurrenceModel
 from popgrad.embeddings import make_embeddings
 from popgrad.numerics import dynamics as dy
@@ -83,8 +82,8 @@ def test_step_streams_depend_on_seed_and_step_only():
 
 def test_median_interval_counts_unreached_as_infinite():
     """Test the median and its bootstrap interval: unreached runs count as +inf (None when the median is)."""
-    med, lo, hi = cmd.median_interval([10, 20, 30], 3)
+    med, lo, hi = dy.median_interval([10, 20, 30], 3)
     assert med == 20 and 10 <= lo <= 20 <= hi <= 30
-    assert cmd.median_interval([10], 3) == (None, 10.0, None)
-    med, lo, hi = cmd.median_interval([5, 6, 7, 8], 5)
+    assert dy.median_interval([10], 3) == (None, 10.0, None)
+    med, lo, hi = dy.median_interval([5, 6, 7, 8], 5)
     assert med == 7 and hi is None

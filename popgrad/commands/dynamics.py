@@ -27,7 +27,8 @@ from popgrad.data import SecondOccurrenceModel
 from popgrad.device import resolve_device
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, memory_budget
-from popgrad.numerics.dynamics import LOSSES, PHAT, POPULATIONS, SCHEDULES, dynamics, memory_estimate_floats, schedule
+from popgrad.numerics.dynamics import (LOSSES, PHAT, POPULATIONS, SCHEDULES, dynamics, median_interval,
+                                       memory_estimate_floats, schedule)
 from popgrad.sweep import Cell, describe, options_from_args, run_cells
 
 NAME = "dynamics"
@@ -183,18 +184,6 @@ def collect_cells(args, schedules, rows: list, sweep) -> None:
              for etas in args.etas for kind in schedules for seed in range(args.seed, args.seed + args.seeds)]
     for res in run_cells(cells, sweep, desc="dynamics runs"):
         rows.extend(res.value)
-
-
-def median_interval(steps, seeds: int, level: float = 0.95, resamples: int = 2000, seed: int = 0):
-    """Median over `seeds` runs of the first step reaching a threshold (runs that never reach it count as
-    +inf), and a percentile bootstrap interval of that median (resampling runs; fixed generator).
-    Returns (median, lo, hi), each None where it is +inf (more than half the runs did not reach)."""
-    v = np.array(sorted(steps) + [np.inf] * (seeds - len(steps)), dtype=float)
-    rng = np.random.default_rng(seed)
-    meds = np.sort(np.median(rng.choice(v, size=(resamples, v.size), replace=True), axis=1))
-    lo = meds[int(np.floor((1 - level) / 2 * (resamples - 1)))]
-    hi = meds[int(np.ceil((1 + level) / 2 * (resamples - 1)))]
-    return tuple(None if not np.isfinite(x) else float(x) for x in (np.median(v), lo, hi))
 
 
 def summarize(rows, ths) -> list[dict]:
