@@ -29,7 +29,7 @@ from popgrad.data import SecondOccurrenceModel
 from popgrad.embeddings import make_embeddings
 from popgrad.numerics import theorem3_mc as mc
 from popgrad.numerics import training
-from popgrad.numerics.dynamics import (LAYERS, coordinates, data_source, dynamics, full_gradients, full_loss,
+from popgrad.numerics.dynamics import (LAYERS, coordinates, data_source, dynamics, full_loss,
                                        median_interval, schedule, scores, step_seed, steps_to_reach)
 from popgrad.numerics.dynamics_reference import approach_to_exact
 from popgrad.numerics.induction_head import induction_head_logits
@@ -80,16 +80,22 @@ register(Claim(
 
 
 # ----------------------------------------------------------------------------- (ii) token coordinates
+def _plain_step(emb, W, names, z, y, w, etas):
+    """One gradient step of the layers `names` on d x d matrices: autograd of the weighted CE of
+    induction_head_logits at position T (the reference, no token coordinates)."""
+    leaves = {k: v.clone().requires_grad_(True) for k, v in W.items()}
+    logits = induction_head_logits(emb, z, leaves["W_K1"], leaves["W_K2"], leaves["W_O2"])[:, -1]   # (M, N)
+    loss = (w * torch.nn.functional.cross_entropy(logits, y, reduction="none")).sum()
+    grads = torch.autograd.grad(loss, [leaves[k] for k in names])
+    return {**W, **{k: W[k] - etas[k] * g for k, g in zip(names, grads)}}
+
+
 def _plain_gd(emb, z, y, w, etas, plan):
     """Reference: gradient descent on d x d matrices, autograd of the CE of induction_head_logits at position T."""
     W = {k: torch.zeros(emb.d, emb.d, dtype=torch.float64) for k in ("W_O2", "W_K2", "W_K1")}
     out = []
     for _, names in plan:
-        leaves = {k: v.clone().requires_grad_(True) for k, v in W.items()}
-        logits = induction_head_logits(emb, z, leaves["W_K1"], leaves["W_K2"], leaves["W_O2"])[:, -1]   # (M, N)
-        loss = (w * torch.nn.functional.cross_entropy(logits, y, reduction="none")).sum()
-        grads = torch.autograd.grad(loss, [leaves[k] for k in names])
-        W = {**W, **{k: W[k] - etas[k] * g for k, g in zip(names, grads)}}
+        W = _plain_step(emb, W, names, z, y, w, etas)
         out.append(W)
     return out
 
@@ -125,9 +131,9 @@ register(Claim(
              "shared: the enumerated model D and the embeddings",
     kind="exact", tolerance="rel <= 1e-10 (float64) at every step, every matrix",
     measure=measure_token_coordinates,
-    code=("popgrad.numerics.dynamics.last_position_logits", "popgrad.numerics.dynamics.full_gradients",
+    code=("popgrad.numerics.dynamics.last_position_logits", "popgrad.numerics.dynamics.chunked_full_gradients",
           "popgrad.numerics.induction_head.induction_head_logits"),
-    sides=(("popgrad.numerics.dynamics.last_position_logits", "popgrad.numerics.dynamics.full_gradients"),
+    sides=(("popgrad.numerics.dynamics.last_position_logits", "popgrad.numerics.dynamics.chunked_full_gradients"),
            ("popgrad.claims.dynamics._plain_gd", "popgrad.numerics.induction_head.induction_head_logits"))))
 
 
@@ -173,7 +179,8 @@ STREAM = {"N": 8, "T": 8, "d": 32, "n": 700, "seed": 3, "etas": {"W_O2": 2.0, "W
 def measure_streams() -> Measurement:
     """Steps 1-3 of a joint Monte-Carlo run (n = 700 > one chunk): the batch of each step equals
     sample_model_d on the generator of step_seed(seed, step); successive batches differ; the fixed population
-    repeats step 1's batch; and W after each step is W - eta * full_gradients (one unchunked autograd) on it."""
+    repeats step 1's batch; and W after each step is one plain d x d autograd step (induction_head_logits, whole
+    batch, no token coordinates, no chunks) on it."""
     s = STREAM
     model = SecondOccurrenceModel(s["N"], s["T"])
     emb = make_embeddings(s["d"], s["N"], s["T"], seed=s["seed"], dtype="float64")
@@ -188,18 +195,16 @@ def measure_streams() -> Measurement:
         mismatched += int(not (torch.equal(xz, sampler[0][0]) and torch.equal(xy, sampler[0][1])))
     same_rows = max(float((sampler[a][0] == sampler[b][0]).all(1).double().mean()) for a, b in ((0, 1), (1, 2), (0, 2)))
     rows = list(dynamics(model, emb, s["etas"], k=3, kind="joint", population="mc", n=s["n"], n_eval=64, seed=s["seed"]))
-    co = coordinates(emb)
     W = {k: torch.zeros(s["d"], s["d"], dtype=torch.float64) for k in LAYERS}
     worst = 0.0
     for r, (z, y, _, _) in zip(rows[1:], sampler):
         w = torch.full((s["n"],), 1.0 / s["n"], dtype=torch.float64)
-        g, _ = full_gradients(co, W, LAYERS, z, y, w)
-        W = {k: W[k] - s["etas"][k] * g[k] for k in LAYERS}
+        W = _plain_step(emb, W, LAYERS, z, y, w, s["etas"])
         worst = max(worst, *(rel_error(r["_W"][k], W[k]) for k in LAYERS))
     error = worst + mismatched + (1.0 if same_rows > 0.05 else 0.0)
     return Measurement(error, FLOAT64.rtol, "exact",
                        note=f"steps 1-3: batches equal to the sampler's stream ({6 - mismatched}/6), identical rows between "
-                            f"steps <= {same_rows:.3f}, W vs unchunked autograd on the sampler's batches rel {worst:.1e}",
+                            f"steps <= {same_rows:.3f}, W vs plain d x d autograd on the sampler's batches rel {worst:.1e}",
                        details={"mismatched": mismatched, "same_rows": same_rows, "rel": worst})
 
 
@@ -208,16 +213,18 @@ register(Claim(
     statement="Each Monte-Carlo step of the population dynamics draws fresh sequences (the sampler's stream of "
               "(seed, step)) and descends the gradient on exactly those; the fixed-sample mode reuses step 1's",
     where="App. B.3 (the population gradient estimated by Monte Carlo), Sec. 4.2 model",
-    compared="numerics.dynamics (data_source, chunked float64 gradient sums) vs sample_model_d on "
-             "make_generator(step_seed(seed, step)) and one unchunked autograd (full_gradients) per step; "
-             "successive batches must differ (<= 5% identical rows); shared: the embeddings",
+    compared="numerics.dynamics (data_source, chunked float64 gradient sums in token coordinates) vs sample_model_d "
+             "on make_generator(step_seed(seed, step)) and one plain d x d autograd step of the CE of "
+             "induction_head_logits on the whole batch; successive batches must differ (<= 5% identical rows); "
+             "shared: the embeddings",
     kind="exact", tolerance="batches equal exactly; W rel <= 1e-10 (float64) after each of 3 joint steps",
     measure=measure_streams,
     code=("popgrad.numerics.dynamics.data_source", "popgrad.numerics.dynamics.step_seed",
-          "popgrad.numerics.dynamics.chunked_full_gradients", "popgrad.numerics.dynamics.full_gradients",
-          "popgrad.numerics.samplers.sample_model_d"),
+          "popgrad.numerics.dynamics.chunked_full_gradients", "popgrad.numerics.samplers.sample_model_d",
+          "popgrad.numerics.induction_head.induction_head_logits"),
     sides=(("popgrad.numerics.dynamics.data_source", "popgrad.numerics.dynamics.chunked_full_gradients"),
-           ("popgrad.numerics.samplers.sample_model_d", "popgrad.numerics.dynamics.full_gradients"))))
+           ("popgrad.numerics.samplers.sample_model_d", "popgrad.claims.dynamics._plain_step",
+            "popgrad.numerics.induction_head.induction_head_logits"))))
 
 
 # ----------------------------------------------------------------------------- (v) training stream, step 0
