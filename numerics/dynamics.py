@@ -289,7 +289,7 @@ def chunked_full_gradients(co: Coordinates, W: dict, names, z, y, weights, chunk
 
 
 def dynamics(model, emb, eta, k=1, rounds=1, kind="consecutive", loss="full", phat="uniform",
-             population="mc", n=4096, n_eval=4096, seed=0, exact_first=True, engine_cosine=False):
+             population="mc", n=4096, n_eval=4096, seed=0, exact_first=True, engine_cosine=False, chunk=CHUNK):
     """Iterate the population dynamics; yields one row (dict) per step, step 0 = all matrices zero.
 
     Row: step, round, layer(s) updated, steps taken per layer, loss (before the step), accuracy and
@@ -299,7 +299,7 @@ def dynamics(model, emb, eta, k=1, rounds=1, kind="consecutive", loss="full", ph
 
     Deterministic by construction: every step runs with one torch CPU thread, its sequences come
     from the stream of (seed, step) (`step_seed`), and its gradient is a fixed-order float64 sum
-    over chunks of CHUNK sequences; so the output is the same with any thread count or worker.
+    over chunks of `chunk` sequences (CHUNK by default); so the output is the same with any thread count or worker.
     """
     choice("loss", loss, LOSSES)
     choice("phat", phat, PHAT)
@@ -326,19 +326,19 @@ def dynamics(model, emb, eta, k=1, rounds=1, kind="consecutive", loss="full", ph
     for step, (rnd, names) in enumerate(plan, start=1):
         with cpu_threads(dev, 1):
             W, lv, cos = _step(model, emb, co, W, names, draw(step), etas, taken, loss, phat, exact_first,
-                               engine_cosine)
+                               engine_cosine, positive_int("chunk", chunk))
         for nm in names:
             taken[nm] += 1
         yield row(step, rnd, names, lv, cos)
 
 
-def _step(model, emb, co, W, names, batch, etas, taken, loss, phat, exact_first, engine_cosine):
+def _step(model, emb, co, W, names, batch, etas, taken, loss, phat, exact_first, engine_cosine, chunk):
     """One step of the layers `names`: (new W, loss before the step, cosine with the engine or None)."""
     z, y, w = batch
     use_engine = loss == "b3" and phat == "uniform" and exact_first
     from_zero = [nm for nm in names if taken[nm] == 0]
     if loss == "full":
-        grads, lv = chunked_full_gradients(co, W, names, z, y, w)
+        grads, lv = chunked_full_gradients(co, W, names, z, y, w, chunk)
     else:
         auto = [nm for nm in names if not (use_engine and nm in from_zero)]
         grads, lv = b3_gradients(emb, W, auto, z, y, w, phat) if auto else ({}, None)
