@@ -1,4 +1,4 @@
-"""Population dynamics beyond one step (issue 13, item 4): k gradient steps per layer, top-down, in rounds.
+"""Population dynamics beyond one step: k gradient steps per layer, top-down, in rounds.
 
 Theorem 3 (App. B.3) takes ONE population gradient step per layer from zero: W_O^2, then W_K^2,
 then W_K^1. Here each layer takes k steps, top-down, and the three-layer pass is repeated for
@@ -27,6 +27,12 @@ The gradient is dL/dW_K^1 = B1 (dL/dS1) B1^T (etc.), so one gradient step on W i
 computed in these coordinates at cost independent of d^2 per token, exactly (float64), and the
 d x d matrices are kept for the probes. A check holds this against autograd of
 `induction_head_logits` on the enumerated model D.
+
+Populations: "mc" draws n fresh model-D sequences per step from a generator seeded by
+(seed, step) (`step_seed`); "fixed" reuses step 1's n sequences at every step (full-batch
+descent on an empirical population); "enumerated" is model D itself (exact population
+gradient, small N and T). Every step runs with one torch CPU thread and sums its gradient over
+fixed chunks in float64, so a run's numbers do not depend on the thread count or the worker.
 
 Conventions: code positions 0..T-1, key-query matrices in the eq. (7) convention (query^T W key).
 A "step" with step size eta on layer l is W_l <- W_l - eta_l * grad_{W_l} L (the population

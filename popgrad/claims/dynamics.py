@@ -1,4 +1,4 @@
-"""Claims: population dynamics beyond one step (issue 13, item 4; Theorem 3 extended to k steps per layer).
+"""Claims: population dynamics beyond one step (Theorem 3 extended to k steps per layer).
 
 dynamics.first_steps_are_theorem3   exact: the first step of each layer of the B.3 dynamics (autograd on the
                                     enumerated model D) equals the exact engine's one-step matrix

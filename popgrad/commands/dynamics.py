@@ -1,4 +1,4 @@
-"""`popgrad dynamics`: population gradient steps beyond one per layer (issue 13, item 4).
+"""`popgrad dynamics`: population gradient steps beyond one per layer.
 
 k population gradient steps per layer, top-down (W_O^2, then W_K^2, then W_K^1), repeated for
 --rounds rounds ("consecutive"), or alternating one step per layer ("alternating"), or all three
@@ -10,6 +10,9 @@ accuracy (mean and standard error over --seeds; a seed that never reaches counts
 Two losses (--loss): "full" (the cross-entropy at position T of the full Sec. 4.2 model, default)
 and "b3" (the simplified per-layer losses of App. B.3; a layer's first step from zero is the
 exact engine's when --phat uniform). See popgrad.numerics.dynamics.
+--population mc (fresh sequences per step), fixed (the same --n sequences every step) or enumerated
+(model D exactly). The same seed and arguments print the same numbers with any thread count and
+with --workers (one torch thread per step, per-(seed, step) streams, fixed-order float64 sums).
 Ctrl-C stops the run and prints (and writes) the rows collected so far.
 """
 
