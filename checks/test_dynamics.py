@@ -54,6 +54,12 @@ def test_dynamics_small_counts():
     assert_claim("dynamics.small_counts")
 
 
+def test_dynamics_median_interval():
+    # The reported statistic: median first step over seeds (unreached = +inf) and its bootstrap interval equal a
+    # Python loop with statistics.median over the same resamples (exact equality, with and without unreached seeds).
+    assert_claim("dynamics.median_interval")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("POPGRAD_SLOW") != "1", reason="slow (minutes on CPU): run with POPGRAD_SLOW=1")
 def test_dynamics_small_counts_converged():
