@@ -7,6 +7,7 @@ import json
 import sys
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -57,6 +58,8 @@ def convergence(data, path):
                                 capsize=3, label=f"{key_kind}, {'fresh' if pop == 'mc' else 'fixed'}")
         ax.set(xscale="log", xlabel="sequences per step $n$", ylabel=f"median steps to accuracy {th}",
                title=f"N=32, T=16, d=256: accuracy {th}")
+        ax.set_xticks([2048, 8192, 32768], ["2048", "8192", "32768"])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
