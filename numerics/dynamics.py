@@ -1,4 +1,4 @@
-"""Population dynamics beyond one step (issue 13, item 4): k gradient steps per layer, top-down, in rounds.
+"""Population dynamics beyond one step: k gradient steps per layer, top-down, in rounds.
 
 Theorem 3 (App. B.3) takes ONE population gradient step per layer from zero: W_O^2, then W_K^2,
 then W_K^1. Here each layer takes k steps, top-down, and the three-layer pass is repeated for
@@ -28,6 +28,12 @@ computed in these coordinates at cost independent of d^2 per token, exactly (flo
 d x d matrices are kept for the probes. A check holds this against autograd of
 `induction_head_logits` on the enumerated model D.
 
+Populations: "mc" draws n fresh model-D sequences per step from a generator seeded by
+(seed, step) (`step_seed`); "fixed" reuses step 1's n sequences at every step (full-batch
+descent on an empirical population); "enumerated" is model D itself (exact population
+gradient, small N and T). Every step runs with one torch CPU thread and sums its gradient over
+fixed chunks in float64, so a run's numbers do not depend on the thread count or the worker.
+
 Conventions: code positions 0..T-1, key-query matrices in the eq. (7) convention (query^T W key).
 A "step" with step size eta on layer l is W_l <- W_l - eta_l * grad_{W_l} L (the population
 gradient estimated on `n` fresh sequences, or exact on the enumerated model D).
@@ -35,12 +41,20 @@ gradient estimated on `n` fresh sequences, or exact on the enumerated model D).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from popgrad.data import SecondOccurrenceModel
+from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, choice, positive_float, positive_int
+from popgrad.memory import eq7_targets, memory_recall
+from popgrad.numerics import theorem3_mc as mc
+from popgrad.numerics.samplers import cpu_threads, make_generator, sample_model_d
+from popgrad.theory import theorem3 as t3
 
 LAYERS = ("W_O2", "W_K2", "W_K1")                # top-down order of Theorem 3
 SCHEDULES = ("consecutive", "alternating", "joint")
@@ -135,8 +149,6 @@ def full_gradients(co: Coordinates, W: dict, names, z, y, weights) -> tuple[dict
 # ----------------------------------------------------------------------------- the B.3 losses
 def b3_layer_loss(name, emb, W: dict, Wl, z, y, weights, phat):
     """The App. B.3 loss of layer `name` at its value Wl, the other layers at W (B.3.1, (17), Lemma 5)."""
-    from popgrad.numerics import theorem3_mc as mc
-
     if name == "W_O2":
         return mc.step1_loss(Wl, emb, z, y, weights)                       # cross-entropy (p_hat = 1/N at 0)
     if name == "W_K2":
@@ -157,8 +169,6 @@ def b3_gradients(emb, W: dict, names, z, y, weights, phat) -> tuple[dict, float]
 
 def engine_step(model, emb, W: dict, name: str, eta: float) -> torch.Tensor:
     """The exact population step from zero of layer `name` at the other layers' current values (p_hat = 1/N)."""
-    from popgrad.theory import theorem3 as t3
-
     dt = emb.W_E.dtype
     emb = emb.to(dtype="float64")                                          # the engine is float64 only
     W = {k: v.to(torch.float64) for k, v in W.items()}
@@ -222,8 +232,6 @@ def accuracy(co: Coordinates, W: dict, z, y, batch: int = 4096) -> tuple[float, 
 
 def recalls(emb, W: dict) -> dict:
     """Memory recall (9) of each matrix against its eq. (7) target (popgrad.memory)."""
-    from popgrad.memory import eq7_targets, memory_recall
-
     tg = eq7_targets(emb)
     return {k: memory_recall(W[k], *tg[k]) for k in LAYERS}
 
@@ -235,85 +243,131 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 # ----------------------------------------------------------------------------- the run
-def data_source(model, population: str, n: int, seed: int, device):
-    """A function step -> (z, y, weights): fresh Monte-Carlo sequences per step, or the enumerated model D."""
-    from popgrad.numerics import theorem3_mc as mc
-    from popgrad.numerics.samplers import make_generator, sample_model_d
+CHUNK = 512                 # sequences per gradient chunk: the reduction order depends on this only
+POPULATIONS = ("mc", "fixed", "enumerated")
 
-    choice("population", population, ("mc", "enumerated"))
+
+def step_seed(seed: int, step: int) -> int:
+    """The seed of the Monte-Carlo sequences of `step` in run `seed` (a hash of both, < 2^63).
+
+    Each step's sequences depend on (seed, step, n) only: not on chunking, threads or workers."""
+    digest = hashlib.sha256(f"popgrad.dynamics:{seed}:{step}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def data_source(model, population: str, n: int, seed: int, device):
+    """A function step -> (z, y, weights).
+
+    mc: n fresh sequences per step, drawn from the stream of (seed, step); fixed: the same n
+    sequences every step (those of step 1: full-batch descent on an empirical population);
+    enumerated: model D exactly (weights = probabilities)."""
+    choice("population", population, POPULATIONS)
     if population == "enumerated":
         z, y, w = mc.enumerated(model, device)
         return lambda step: (z, y, w)
-    gen = make_generator(seed, device)
 
     def draw(step):
-        z, y, _, _ = sample_model_d(model, n, gen)
+        z, y, _, _ = sample_model_d(model, n, make_generator(step_seed(seed, step), device))
         return z, y, torch.full((n,), 1.0 / n, dtype=torch.float64, device=z.device)
+
+    if population == "fixed":
+        batch = draw(1)
+        return lambda step: batch
     return draw
 
 
+def chunked_full_gradients(co: Coordinates, W: dict, names, z, y, weights, chunk: int = CHUNK) -> tuple[dict, float]:
+    """`full_gradients` summed over fixed chunks of `chunk` sequences, in order, in float64.
+
+    The sum depends on the chunk size only (not on n's split over threads or workers); the
+    gradients are lifted to d x d once, from the float64 sums, then cast to W's dtype."""
+    S = scores(co, W)
+    acc = {k: torch.zeros_like(S[k], dtype=torch.float64) for k in names}
+    total = 0.0
+    for s in range(0, z.shape[0], chunk):
+        leaves = {k: v.detach().clone().requires_grad_(k in names) for k, v in S.items()}
+        loss = full_loss(co, leaves, z[s:s + chunk], y[s:s + chunk], weights[s:s + chunk])
+        for k, g in zip(names, torch.autograd.grad(loss, [leaves[k] for k in names])):
+            acc[k] += g.to(torch.float64)
+        total += float(loss.detach())
+    dt = W[names[0]].dtype
+    return {k: lift(co, k, acc[k].to(dt)) for k in names}, total
+
+
 def dynamics(model, emb, eta, k=1, rounds=1, kind="consecutive", loss="full", phat="uniform",
-             population="mc", n=4096, n_eval=4096, seed=0, exact_first=True, engine_cosine=False):
+             population="mc", n=4096, n_eval=4096, seed=0, exact_first=True, engine_cosine=False, chunk=CHUNK):
     """Iterate the population dynamics; yields one row (dict) per step, step 0 = all matrices zero.
 
     Row: step, round, layer(s) updated, steps taken per layer, loss (before the step), accuracy and
     its standard error on `n_eval` fixed fresh sequences, recall (9) per layer, and for a layer's
     first step (from zero) the cosine with the exact engine's one-step matrix (`engine_cosine`).
     The current matrices are in row["_W"] (not printed).
-    """
-    from popgrad.numerics.samplers import make_generator, sample_model_d
 
+    Deterministic by construction: every step runs with one torch CPU thread, its sequences come
+    from the stream of (seed, step) (`step_seed`), and its gradient is a fixed-order float64 sum
+    over chunks of `chunk` sequences (CHUNK by default); so the output is the same with any thread count or worker.
+    """
     choice("loss", loss, LOSSES)
     choice("phat", phat, PHAT)
     etas = step_sizes(eta)
     plan = schedule(kind, k, rounds)
     dev, dt = emb.W_E.device, emb.W_E.dtype
-    co = coordinates(emb)
-    draw = data_source(model, population, n, seed, dev)
+    with cpu_threads(dev, 1):                           # even the fixed bases: a 2-thread matmul rounds differently
+        co = coordinates(emb)
+    draw = data_source(model, population, positive_int("n", n), seed, dev)
     ze, ye, _, _ = sample_model_d(model, positive_int("n_eval", n_eval), make_generator(10_000 + seed, dev))
     W = {name: torch.zeros(emb.d, emb.d, dtype=dt, device=dev) for name in LAYERS}
     taken = {name: 0 for name in LAYERS}
 
     def row(step, rnd, names, loss_value, cos):
-        acc, se = accuracy(co, W, ze, ye)
-        out = {"step": step, "round": rnd, "layer": "+".join(names), "loss": loss_value,
-               "accuracy": acc, "accuracy_se": se, "n_eval": ze.shape[0],
-               **{f"steps_{name}": taken[name] for name in LAYERS},
-               **{f"recall_{name}": r for name, r in recalls(emb, W).items()}, "cos_engine": cos, "_W": W}
-        return out
+        with cpu_threads(dev, 1):
+            acc, se = accuracy(co, W, ze, ye)
+            rec = recalls(emb, W)
+        return {"step": step, "round": rnd, "layer": "+".join(names), "loss": loss_value,
+                "accuracy": acc, "accuracy_se": se, "n_eval": ze.shape[0],
+                **{f"steps_{name}": taken[name] for name in LAYERS},
+                **{f"recall_{name}": r for name, r in rec.items()}, "cos_engine": cos, "_W": W}
 
     yield row(0, 0, ("none",), None, None)
     for step, (rnd, names) in enumerate(plan, start=1):
-        z, y, w = draw(step)
-        use_engine = loss == "b3" and phat == "uniform" and exact_first
-        from_zero = [nm for nm in names if taken[nm] == 0]
-        if loss == "full":
-            grads, lv = full_gradients(co, W, names, z, y, w)
-        else:
-            auto = [nm for nm in names if not (use_engine and nm in from_zero)]
-            grads, lv = b3_gradients(emb, W, auto, z, y, w, phat) if auto else ({}, None)
-        new = {}
-        cos = None
-        for nm in names:
-            if nm in grads:
-                new[nm] = W[nm] - etas[nm] * grads[nm]
-            else:
-                new[nm] = engine_step(model, emb, W, nm, etas[nm])
-            if engine_cosine and nm in from_zero and len(names) == 1:
-                cos = cosine(new[nm], engine_step(model, emb, W, nm, etas[nm]))
-        W = {**W, **new}
+        with cpu_threads(dev, 1):
+            W, lv, cos = _step(model, emb, co, W, names, draw(step), etas, taken, loss, phat, exact_first,
+                               engine_cosine, positive_int("chunk", chunk))
         for nm in names:
             taken[nm] += 1
         yield row(step, rnd, names, lv, cos)
 
 
+def _step(model, emb, co, W, names, batch, etas, taken, loss, phat, exact_first, engine_cosine, chunk):
+    """One step of the layers `names`: (new W, loss before the step, cosine with the engine or None)."""
+    z, y, w = batch
+    use_engine = loss == "b3" and phat == "uniform" and exact_first
+    from_zero = [nm for nm in names if taken[nm] == 0]
+    if loss == "full":
+        grads, lv = chunked_full_gradients(co, W, names, z, y, w, chunk)
+    else:
+        auto = [nm for nm in names if not (use_engine and nm in from_zero)]
+        grads, lv = b3_gradients(emb, W, auto, z, y, w, phat) if auto else ({}, None)
+    new, cos = {}, None
+    for nm in names:
+        if nm in grads:
+            new[nm] = W[nm] - etas[nm] * grads[nm]
+        else:
+            new[nm] = engine_step(model, emb, W, nm, etas[nm])
+        if engine_cosine and nm in from_zero and len(names) == 1:
+            cos = cosine(new[nm], engine_step(model, emb, W, nm, etas[nm]))
+    return {**W, **new}, lv, cos
+
+
 def memory_estimate_floats(N: int, T: int, d: int, n: int, n_eval: int, loss: str) -> float:
-    """Floats held at once by one step (an upper estimate, for refusing up front)."""
+    """Floats held at once by one step (an upper estimate, for refusing up front): the n sequences,
+    and the activations of one gradient chunk (full loss) or of all n (B.3 losses, d-space)."""
     c = 2 * (N + T)
     per_seq = T * (N + T) + 3 * T * T + 3 * T * c + 2 * c + N                # full loss, token coordinates
+    held = 4.0 * min(n, CHUNK) * per_seq
     if loss == "b3":
-        per_seq = max(per_seq, 8 * T * d)                                     # d-space activations
-    return 12.0 * d * d + 4.0 * n * per_seq + 2.0 * min(n_eval, 4096) * per_seq
+        held = 4.0 * n * max(per_seq, 8 * T * d)                              # d-space activations
+    return 12.0 * d * d + 2.0 * n * T + held + 2.0 * min(n_eval, 4096) * per_seq
 
 
 def steps_to_reach(N, T, d, eta, kind="alternating", k=100, rounds=1, seeds=(0, 1, 2), thresholds=(0.5, 0.9),
@@ -323,9 +377,6 @@ def steps_to_reach(N, T, d, eta, kind="alternating", k=100, rounds=1, seeds=(0, 
     Returns {"first": {threshold: [step or None per seed]}, "per_layer": {...}, "best": [(acc, se) per seed]}.
     With `stop_at_last`, a seed stops once the largest threshold is reached.
     """
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-
     model = SecondOccurrenceModel(N, T)
     out = {"first": {th: [] for th in thresholds}, "per_layer": {th: [] for th in thresholds}, "best": [],
            "steps_run": []}
@@ -350,3 +401,15 @@ def steps_to_reach(N, T, d, eta, kind="alternating", k=100, rounds=1, seeds=(0, 
         out["best"].append(best)
         out["steps_run"].append(last)
     return out
+
+
+def median_interval(steps, seeds: int, level: float = 0.95, resamples: int = 2000, seed: int = 0):
+    """Median over `seeds` runs of the first step reaching a threshold (runs that never reach it count as
+    +inf), and a percentile bootstrap interval of that median (resampling runs; fixed generator).
+    Returns (median, lo, hi), each None where it is +inf (more than half the runs did not reach)."""
+    v = np.array(sorted(steps) + [np.inf] * (seeds - len(steps)), dtype=float)
+    rng = np.random.default_rng(seed)
+    meds = np.sort(np.median(rng.choice(v, size=(resamples, v.size), replace=True), axis=1))
+    lo = meds[int(np.floor((1 - level) / 2 * (resamples - 1)))]
+    hi = meds[int(np.ceil((1 + level) / 2 * (resamples - 1)))]
+    return tuple(None if not np.isfinite(x) else float(x) for x in (np.median(v), lo, hi))

@@ -1,4 +1,4 @@
-"""`popgrad dynamics`: population gradient steps beyond one per layer (issue 13, item 4).
+"""`popgrad dynamics`: population gradient steps beyond one per layer.
 
 k population gradient steps per layer, top-down (W_O^2, then W_K^2, then W_K^1), repeated for
 --rounds rounds ("consecutive"), or alternating one step per layer ("alternating"), or all three
@@ -10,6 +10,9 @@ accuracy (mean and standard error over --seeds; a seed that never reaches counts
 Two losses (--loss): "full" (the cross-entropy at position T of the full Sec. 4.2 model, default)
 and "b3" (the simplified per-layer losses of App. B.3; a layer's first step from zero is the
 exact engine's when --phat uniform). See popgrad.numerics.dynamics.
+--population mc (fresh sequences per step), fixed (the same --n sequences every step) or enumerated
+(model D exactly). The same seed and arguments print the same numbers with any thread count and
+with --workers (one torch thread per step, per-(seed, step) streams, fixed-order float64 sums).
 Ctrl-C stops the run and prints (and writes) the rows collected so far.
 """
 
@@ -19,16 +22,24 @@ import argparse
 import math
 import sys
 
+import numpy as np
+
 from popgrad.cliutil import (add_output_options, add_sweep_options, emit, nonnegative_int, positive_int, progress,
                              save_figure, write_csv)
+from popgrad.data import SecondOccurrenceModel
+from popgrad.device import resolve_device
+from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, memory_budget
-from popgrad.sweep import describe, options_from_args
+from popgrad.numerics.dynamics import (LOSSES, PHAT, POPULATIONS, SCHEDULES, dynamics, median_interval,
+                                       memory_estimate_floats, schedule)
+from popgrad.sweep import Cell, describe, options_from_args, run_cells
 
 NAME = "dynamics"
 HELP = "Population dynamics: k gradient steps per layer, top-down, in rounds; accuracy and recall per step"
 CURVE = ("etas", "schedule", "seed", "step", "round", "layer", "steps_W_O2", "steps_W_K2", "steps_W_K1",
          "loss", "accuracy", "accuracy_se", "n_eval", "recall_W_O2", "recall_W_K2", "recall_W_K1", "cos_engine")
-SUMMARY = ("etas", "schedule", "threshold", "reached", "seeds", "steps_mean", "steps_se", "steps_per_layer_mean",
+SUMMARY = ("etas", "schedule", "threshold", "reached", "seeds", "fraction", "steps_median", "steps_median_lo",
+           "steps_median_hi", "steps_mean", "steps_se", "steps_per_layer_mean",
            "best_accuracy", "best_accuracy_se", "final_accuracy", "final_accuracy_se", "n_eval", "steps_run")
 DEFAULT_ETAS = "30:300:300"
 MAX_STEPS = 1_000_000      # steps per layer (k x rounds), and --every
@@ -67,8 +78,6 @@ def thresholds(text: str) -> list[float]:
 
 
 def add_arguments(p):
-    from popgrad.numerics.dynamics import LOSSES, PHAT, SCHEDULES
-
     p.add_argument("--N", type=positive_int, default=32, help="vocabulary size (>= 2)")
     p.add_argument("--T", type=positive_int, default=16, help="sequence length (>= 3)")
     p.add_argument("--d", type=positive_int, default=256, help="embedding dimension")
@@ -80,13 +89,16 @@ def add_arguments(p):
     p.add_argument("--rounds", type=positive_int, default=1, help="rounds of the top-down pass (default 1)")
     p.add_argument("--loss", default="full", choices=LOSSES, help="full Sec. 4.2 cross-entropy (default) or the B.3 losses")
     p.add_argument("--phat", default="uniform", choices=PHAT, help="--loss b3 only: p_hat = 1/N (theorem) or true")
-    p.add_argument("--population", default="mc", choices=("mc", "enumerated"),
-                   help="fresh Monte-Carlo sequences per step (default) or the enumerated model D (small N, T)")
+    p.add_argument("--population", default="mc", choices=POPULATIONS,
+                   help="mc: --n fresh Monte-Carlo sequences per step (default); fixed: the same --n sequences every "
+                        "step (full-batch descent on an empirical population); enumerated: model D exactly (small N, T)")
     p.add_argument("--n", type=positive_int, default=2048, help="Monte-Carlo sequences per step (default 2048)")
     p.add_argument("--n-eval", type=positive_int, default=2048, help="fresh sequences for the accuracy (default 2048)")
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds (embeddings and data) (default 3)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="first seed (default 0)")
     p.add_argument("--thresholds", type=thresholds, default=[0.5, 0.9], help="accuracies to reach (default 0.5,0.9)")
+    p.add_argument("--stop", action="store_true",
+                   help="stop each seed once it reaches the largest threshold (its final accuracy is then that step's)")
     p.add_argument("--every", type=positive_int, default=5, help="print every k-th step in the markdown curve (all in --csv/--json)")
     p.add_argument("--dtype", default="auto", choices=("auto", "float64", "float32"),
                    help="auto (default): float32 for Monte-Carlo steps of the full loss, float64 for --population "
@@ -97,8 +109,6 @@ def add_arguments(p):
 
 
 def _validate(args):
-    from popgrad.numerics.dynamics import SCHEDULES, memory_estimate_floats
-
     if args.N < 2 or args.T < 3:
         raise PopgradError(f"model D needs N >= 2 and T >= 3, got N={args.N}, T={args.T}")
     if args.k * args.rounds > MAX_STEPS:
@@ -123,7 +133,7 @@ def _validate(args):
     if args.loss == "full" and args.phat != "uniform":
         raise PopgradError("--phat applies to --loss b3 only (the full loss uses the true softmax)")
     if args.dtype == "auto":
-        args.dtype = "float32" if (args.population == "mc" and args.loss == "full") else "float64"
+        args.dtype = "float32" if (args.population != "enumerated" and args.loss == "full") else "float64"
     if args.loss == "b3" and args.dtype != "float64":
         raise PopgradError("--loss b3 uses the exact engine, which needs --dtype float64")
     return SCHEDULES if args.schedule == "all" else (args.schedule,)
@@ -133,50 +143,46 @@ def eta_label(etas: dict) -> str:
     return ":".join(f"{etas[k]:g}" for k in ("W_O2", "W_K2", "W_K1"))
 
 
-def collect(args, schedules, rows: list, bar=None):
-    """Run every (etas, schedule, seed); append curve rows to `rows` as they come (kept on Ctrl-C)."""
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.device import resolve_device
-    from popgrad.embeddings import make_embeddings
-    from popgrad.numerics.dynamics import dynamics
+def curve(N, T, d, dtype, device, etas, kind, k, rounds, loss, phat, population, n, n_eval, seed, stop_at=None):
+    """The curve rows of one (etas, schedule, seed) run, one per step; with `stop_at`, up to the first
+    step whose accuracy reaches it."""
+    emb = make_embeddings(d, N, T, seed=seed, dtype=dtype, device=device)
+    for r in dynamics(SecondOccurrenceModel(N, T), emb, etas, k=k, rounds=rounds, kind=kind, loss=loss, phat=phat,
+                      population=population, n=n, n_eval=n_eval, seed=seed, engine_cosine=True):
+        yield {"etas": eta_label(etas), "schedule": kind, "seed": seed, **{c: v for c, v in r.items() if not c.startswith("_")}}
+        if stop_at is not None and r["accuracy"] >= stop_at:
+            return
 
-    model = SecondOccurrenceModel(args.N, args.T)
-    dev = resolve_device(args.device)
+
+def dynamics_cell(N, T, d, dtype, device, etas, kind, k, rounds, loss, phat, population, n, n_eval, stop_at,
+                  seed) -> list[dict]:
+    """One (etas, schedule, seed) run as a pure sweep cell: its curve rows."""
+    return list(curve(N, T, d, dtype, device, etas, kind, k, rounds, loss, phat, population, n, n_eval, seed, stop_at))
+
+
+def _base(args) -> dict:
+    return {"N": args.N, "T": args.T, "d": args.d, "dtype": args.dtype, "device": str(resolve_device(args.device)),
+            "k": args.k, "rounds": args.rounds, "loss": args.loss, "phat": args.phat, "population": args.population,
+            "n": args.n, "n_eval": args.n_eval, "stop_at": max(args.thresholds) if args.stop else None}
+
+
+def collect(args, schedules, rows: list, bar=None):
+    """Run every (etas, schedule, seed) here; append curve rows to `rows` as they come (kept on Ctrl-C)."""
+    base = _base(args)
     for etas in args.etas:
         for kind in schedules:
             for seed in range(args.seed, args.seed + args.seeds):
-                emb = make_embeddings(args.d, args.N, args.T, seed=seed, dtype=args.dtype, device=dev)
-                for r in dynamics(model, emb, etas, k=args.k, rounds=args.rounds, kind=kind, loss=args.loss,
-                                  phat=args.phat, population=args.population, n=args.n, n_eval=args.n_eval,
-                                  seed=seed, engine_cosine=True):
-                    rows.append({"etas": eta_label(etas), "schedule": kind, "seed": seed,
-                                 **{k: v for k, v in r.items() if not k.startswith("_")}})
+                for r in curve(**base, etas=etas, kind=kind, seed=seed):
+                    rows.append(r)
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix_str(f"{kind} seed {seed} acc {r['accuracy']:.3f} "
                                             f"R(O2,K2,K1) {r['recall_W_O2']:.2f},{r['recall_W_K2']:.2f},{r['recall_W_K1']:.2f}")
 
 
-def dynamics_cell(N, T, d, dtype, device, etas, kind, k, rounds, loss, phat, population, n, n_eval, seed) -> list[dict]:
-    """One (etas, schedule, seed) run as a pure sweep cell: its curve rows."""
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-    from popgrad.numerics.dynamics import dynamics
-
-    emb = make_embeddings(d, N, T, seed=seed, dtype=dtype, device=device)
-    return [{"etas": eta_label(etas), "schedule": kind, "seed": seed, **{c: v for c, v in r.items() if not c.startswith("_")}}
-            for r in dynamics(SecondOccurrenceModel(N, T), emb, etas, k=k, rounds=rounds, kind=kind, loss=loss, phat=phat,
-                              population=population, n=n, n_eval=n_eval, seed=seed, engine_cosine=True)]
-
-
 def collect_cells(args, schedules, rows: list, sweep) -> None:
     """Every (etas, schedule, seed) as one cell of popgrad.sweep (--workers / --scheduler / --cache)."""
-    from popgrad.device import resolve_device
-    from popgrad.sweep import Cell, run_cells
-
-    base = {"N": args.N, "T": args.T, "d": args.d, "dtype": args.dtype, "device": str(resolve_device(args.device)),
-            "k": args.k, "rounds": args.rounds, "loss": args.loss, "phat": args.phat, "population": args.population,
-            "n": args.n, "n_eval": args.n_eval}
+    base = _base(args)
     cells = [Cell(dynamics_cell, {**base, "etas": etas, "kind": kind}, seed, label=f"{kind} seed {seed}")
              for etas in args.etas for kind in schedules for seed in range(args.seed, args.seed + args.seeds)]
     for res in run_cells(cells, sweep, desc="dynamics runs"):
@@ -184,20 +190,24 @@ def collect_cells(args, schedules, rows: list, sweep) -> None:
 
 
 def summarize(rows, ths) -> list[dict]:
-    """Per (etas, schedule, threshold): seeds reaching it, first step (mean, se over those seeds), best and final accuracy."""
+    """Per (etas, schedule, threshold): seeds reaching it, the median first step with a bootstrap interval
+    (unreached seeds count as +inf), mean and se over the seeds that reach it, best and final accuracy."""
     groups = {}
     for r in rows:
         groups.setdefault((r["etas"], r["schedule"]), {}).setdefault(r["seed"], []).append(r)
     out = []
     for (etas, kind), seeds in groups.items():
-        finals = [curve[-1] for curve in seeds.values()]
-        bests = [max(curve, key=lambda r: r["accuracy"]) for curve in seeds.values()]
+        finals = [c[-1] for c in seeds.values()]
+        bests = [max(c, key=lambda r: r["accuracy"]) for c in seeds.values()]
         for th in ths:
-            firsts = [next((r for r in curve if r["accuracy"] >= th), None) for curve in seeds.values()]
+            firsts = [next((r for r in c if r["accuracy"] >= th), None) for c in seeds.values()]
             hit = [f for f in firsts if f is not None]
             steps = [f["step"] for f in hit]
             per_layer = [max(f["steps_W_O2"], f["steps_W_K2"], f["steps_W_K1"]) for f in hit]
+            med, lo, hi = median_interval(steps, len(seeds))
             out.append({"etas": etas, "schedule": kind, "threshold": th, "reached": len(hit), "seeds": len(seeds),
+                        "fraction": len(hit) / len(seeds), "steps_median": med, "steps_median_lo": lo,
+                        "steps_median_hi": hi,
                         "steps_mean": _mean(steps), "steps_se": _se(steps), "steps_per_layer_mean": _mean(per_layer),
                         "best_accuracy": _mean([b["accuracy"] for b in bests]),
                         "best_accuracy_se": _pooled_se(bests), "final_accuracy": _mean([f["accuracy"] for f in finals]),
@@ -226,11 +236,10 @@ def _pooled_se(rows):
 
 
 def plot(rows, path):
-    import matplotlib
+    import matplotlib                                 # optional and slow to import: only for --plot
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     groups = {}
@@ -258,8 +267,6 @@ def plot(rows, path):
 
 def run(args) -> int:
     schedules = _validate(args)
-    from popgrad.numerics.dynamics import schedule
-
     steps_per_run = len(schedule(schedules[0], args.k, args.rounds)) + 1
     total = steps_per_run * len(args.etas) * len(schedules) * args.seeds
     sweep = options_from_args(args)
