@@ -19,6 +19,7 @@ import torch
 
 from popgrad.device import resolve_device, resolve_dtype
 from popgrad.errors import PopgradError, choice, memory_budget, positive_float, positive_int
+from popgrad.numerics import lean_step as lean
 from popgrad.numerics import transformer as tr
 
 LOSSES = ("in-context", "all")
@@ -170,6 +171,7 @@ class Run:
     opt: torch.optim.Optimizer
     model: object
     counterparts: dict = field(default_factory=dict)
+    ws: lean.Workspace = field(default_factory=lean.Workspace)
 
 
 def memory_check(cfg: TrainConfig) -> float:
@@ -231,6 +233,13 @@ def step_loss(run: Run, z, mask, tgt):
     return loss, hits, n, (per * valid).sum(), None
 
 
+def sgd_step(run: Run, z, mask, tgt, probe: bool) -> dict:
+    """Loss, counts and gradients of one batch by the lean step (`popgrad.numerics.lean_step`)."""
+    keep = None if run.cfg.loss == "in-context" else mask | other_mask(mask, run.cfg.data)
+    return lean.lean_step(run.tab, z, mask, tgt, run.params, run.cfg.scale, run.ws, keep=keep,
+                          want_per=probe and keep is not None)
+
+
 def train(cfg: TrainConfig, callback=None, run: Run | None = None) -> dict:
     """Train; returns {'config', 'rows' (one per probe step), 'interrupted', 'seconds', 'counterparts'}.
 
@@ -250,17 +259,19 @@ def train(cfg: TrainConfig, callback=None, run: Run | None = None) -> dict:
             z, mask, tgt = next(stream)
             apply_schedule(run, step)
             probe = step % cfg.probe_every == 0 or step == cfg.steps
-            loss, hits, n, lsum, full = step_loss(run, z, mask, tgt)
+            out = sgd_step(run, z, mask, tgt, probe)
             if probe:
-                row = probes.probe_row(run, step, z, mask, tgt, loss, hits, n, lsum, full)
+                row = probes.probe_row(run, step, z, mask, tgt, out["loss"] / max(out["n_loss"], 1), out["hits"],
+                                       out["n"], out["ctx_sum"], None if out["per"] is None else (None, out["per"]))
                 rows.append(row)
                 if callback is not None:
                     callback(step, row)
             if step == cfg.steps:
                 break
-            run.opt.zero_grad(set_to_none=True)
-            if loss.requires_grad:
-                loss.backward()
+            if out["grads"]:
+                run.opt.zero_grad(set_to_none=True)
+                for name, g in out["grads"].items():
+                    run.params[name].grad = g
                 run.opt.step()
     except KeyboardInterrupt:
         interrupted = True
