@@ -104,7 +104,7 @@ def query_groups(mask: torch.Tensor, rows: int = GROUP_ROWS):
 
     Rows are sorted by their number of true entries (descending), cut into groups of `rows`,
     and each group is padded to its own largest count; rows without a query are dropped.
-    Padded slots hold a valid position of their row and valid = False.
+    Padded slots hold some position of their row (a legal index; its weight is zero) and valid = False.
     """
     counts = mask.sum(1)
     order = torch.argsort(counts, descending=True, stable=True)
@@ -134,7 +134,7 @@ def lean_step(tab: tr.FrozenTables, z: torch.Tensor, mask: torch.Tensor, tgt: to
     """
     c = tr.logit_scale(tab.d, scale)
     B, T = z.shape
-    d, N = tab.d, tab.U.shape[0]
+    d = tab.d
     W1, W2, WO = params["W_K1"].detach(), params["W_K2"].detach(), params["W_O2"].detach()
     WF = params.get("W_F")
     WF = None if WF is None else WF.detach()

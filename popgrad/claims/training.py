@@ -468,7 +468,6 @@ def measure_one_step_wo2_empirical() -> Measurement:
 def measure_lean_step() -> Measurement:
     # The training step popgrad runs (hand-written backward, reused buffers, layer 2 at in-context
     # positions) against autograd of the model written in the paper's public code's structure.
-    from popgrad.numerics import lean_step as ls
     from popgrad.numerics import paper_model as pm
     from popgrad.numerics import training as trn
 
