@@ -1,65 +1,35 @@
-"""Benchmark: one SGD training step of popgrad's model vs a plain nn.Module of the same model.
+"""Benchmark: one SGD step of popgrad's lean step vs the model in the paper's public code structure.
 
 Same frozen embeddings, same initial weights, same batch (fresh model-C sequences, T = 256,
-d = 128), same loss (in-context tokens, or all tokens), same torch.optim.SGD (momentum 0.9,
-weight decay 1e-4). The plain module is what one writes from Sec. 4.2 with nn.Linear layers:
-W_V / W_O applied to every token, full logits then a masked cross-entropy. Rounds are
-interleaved (plain, popgrad, plain, popgrad, ...) so that load on a shared machine hits both;
-reports the median and min-max per step and the ratio of medians (plain / popgrad: > 1 means
-popgrad is faster). Also checks that both give the same loss on the first batch.
+d = 128, the fig3 setting: loss on in-context tokens, `embed="code"`, logits / sqrt(d)), same
+torch.optim.SGD (momentum 0.9, weight decay 1e-4). Implementations:
 
-Run: `python benchmarks/bench_training.py [--batches 32,512] [--rounds 5] [--device auto]`.
+- `paper structure`: `popgrad.numerics.paper_model` (nn.Linear wk/wv/wo per layer, full causal
+  attention at every position, F.cross_entropy over the in-context positions), autograd;
+- `popgrad autograd`: `training.step_loss` (the transformer module with fused attention), autograd;
+- `popgrad lean`: `training.sgd_step` (`popgrad.numerics.lean_step`), what `popgrad train` runs.
+
+Rounds are interleaved (one step of each, repeated) so that load on a shared machine hits all;
+reports the median and min-max seconds per step, the minor page faults per step (median, from
+`resource.getrusage`) and the ratio of medians (paper structure / implementation). The first
+step's loss of every implementation is checked against the paper structure's.
+
+Run: `OMP_NUM_THREADS=1 python benchmarks/bench_training.py --threads 1 [--batches 64,512] [--rounds 5]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import time
 
 import torch
-from torch import nn
 
 from popgrad.cliutil import int_list, markdown_table
 from popgrad.device import resolve_device
+from popgrad.numerics import paper_model as pm
 from popgrad.numerics import training as trn
-from popgrad.numerics import transformer as tr
-
-
-class PlainTwoLayer(nn.Module):
-    """Sec. 4.2 written plainly: frozen embeddings and W_V, W_O as buffers / frozen Linear layers."""
-
-    def __init__(self, tab: tr.FrozenTables, params: dict, Phi1_V, Phi1_O, c: float):
-        super().__init__()
-        d = tab.d
-        self.register_buffer("E", tab.E.clone())
-        self.register_buffer("P", tab.P.clone())
-        self.c = c
-        self.wk1, self.wk2, self.wo2 = (nn.Linear(d, d, bias=False) for _ in range(3))
-        self.wv1, self.wo1, self.wv2 = (nn.Linear(d, d, bias=False) for _ in range(3))
-        self.out = nn.Linear(d, tab.U.shape[0], bias=False)
-        with torch.no_grad():
-            for lin, W in ((self.wk1, params["W_K1"].T), (self.wk2, params["W_K2"].T), (self.wo2, params["W_O2"]),
-                           (self.wv1, Phi1_V), (self.wo1, Phi1_O), (self.wv2, tab.V2), (self.out, tab.U)):
-                lin.weight.copy_(W)
-        for lin in (self.wv1, self.wo1, self.wv2, self.out):
-            lin.weight.requires_grad_(False)
-
-    def forward(self, z):
-        T = z.shape[1]
-        x = self.E[z] + self.P[:T]
-        causal = torch.ones(T, T, dtype=torch.bool, device=z.device).tril()
-        s1 = (self.c * x @ self.wk1.weight.T) @ x.transpose(1, 2)                 # x_t^T W_K^1 x_s
-        h = x + self.wo1(self.wv1(torch.softmax(s1.masked_fill(~causal, float("-inf")), -1) @ x))
-        s2 = (self.c * h @ self.wk2.weight.T) @ h.transpose(1, 2)
-        out = h + self.wo2(self.wv2(torch.softmax(s2.masked_fill(~causal, float("-inf")), -1) @ h))
-        return self.out(out)                                                     # (B, T, N)
-
-
-def plain_loss(model, z, mask, tgt, loss):
-    lg = model(z)
-    keep = mask if loss == "in-context" else (mask | trn.other_mask(mask, "C"))
-    return torch.nn.functional.cross_entropy(lg[keep], tgt[keep])
 
 
 def _sync(dev):
@@ -67,65 +37,79 @@ def _sync(dev):
         torch.cuda.synchronize(dev)
 
 
-def bench(batch: int, rounds: int, device, loss: str, T: int = 256, d: int = 128):
-    cfg = trn.TrainConfig(T=T, d=d, batch=batch, steps=1, loss=loss, device=str(device),
+def _faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def bench(batch: int, rounds: int, device, T: int = 256, d: int = 128, dtype: str = "float32"):
+    cfg = trn.TrainConfig(T=T, d=d, batch=batch, steps=1, probe_every=1, device=str(device), dtype=dtype,
                           embed="code", scale="sqrt", eta=0.2)
     run = trn.setup(cfg)
-    tab = run.tab
-    g = 1.0 / 3 ** 0.5                                                           # as frozen_tables(embed='code')
-    plain = PlainTwoLayer(tab, run.params, g * run.emb.W_V1, g * run.emb.W_O1, tr.logit_scale(d, "sqrt")).to(device)
-    popt = torch.optim.SGD([p for p in plain.parameters() if p.requires_grad], lr=0.2, momentum=0.9, weight_decay=1e-4)
-    stream = trn.BatchStream(run.model, run.cfg, device, seed=0)
-    z, mask, tgt = next(stream)
+    auto = trn.setup(cfg)
+    paper = pm.from_embeddings(run.emb, {k: v.detach() for k, v in run.params.items()})
+    popt = torch.optim.SGD([p for p in paper.parameters() if p.requires_grad], lr=0.2, momentum=0.9, weight_decay=1e-4)
+    z, mask, tgt = next(trn.BatchStream(run.model, run.cfg, device, seed=0))
     with torch.no_grad():
-        same = abs(float(plain_loss(plain, z, mask, tgt, loss)) - float(trn.step_loss(run, z, mask, tgt)[0]))
+        ref = float(pm.paper_loss(paper, z, mask, tgt))
+    gaps = {"paper structure": 0.0,
+            "popgrad autograd": abs(float(trn.step_loss(auto, z, mask, tgt)[0].detach()) - ref),
+            "popgrad lean": abs(float(trn.sgd_step(run, z, mask, tgt, False)["loss"]) / int(mask.sum()) - ref)}
 
-    def step_plain():
+    def step_paper():
         popt.zero_grad(set_to_none=True)
-        plain_loss(plain, z, mask, tgt, loss).backward()
+        pm.paper_loss(paper, z, mask, tgt).backward()
         popt.step()
 
-    def step_popgrad():
+    def step_autograd():
+        auto.opt.zero_grad(set_to_none=True)
+        trn.step_loss(auto, z, mask, tgt)[0].backward()
+        auto.opt.step()
+
+    def step_lean():
+        out = trn.sgd_step(run, z, mask, tgt, False)
         run.opt.zero_grad(set_to_none=True)
-        trn.step_loss(run, z, mask, tgt)[0].backward()
+        for name, g in out["grads"].items():
+            run.params[name].grad = g
         run.opt.step()
-    times = {"plain nn.Module": [], "popgrad": []}
-    for fn in (step_plain, step_popgrad):                                        # warm-up
+    fns = {"paper structure": step_paper, "popgrad autograd": step_autograd, "popgrad lean": step_lean}
+    for fn in fns.values():                                                     # warm-up (buffers, allocator)
+        fn()
         fn()
     _sync(device)
+    times = {k: [] for k in fns}
+    faults = {k: [] for k in fns}
     for _ in range(rounds):
-        for name, fn in (("plain nn.Module", step_plain), ("popgrad", step_popgrad)):
-            start = time.perf_counter()
+        for name, fn in fns.items():
+            f0, start = _faults(), time.perf_counter()
             fn()
             _sync(device)
             times[name].append(time.perf_counter() - start)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    rows = [{"batch": batch, "loss": loss, "impl": k, "median_s": med[k], "min_s": min(v), "max_s": max(v),
-             "rounds": rounds} for k, v in times.items()]
-    rows.append({"batch": batch, "loss": loss, "impl": "ratio plain/popgrad", "median_s": med["plain nn.Module"] / med["popgrad"],
-                 "rounds": rounds, "first_loss_gap": same})
-    return rows
+            faults[name].append(_faults() - f0)
+    base = statistics.median(times["paper structure"])
+    return [{"batch": batch, "impl": k, "median_s": statistics.median(v), "min_s": min(v), "max_s": max(v),
+             "ratio": base / statistics.median(v), "faults_per_step": statistics.median(faults[k]),
+             "rounds": rounds, "first_loss_gap": gaps[k]} for k, v in times.items()]
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batches", type=int_list, default=[32, 512])
+    p.add_argument("--batches", type=int_list, default=[64, 512])
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="cpu")
     p.add_argument("--T", type=int, default=256)
     p.add_argument("--d", type=int, default=128)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
     rows = []
-    for loss in ("in-context", "all"):
-        for b in args.batches:
-            rows += bench(b, args.rounds, dev, loss, args.T, args.d)
-    print(f"## one SGD step, T={args.T}, d={args.d}, device {dev}, torch threads {torch.get_num_threads()}, "
-          f"{args.rounds} interleaved rounds\n")
-    print(markdown_table(rows, ["batch", "loss", "impl", "median_s", "min_s", "max_s", "rounds", "first_loss_gap"]))
+    for b in args.batches:
+        rows += bench(b, args.rounds, dev, args.T, args.d)
+    load = open("/proc/loadavg").read().split()[:3] if dev.type == "cpu" else ["n/a"]
+    print(f"## one SGD step (fig3: in-context loss), T={args.T}, d={args.d}, device {dev}, torch threads "
+          f"{torch.get_num_threads()}, {args.rounds} interleaved rounds, load average {' '.join(load)}\n")
+    print(markdown_table(rows, ["batch", "impl", "median_s", "min_s", "max_s", "ratio", "faults_per_step", "rounds",
+                                "first_loss_gap"]))
 
 
 if __name__ == "__main__":

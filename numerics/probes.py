@@ -4,6 +4,11 @@
     recall_W_K1_early / _late               W_K^1 restricted to keys whose target t < cutoff / >= cutoff
                                             (argmax over all T queries in both: the full recall
                                             is their weighted average)
+    code_W_K2, code_W_K1, code_W_K1_early   the paper's public code's reading (its figures): for each
+                                            QUERY the argmax over keys; W_K^2: query w_E(q), keys
+                                            Phi_1 w_E(k), hit when k = q; W_K^1: query p_t, keys p_s
+                                            (s <= T-2), hit when s = t-1; _early: queries AND keys
+                                            restricted to the first `cutoff` positions
     acc_in_context (+ binomial SE)          argmax at in-context tokens of the batch, before its update
     loss_in_context, loss_other             cross-entropy on in-context tokens / every other token
     kl_W_F                                  eq. (10): (1/N) sum_k KL(pi_b(.|k) || softmax(W_U W_F w_E(k)))
@@ -18,7 +23,7 @@ import math
 
 import torch
 
-from popgrad.memory import eq7_targets, memory_recall
+from popgrad.memory import eq7_targets, memory_recall, memory_scores, unique_argmax_hits
 from popgrad.numerics import transformer as tr
 
 
@@ -38,6 +43,22 @@ def recall_probes(emb64, params: dict, cutoff: int) -> dict:
         out[f"recall_W_K1_{name}"] = (memory_recall(params["W_K1"].double(), U[:, sel], V, target[sel])
                                       if bool(sel.any()) else float("nan"))
         out[f"n_recall_W_K1_{name}"] = int(sel.sum())
+    return out
+
+
+def code_recall(W: torch.Tensor, keys: torch.Tensor, queries: torch.Tensor, targets: torch.Tensor) -> float:
+    """The public code's probe: (1/m) sum_j 1{argmax_i queries_j^T W keys_i = targets[j]} (unique maximum)."""
+    return float(unique_argmax_hits(memory_scores(W, keys, queries).T, targets).double().mean())
+
+
+def code_probes(emb64, params: dict, cutoff: int) -> dict:
+    """The paper's code reading of the W_K^2 and W_K^1 probes (argmax over keys for each query)."""
+    E, P = emb64.W_E, emb64.P
+    W2, W1 = params["W_K2"].double(), params["W_K1"].double()
+    ar = torch.arange(E.shape[1], device=E.device)
+    out = {"code_W_K2": code_recall(W2, emb64.Phi1 @ E, E, ar)}
+    for name, n in (("code_W_K1", P.shape[1]), ("code_W_K1_early", min(cutoff, P.shape[1]))):
+        out[name] = code_recall(W1, P[:, :n - 1], P[:, 1:n], torch.arange(n - 1, device=E.device))
     return out
 
 
@@ -72,6 +93,7 @@ def probe_row(run, step, z, mask, tgt, loss, hits, n, lsum, full) -> dict:
         emb64 = run.emb.to(dtype="float64")
         run._emb64 = emb64
     row.update(recall_probes(emb64, params, cfg.cutoff))
+    row.update(code_probes(emb64, params, cfg.cutoff))
     if "W_F" in params:
         row["kl_W_F"] = kl_probe(run.tab, params["W_F"], run.model.pi_b)
     for k, W1 in run.counterparts.items():

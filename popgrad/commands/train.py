@@ -13,10 +13,11 @@ import argparse
 import math
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
-from popgrad.cliutil import (add_output_options, add_sweep_options, emit, nonnegative_int, positive_float, positive_int,
+from popgrad.cliutil import (add_output_options, add_sweep_options, emit, nonnegative_int, output_file, positive_float, positive_int,
                              write_csv)
 from popgrad.errors import PopgradError
 from popgrad.sweep import describe, options_from_args
@@ -24,7 +25,7 @@ from popgrad.sweep import describe, options_from_args
 NAME = "train"
 HELP = "train the two-layer model by SGD on model C/D with recall (9), accuracy, loss, KL (10) and one-step cosine probes"
 PROBES = ("acc_in_context", "loss_in_context", "loss_other", "recall_W_O2", "recall_W_K2", "recall_W_K1",
-          "recall_W_K1_early", "recall_W_K1_late", "kl_W_F", "cos_W_O2", "cos_W_K2", "cos_W_K1")
+          "recall_W_K1_early", "recall_W_K1_late", "code_W_K2", "code_W_K1", "code_W_K1_early", "kl_W_F", "cos_W_O2", "cos_W_K2", "cos_W_K1")
 MAX_SEEDS = 64
 
 
@@ -60,6 +61,16 @@ def add_arguments(p):
     p.add_argument("--cutoff", type=positive_int, help="W_K^1 recall split at target t < cutoff (default 64)")
     p.add_argument("--onestep-batches", type=nonnegative_int,
                    help="cosine probes vs one-step population matrices from this many batches of 32 (0 = off)")
+    p.add_argument("--checkpoint", metavar="DIR",
+                   help="write an atomic checkpoint of each (run, seed) to DIR/<run>-seed<k>/ every --checkpoint-every steps")
+    p.add_argument("--checkpoint-every", type=positive_int, default=50, metavar="K", help="steps between checkpoints (50)")
+    p.add_argument("--resume", metavar="DIR",
+                   help="continue the runs checkpointed in DIR (same command otherwise); finished runs are read back")
+    p.add_argument("--reading", choices=("paper", "eq9"),
+                   help="key-query probes in --plot: the paper's code (presets' default) or eq. (9) (custom runs' default)")
+    p.add_argument("--maps", metavar="PNG", type=output_file,
+                   help="write Figure 7 (trained W_O^2, W_K^2, W_K^1 on their (7) targets) and Figure 2 attention maps "
+                        "of the first run's first seed")
     add_output_options(p, plot_help="write the probe curves as a PNG (like Figures 3, 5, 8)")
     add_sweep_options(p)                                  # each (run, seed) is one cell
 
@@ -153,22 +164,29 @@ def run(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.resume and args.checkpoint and args.resume != args.checkpoint:
+        raise PopgradError("--resume DIR already checkpoints to DIR; give --checkpoint only for a new run")
+    folder = args.resume or args.checkpoint
+    if args.resume and not Path(args.resume).is_dir():
+        raise PopgradError(f"--resume: no such directory: {args.resume}")
     groups, notes = configs(args)
     for _, cfgs in groups:
         for cfg in cfgs:
             trn.memory_check(cfg)                         # refuse up front, before any training
+    sweep = options_from_args(args)
+    if args.full:
+        notes.append(estimate_note(groups, sweep))
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
-    sweep = options_from_args(args)
     results, interrupted = {}, False
     try:
         if sweep.distributed or sweep.cache is not None:
-            results = _train_cells(groups, sweep)
+            results = _train_cells(groups, sweep, folder, args.checkpoint_every)
         else:
             for label, cfgs in groups:
                 results[label] = []
                 for cfg in cfgs:
-                    res = _train_one(label, cfg)
+                    res = _train_one(label, cfg, seed_folder(folder, label, cfg.seed), args.checkpoint_every)
                     results[label].append(res)
                     if res["interrupted"]:
                         raise KeyboardInterrupt
@@ -201,30 +219,85 @@ def run(args) -> int:
     if args.plot:
         from popgrad.numerics.training_plots import plot_curves
 
-        plot_curves(rows, args.plot, title)
+        reading = args.reading or ("paper" if args.preset else "eq9")
+        plot_curves(rows, args.plot, plot_title(groups, seeds), reading, first.cutoff)
+    if args.maps and results:
+        _plot_maps(groups, results, args.maps)
     return 130 if interrupted else 0
 
 
-def train_seed_cell(config: dict, seed: int) -> dict:
+def seed_folder(folder, label: str, seed: int):
+    """The checkpoint folder of one (run, seed), or None without --checkpoint / --resume."""
+    return None if folder is None else str(Path(folder) / f"{label}-seed{seed}")
+
+
+def estimate_note(groups, sweep) -> str:
+    """Time estimate of the whole command: one lean step measured at the run's size, times the steps."""
+    import time
+
+    from popgrad.numerics import training as trn
+
+    cfg = groups[0][1][0]
+    run = trn.setup(cfg)
+    z, mask, tgt = next(trn.BatchStream(run.model, run.cfg, run.tab.E.device, seed=0))
+    trn.sgd_step(run, z, mask, tgt, False)                                   # warm-up (buffers)
+    start = time.perf_counter()
+    trn.sgd_step(run, z, mask, tgt, False)
+    per = time.perf_counter() - start
+    steps = sum(c.steps for _, cfgs in groups for c in cfgs)
+    workers = sweep.workers or 1
+    total = per * steps / workers
+    return (f"estimated time {total / 60:.0f} min ({per:.2f} s per step measured now at batch {cfg.batch}, "
+            f"{steps} steps in all, {workers} worker(s); probes and load add to it)")
+
+
+def plot_title(groups, seeds: int) -> str:
+    """A one-line figure title: the preset(s), batch, sizes and seeds (the full settings are in the table's title)."""
+    first = groups[0][1][0]
+    return (f"{', '.join(label for label, _ in groups) if len(groups) <= 2 else f'{len(groups)} variants'}: "
+            f"batch {first.batch}, T={first.T}, d={first.d}, eta={first.eta:g}, mean ± SE over {seeds} seed(s)")
+
+
+def _plot_maps(groups, results, path):
+    """Figure 7 and Figure 2 views of the first run's first seed (its final weights, a fresh sequence)."""
+    import torch
+
+    from popgrad.numerics import training as trn
+    from popgrad.numerics.training_plots import plot_maps
+
+    label, cfgs = groups[0]
+    res = results.get(label)
+    if not res or "params" not in res[0]:
+        raise PopgradError("--maps: no trained weights to show (was the run interrupted before its first step?)")
+    run = trn.setup(cfgs[0])
+    params = {k: torch.as_tensor(v, dtype=run.tab.E.dtype, device=run.tab.E.device) for k, v in res[0]["params"].items()}
+    z, _, _ = next(trn.BatchStream(run.model, run.cfg, run.tab.E.device, seed=10_000 + cfgs[0].seed))
+    plot_maps(run.emb.to(dtype="float64"), run.tab, z[0], params, run.cfg.scale, path,
+              f"{label}, seed {cfgs[0].seed}, step {cfgs[0].steps}")
+
+
+def train_seed_cell(config: dict, seed: int, checkpoint: str | None = None, checkpoint_every: int = 50) -> dict:
     """One seed of one training run as a pure sweep cell: {'rows': probe rows, 'seconds'}."""
     from popgrad.numerics.training import TrainConfig, train
 
     fields = {**config, "freeze": tuple(tuple(f) for f in config["freeze"]), "seed": seed}
-    res = train(TrainConfig(**fields).validated())
-    return {"rows": res["rows"], "seconds": res["seconds"], "interrupted": False}
+    res = train(TrainConfig(**fields).validated(), checkpoint_dir=checkpoint, checkpoint_every=checkpoint_every)
+    return {"rows": res["rows"], "seconds": res["seconds"], "interrupted": False,
+            "params": {k: v.cpu().tolist() for k, v in res["params"].items()}}
 
 
-def _train_cells(groups, sweep) -> dict:
+def _train_cells(groups, sweep, folder=None, every: int = 50) -> dict:
     """Every (run, seed) as one cell of popgrad.sweep (--workers / --scheduler / --cache)."""
     from popgrad.sweep import Cell, run_cells
 
-    cells = [Cell(train_seed_cell, {"config": {k: v for k, v in vars(cfg).items() if k != "seed"}}, cfg.seed,
-                  label=f"{label} seed {cfg.seed}") for label, cfgs in groups for cfg in cfgs]
+    cells = [Cell(train_seed_cell, {"config": {k: v for k, v in vars(cfg).items() if k != "seed"},
+                                    "checkpoint": seed_folder(folder, label, cfg.seed), "checkpoint_every": every},
+                  cfg.seed, label=f"{label} seed {cfg.seed}") for label, cfgs in groups for cfg in cfgs]
     values = iter(r.value for r in run_cells(cells, sweep, desc="training runs"))
     return {label: [next(values) for _ in cfgs] for label, cfgs in groups}
 
 
-def _train_one(label, cfg):
+def _train_one(label, cfg, folder=None, every: int = 50):
     """One seed with a progress bar showing the current probes."""
     from popgrad.cliutil import progress
     from popgrad.numerics.training import train
@@ -236,6 +309,6 @@ def _train_one(label, cfg):
         bar.set_postfix_str(f"acc {row['acc_in_context']:.2f} WO2 {row['recall_W_O2']:.2f} "
                             f"WK2 {row['recall_W_K2']:.2f} WK1 {row['recall_W_K1']:.2f}", refresh=True)
     try:
-        return train(cfg, callback=update)
+        return train(cfg, callback=update, checkpoint_dir=folder, checkpoint_every=every)
     finally:
         bar.close()
