@@ -64,5 +64,5 @@ def test_training_lean_step_paper_structure():
 
 
 def test_training_head_forms():
-    # Sec. 5, Fig. 3: with all matrices trained the induction head forms (in-context accuracy >= 0.9, 3 seeds).
+    # Sec. 5, Fig. 3: with all matrices trained the induction head forms (in-context accuracy 0.01 -> >= 0.7 at T = 64, 3 seeds).
     assert_claim("training.head_forms")

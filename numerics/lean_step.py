@@ -41,9 +41,6 @@ class Workspace:
             self.flat[name] = buf
         return buf[:n].view(shape)
 
-    def nbytes(self) -> int:
-        return sum(b.numel() * b.element_size() for b in self.flat.values())
-
 
 def causal_softmax_(S: torch.Tensor, hidden: torch.Tensor, ws: Workspace, name: str) -> torch.Tensor:
     """In place: S (..., Q, T) <- softmax over the keys not `hidden` (broadcastable bool)."""
@@ -186,7 +183,7 @@ def lean_step(tab: tr.FrozenTables, z: torch.Tensor, mask: torch.Tensor, tgt: to
         loss_sum += (per * valid).sum()
         ctx_sum += (per * ctx).sum()
         hits += ((L.argmax(-1) == tg) & ctx).sum()
-        if per_all is not None:
+        if per_all is not None and rows is None:
             per_all.copy_(per)
         # backward: dL = (softmax - onehot) * weight
         dL = logp.exp_()

@@ -141,3 +141,16 @@ def test_training_on_cuda_matches_cpu_in_float64():
     assert abs(float(a.detach()) - float(b.detach().cpu())) < 1e-10
     rows = trn.train(tiny(device="cuda"))["rows"]
     assert rows[-1]["step"] == 4
+
+
+def test_maps_reading_and_full_estimate(tmp_path, capsys):
+    """Test --maps (Figure 7 + 2 views), --reading, and that --full prints a time estimate before training."""
+    png, maps = tmp_path / "c.png", tmp_path / "m.png"
+    argv = ["train", "--preset", "fig3", "--full", "--batch", "2", "--T", "16", "--d", "8", "--steps", "2",
+            "--probe-every", "1", "--cutoff", "4", "--device", "cpu", "--threads", "1", "--json"]
+    assert main(argv + ["--plot", str(png), "--maps", str(maps), "--reading", "eq9"]) == 0
+    captured = capsys.readouterr()
+    assert "estimated time" in captured.err
+    rows = json.loads(captured.out)["rows"]
+    assert all(k in rows[-1] for k in ("code_W_K2", "code_W_K1", "code_W_K1_early", "recall_W_K2"))
+    assert png.stat().st_size > 1000 and maps.stat().st_size > 1000
