@@ -23,6 +23,7 @@ from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, choice, memory_budget, positive_float, positive_int
 from popgrad.numerics import checkpoint as ckpt
 from popgrad.numerics import lean_step as lean
+from popgrad.numerics.precision import Precision, autocast, check_precision, resolve_precision
 from popgrad.numerics import probes, samplers
 from popgrad.numerics import transformer as tr
 from popgrad.numerics.recall import build_model_c
@@ -55,6 +56,7 @@ class TrainConfig:
     probe_every: int = 10
     seed: int = 0
     dtype: str = "float32"
+    precision: str = "float32"      # matmuls: float32, bfloat16 (autocast, float32 master weights) or auto
     device: str = "auto"
     scale: str = "none"             # attention logit factor: 'none' (1) or 'sqrt' (1/sqrt(d))
     embed: str = "unit"             # 'unit' (N(0, 1/d), App. B) or 'code' (N(0, 1), public code)
@@ -68,6 +70,7 @@ class TrainConfig:
         choice("scale", self.scale, tr.SCALES)
         choice("embed", self.embed, tr.EMBEDS)
         choice("init", self.init, tr.INITS)
+        check_precision(self.precision, self.dtype)
         for n in ("T", "d", "batch", "steps", "probe_every", "cutoff"):
             positive_int(n, getattr(self, n))
         positive_int("K", self.K, minimum=0)
@@ -171,6 +174,7 @@ class Run:
     model: object
     counterparts: dict = field(default_factory=dict)
     ws: lean.Workspace = field(default_factory=lean.Workspace)
+    precision: Precision = Precision("float32", "default")
 
 
 def memory_check(cfg: TrainConfig) -> float:
@@ -197,7 +201,9 @@ def setup(cfg: TrainConfig) -> Run:
         p.requires_grad_(True)
     init = {k: v.detach().clone() for k, v in params.items()}
     opt = torch.optim.SGD(list(params.values()), lr=cfg.eta, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return Run(replace(cfg, device=str(dev)), emb, tr.frozen_tables(emb, cfg.embed), params, init, opt, model)
+    prec = resolve_precision(cfg.precision, dev) if cfg.dtype == "float32" else Precision("float32", f"--dtype {cfg.dtype}: no autocast")
+    return Run(replace(cfg, device=str(dev), precision=prec.name), emb, tr.frozen_tables(emb, cfg.embed), params, init, opt,
+               model, precision=prec)
 
 
 def apply_schedule(run: Run, step: int) -> None:
@@ -231,10 +237,27 @@ def step_loss(run: Run, z, mask, tgt):
 
 
 def sgd_step(run: Run, z, mask, tgt, probe: bool) -> dict:
-    """Loss, counts and gradients of one batch by the lean step (`popgrad.numerics.lean_step`)."""
+    """Loss, counts and gradients of one batch by the lean step (`popgrad.numerics.lean_step`),
+    or, in bfloat16, by autograd under autocast (`autocast_step`)."""
+    if run.precision.autocast:
+        return autocast_step(run, z, mask, tgt)
     keep = None if run.cfg.loss == "in-context" else mask | other_mask(mask, run.cfg.data)
     return lean.lean_step(run.tab, z, mask, tgt, run.params, run.cfg.scale, run.ws, keep=keep,
                           want_per=probe and keep is not None)
+
+
+def autocast_step(run: Run, z, mask, tgt) -> dict:
+    """`sgd_step` with the model's matmuls in bfloat16 (torch.autocast) and float32 master weights:
+    the logits come out of bfloat16 GEMMs, the cross-entropy and its reductions run in float32
+    (autocast's float32 list), and the gradients land on the float32 parameters."""
+    with autocast(run.precision, run.tab.E.device):
+        loss, hits, n, lsum, full = step_loss(run, z, mask, tgt)
+    n_loss = (mask | other_mask(mask, run.cfg.data)).sum() if run.cfg.loss == "all" else n
+    trained = [(k, p) for k, p in run.params.items() if p.requires_grad]
+    grads = dict(zip([k for k, _ in trained], torch.autograd.grad(loss, [p for _, p in trained]))) if trained else {}
+    per = None if full is None else full[1].detach()
+    return {"loss": float(loss.detach()) * max(int(n_loss), 1), "n_loss": int(n_loss), "hits": int(hits), "n": int(n),
+            "ctx_sum": lsum.detach(), "grads": grads, "per": per}
 
 
 def train(cfg: TrainConfig, callback=None, run: Run | None = None, checkpoint_dir=None, checkpoint_every: int = 0) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from popgrad.numerics.precision import check_precision, resolve_precision
 from popgrad.cliutil import (add_output_options, add_sweep_options, emit, nonnegative_int, output_file, positive_float, positive_int,
                              write_csv)
 from popgrad.errors import PopgradError
@@ -52,6 +53,9 @@ def add_arguments(p):
     p.add_argument("--seed", type=nonnegative_int, default=0, help="first seed (embeddings, init, data)")
     p.add_argument("--seeds", type=positive_int, default=1, help="number of seeds (seed, seed+1, ...)")
     p.add_argument("--dtype", choices=("float32", "float64"), help="parameters and activations (default float32)")
+    p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
+                   help="matmuls: float32 (default), bfloat16 (autocast, float32 master weights and loss) or auto "
+                        "(bfloat16 where the CPU has AMX/AVX-512 BF16 or the GPU has bf16 tensor cores)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's; 1 is faster on a busy machine)")
     p.add_argument("--scale", choices=("none", "sqrt"), help="attention logit factor: none (App. B, default) or 1/sqrt(d)")
@@ -89,8 +93,14 @@ def configs(args):
     given = {f: getattr(args, f) for f in FIELDS if getattr(args, f, None) is not None}
     if args.freeze is not None:
         given["freeze"] = trn.parse_freeze(args.freeze)
+    check_precision(args.precision, args.dtype or "float32")
+    precision = resolve_precision(args.precision, device) if (args.dtype or "float32") == "float32" else None
+    if precision is not None:
+        given["precision"] = precision.name
     names = trn.PRESET_GROUPS.get(args.preset, (args.preset,)) if args.preset else (None,)
     out, notes = [], []
+    if precision is not None and args.precision != "float32":
+        notes.append(f"precision {precision.name}: {precision.reason}")
     for name in names:
         base = dict(trn.PRESETS[name]) if name else {}
         size = dict(trn.FULL_SIZE) if name else {}
@@ -200,7 +210,7 @@ def run(args) -> int:
     title = (f"popgrad train ({', '.join(label for label, _ in groups)}; data {first.data}, N="
              f"{'65 (Shakespeare)' if first.N is None and first.data == 'C' else first.N}, T={first.T}, K={first.K}, "
              f"d={first.d}, batch={first.batch}, steps={first.steps}, eta={first.eta:g}, loss {first.loss}, "
-             f"scale {first.scale}, {first.dtype}, {first.device}; mean ± SE over {seeds} seed(s)"
+             f"scale {first.scale}, {first.dtype}{' (bfloat16 matmuls)' if first.precision == 'bfloat16' else ''}, {first.device}; mean ± SE over {seeds} seed(s)"
              + ("" if seeds > 1 else ", SE binomial over in-context tokens / memory associations") + ")"
              + (" — INTERRUPTED: curves so far" if interrupted else ""))
     extra = {"notes": notes, "interrupted": interrupted,
