@@ -129,23 +129,27 @@ def capacity_cell(kind: str, d: int, threshold: float, queries: int, resolution:
                            device=device, progress=LOG.info).as_dict()
 
 
-def capacity_cells(maps, dims, memory_seeds: int = 3, threshold: float = 0.99, seed: int = 0,
+def capacity_cells(maps, dims, memory_seeds=3, threshold: float = 0.99, seed: int = 0,
                    queries: int = QUERIES, resolution: float = RESOLUTION, dtype="float32", device="auto",
                    threads: int = 0) -> list:
     """One sweep cell per (d, map, memory seed), d-major (d increasing, duplicates dropped);
-    memory seed k is the independent nested draw with seed `seed + k`."""
+    memory seed k is the independent nested draw with seed `seed + k`. `memory_seeds`: a count, or
+    a function (map, d) -> count."""
     check_search_args(validate_threshold(threshold), queries, resolution, ALPHA)
     dev = str(resolve_device(device))
-    positive_int("memory_seeds", memory_seeds)
+    count = memory_seeds if callable(memory_seeds) else (lambda kind, d: memory_seeds)
+    for kind in maps:
+        for d in dims:
+            positive_int("memory_seeds", count(kind, d))
     return [Cell(capacity_cell, {"kind": choice("map", kind, MAPS), "d": positive_int("d", d),
                                  "threshold": float(threshold), "queries": int(queries),
                                  "resolution": float(resolution), "dtype": str(dtype), "device": dev,
                                  "threads": int(threads)},
                  positive_int("seed", seed, minimum=0) + k, label=f"{kind} d={d} seed={seed + k}")
-            for d in sorted(set(dims)) for kind in maps for k in range(memory_seeds)]
+            for d in sorted(set(dims)) for kind in maps for k in range(count(kind, d))]
 
 
-def capacity_grid(maps, dims, memory_seeds: int = 3, threshold: float = 0.99, seed: int = 0,
+def capacity_grid(maps, dims, memory_seeds=3, threshold: float = 0.99, seed: int = 0,
                   queries: int = QUERIES, resolution: float = RESOLUTION, dtype="float32", device="auto",
                   threads: int = 0, run: Runner | None = None) -> list[dict]:
     """Per (d, map): the capacities of each memory seed with their intervals, mean ± se over the

@@ -45,13 +45,13 @@ from popgrad.errors import PopgradError, choice, memory_budget, positive_int
 MAPS = ("injective", "mod2")
 BLOCK = 4096        # associations per embedding block = outputs per block of scores
 CHUNK = 1024        # queries per chunk
-QUERIES = 10_000    # largest number of (memory, z) pairs read at one N before the recall is sampled
+QUERIES = 5000      # largest number of (memory, z) pairs read at one N before the recall is sampled
 FIRST_LOOK = 1000   # pairs read at the first look of a sampled evaluation (then doubling)
 ALPHA = 0.05        # 1 - coverage of the recall interval (over all looks together)
 RESOLUTION = 0.005  # the searches stop when hi - lo <= max(1, RESOLUTION * lo)
 MIN_PAIRS = 4000    # memories per draw: enough that about MIN_PAIRS pairs are read near the capacity
 CHECKPOINTS = 4     # W_N kept for incremental building
-ENDS = 4            # the interval's ends are searched at ENDS x the resolution (the interval is widened by it)
+ENDS = 0.02         # relative resolution of the interval's ends (resolution 0: exact; the interval is widened by it)
 STREAMS = {"E": 1, "U": 2, "out": 3, "queries": 4}   # random streams of a draw
 
 
@@ -407,7 +407,7 @@ def search_capacity(kind: str, d: int, threshold: float = 0.99, seed: int = 0, m
         return lo, hi, False
 
     c, _, saturated = search(point, 0)
-    resolution = max(resolution, ENDS * resolution)                 # the interval's ends: coarser
+    resolution = max(resolution, ENDS) if resolution > 0 else 0.0   # the interval's ends: coarser
     lower, _, _ = search(surely, 0)
     _, upper_hi, sat_hi = search(maybe, c)
     res = SearchResult(kind, d, S, c, min(lower, c), max(upper_hi - 1, c) if not sat_hi else cap, saturated,

@@ -31,6 +31,14 @@ NAME = "capacity"
 HELP = "storage capacity of random outer-product memories vs d (injective and z mod 2 maps), with intervals"
 DEFAULT_DIMS = "16,32,64,128,256"
 TALK = {"injective": 2.0, "mod2": 1.0}
+DEFAULT_SEEDS, AFFORDABLE_D = 3, 512
+
+
+def memory_seeds(args, kind: str, d: int) -> int:
+    """--memory-seeds, or by default 3 memory seeds where d <= 512 (or any mod2 d), 1 above."""
+    if args.memory_seeds is not None:
+        return args.memory_seeds
+    return DEFAULT_SEEDS if d <= AFFORDABLE_D or kind == "mod2" else 1
 
 
 def _threshold(text: str) -> float:
@@ -61,8 +69,9 @@ def _maps(text: str) -> list[str]:
 def add_arguments(p):
     p.add_argument("--dims", type=int_list, default=int_list(DEFAULT_DIMS), metavar="D1,D2,...",
                    help=f"embedding dimensions (default {DEFAULT_DIMS})")
-    p.add_argument("--memory-seeds", "--seeds", dest="memory_seeds", type=positive_int, default=3,
-                   help="independent memory draws per (d, map); capacity is mean ± se over them (default 3)")
+    p.add_argument("--memory-seeds", "--seeds", dest="memory_seeds", type=positive_int, default=None,
+                   help=f"independent memory draws per (d, map); capacity is mean ± se over them (default "
+                        f"{DEFAULT_SEEDS} for d <= {AFFORDABLE_D}, 1 above: its interval instead)")
     p.add_argument("--threshold", type=_threshold, default=0.99, help="recall threshold in (0, 1] (default 0.99)")
     p.add_argument("--maps", type=_maps, default=list(MAPS), metavar="MAP,...",
                    help="maps to measure: injective, mod2 (default both)")
@@ -90,13 +99,14 @@ def check_budget(args) -> None:
 def plan_lines(args) -> list[str]:
     """Per (map, d): expected capacity, memory held and a rough time at the GEMM rate measured now."""
     rate = measured_gflops(args.dtype, "cuda" if args.device == "cuda" else "cpu")
-    lines = [f"plan (GEMM rate now: {rate:.1f} GFLOP/s, {args.dtype}; times are rough, x memory seeds):"]
+    lines = [f"plan (GEMM rate now: {rate:.1f} GFLOP/s, {args.dtype}; times are rough):"]
     for kind in args.maps:
         for d in args.dims:
             flops = planned_flops(kind, d, args.queries, args.resolution)
             lines.append(f"  {kind} d={d}: capacity ~ {guess_capacity(kind, d):.0f}, holds ~ "
                          f"{planned_bytes(kind, d, dtype=args.dtype) / 2**20:.0f} MiB, ~ "
-                         f"{flops / (rate * 1e9) / 60 * args.memory_seeds:.1f} min")
+                         f"{flops / (rate * 1e9) / 60 * memory_seeds(args, kind, d):.1f} min "
+                         f"({memory_seeds(args, kind, d)} memory seed(s))")
     return lines
 
 
@@ -154,23 +164,22 @@ def plot(path: str, grid, maps) -> None:
 
 
 def run(args) -> int:
-    check_budget(args)
     sweep = options_from_args(args)
     for line in plan_lines(args):
         print(line, file=sys.stderr if not args.plan else sys.stdout)
+    check_budget(args)
     if args.plan:
         return 0
     _log_to_stderr()
     t0 = time.perf_counter()
-    grid = capacity_grid(args.maps, args.dims, args.memory_seeds, args.threshold, args.seed, args.queries,
+    grid = capacity_grid(args.maps, args.dims, lambda kind, d: memory_seeds(args, kind, d), args.threshold, args.seed, args.queries,
                          args.resolution, args.dtype, args.device, args.threads, run=runner(sweep))
     rows = table_rows(grid, args.maps)
     laws = {kind: compare_laws([g for g in grid if g["kind"] == kind], p=TALK[kind]) for kind in args.maps}
     columns = ["d"] + [c for k in args.maps for c in (k, f"{k}_interval", f"{k}_local_slope", f"{k}_seconds",
                                                       f"{k}_peak_MiB")]
-    se_word = "mean ± se" if args.memory_seeds > 1 else "C [interval]"
-    emit(rows, columns, args, title=f"popgrad capacity (recall >= {args.threshold:g}, {args.memory_seeds} memory "
-                                    f"seed{'s' if args.memory_seeds > 1 else ''}: {se_word})",
+    emit(rows, columns, args, title=f"popgrad capacity (recall >= {args.threshold:g}; mean ± se over memory seeds, "
+                                    "or C [interval] with one)",
          extra={"grid": grid, "laws": laws, "seconds": round(time.perf_counter() - t0, 2), "sweep": describe(sweep)})
     if not args.json:
         print()
