@@ -143,6 +143,7 @@ class NestedMemory:
         self.chunk = positive_int("chunk", chunk)
         self.dtype = resolve_dtype(dtype)
         self.device = resolve_device(device)
+        memory_budget(f"capacity draw at d={self.d} ({self.S} memories)", self.held_bytes(self.block) / 8.0)
         self.E: list[torch.Tensor] = []     # blocks (S, d, block) of input embeddings e_z
         self.U: list[torch.Tensor] = []     # injective: blocks (S, d, block) of u_z; mod2: [(S, d, 2)]
         if self.kind == "mod2":
@@ -166,7 +167,7 @@ class NestedMemory:
         blocks = -(-N // self.block)
         if blocks > len(self.E):
             memory_budget(f"capacity draw at d={self.d}, N={N} ({self.S} memories)",
-                          self.held_bytes(blocks * self.block) / 8.0, limit_bytes=None)
+                          self.held_bytes(blocks * self.block) / 8.0)
         while len(self.E) < blocks:
             b = len(self.E)
             self.E.append(self._randn(("E", b), self.block))
