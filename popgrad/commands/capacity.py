@@ -58,6 +58,23 @@ def _resolution(text: str) -> float:
     return value
 
 
+MAX_QUERIES = 10 ** 7
+
+
+def _queries(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_QUERIES:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_QUERIES} queries per N, got {text!r}")
+    return value
+
+
+def _threads(text: str) -> int:
+    value = nonnegative_int(text)
+    if value > 1024:
+        raise argparse.ArgumentTypeError(f"expected at most 1024 threads, got {text!r}")
+    return value
+
+
 def _maps(text: str) -> list[str]:
     maps = [m.strip() for m in text.split(",") if m.strip()]
     bad = [m for m in maps if m not in MAPS]
@@ -75,13 +92,13 @@ def add_arguments(p):
     p.add_argument("--threshold", type=_threshold, default=0.99, help="recall threshold in (0, 1] (default 0.99)")
     p.add_argument("--maps", type=_maps, default=list(MAPS), metavar="MAP,...",
                    help="maps to measure: injective, mod2 (default both)")
-    p.add_argument("--queries", type=positive_int, default=QUERIES,
+    p.add_argument("--queries", type=_queries, default=QUERIES,
                    help=f"most (memory, z) pairs read at one N; beyond it recall is sampled (default {QUERIES})")
     p.add_argument("--resolution", type=_resolution, default=RESOLUTION,
                    help=f"relative resolution of the search over N (default {RESOLUTION}; 0 = exact N)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="GEMM dtype (default float32)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device (default auto)")
-    p.add_argument("--threads", type=nonnegative_int, default=0, help="torch threads per cell (default 0: torch's)")
+    p.add_argument("--threads", type=_threads, default=0, help="torch threads per cell (default 0: torch's)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="first memory seed (default 0)")
     p.add_argument("--plan", action="store_true", help="print the memory and time estimates and stop")
     add_output_options(p, plot=True, plot_help="also plot capacity vs d (log-log) to FILE.png")
@@ -165,11 +182,12 @@ def plot(path: str, grid, maps) -> None:
 
 def run(args) -> int:
     sweep = options_from_args(args)
-    for line in plan_lines(args):
-        print(line, file=sys.stderr if not args.plan else sys.stdout)
-    check_budget(args)
-    if args.plan:
+    if args.plan:                                     # the estimate first, even for a d refused here
+        print("\n".join(plan_lines(args)))
+        check_budget(args)
         return 0
+    check_budget(args)
+    print("\n".join(plan_lines(args)), file=sys.stderr)
     _log_to_stderr()
     t0 = time.perf_counter()
     grid = capacity_grid(args.maps, args.dims, lambda kind, d: memory_seeds(args, kind, d), args.threshold, args.seed, args.queries,
