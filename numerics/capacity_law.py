@@ -20,15 +20,17 @@ import math
 
 import numpy as np
 
+SINGLE_SEED_FLOOR = 0.005   # se of ln C with one memory seed: at least the search's default resolution
 LAWS = ("d^p", "d^p/ln d", "power")   # p = the talk's exponent: 2 (injective), 1 (mod2)
 
 
 def log_capacity_se(row: dict) -> float:
     """Standard error of ln C at one d: from the memory seeds (se / mean) with >= 2 seeds, else from
-    the capacity interval ((ln upper - ln lower) / (2 * 1.96)); at least 1e-4."""
+    the capacity interval ((ln upper - ln lower) / (2 * 1.96), at least SINGLE_SEED_FLOOR: one
+    draw's interval holds the query sampling, not the spread between memories); at least 1e-4."""
     if row.get("se") is not None:
         return max(row["se"] / row["mean"], 1e-4)
-    return max((math.log(max(row["upper"], 1)) - math.log(max(row["lower"], 1))) / (2 * 1.96), 1e-4)
+    return max((math.log(max(row["upper"], 1)) - math.log(max(row["lower"], 1))) / (2 * 1.96), SINGLE_SEED_FLOOR)
 
 
 def fit_law(law: str, d, C, se, p: float = 2.0) -> dict:

@@ -75,6 +75,18 @@ def _threads(text: str) -> int:
     return value
 
 
+def _run_json(path: str) -> list[dict]:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            grid = json.load(fh)["grid"]
+        assert isinstance(grid, list) and all({"kind", "d", "mean", "se", "lower", "upper"} <= set(g) for g in grid)
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        raise argparse.ArgumentTypeError(f"expected the --json output of `popgrad capacity`, got {path!r}") from None
+    return grid
+
+
 def _maps(text: str) -> list[str]:
     maps = [m.strip() for m in text.split(",") if m.strip()]
     bad = [m for m in maps if m not in MAPS]
@@ -101,6 +113,11 @@ def add_arguments(p):
     p.add_argument("--threads", type=_threads, default=0, help="torch threads per cell (default 0: torch's)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="first memory seed (default 0)")
     p.add_argument("--plan", action="store_true", help="print the memory and time estimates and stop")
+    p.add_argument("--fit-from", type=nonnegative_int, default=0, metavar="D",
+                   help="fit the laws to the dimensions d >= D only (default: all)")
+    p.add_argument("--combine", nargs="+", metavar="RUN.json", type=_run_json,
+                   help="compute nothing: table, local slopes and law fits over the grids of earlier --json outputs "
+                        "(a later file's (map, d) replaces an earlier one's)")
     add_output_options(p, plot=True, plot_help="also plot capacity vs d (log-log) to FILE.png")
     add_sweep_options(p)
 
@@ -182,6 +199,8 @@ def plot(path: str, grid, maps) -> None:
 
 def run(args) -> int:
     sweep = options_from_args(args)
+    if args.combine:
+        return report(combined(args.combine, args.maps), args, time.perf_counter(), sweep)
     if args.plan:                                     # the estimate first, even for a d refused here
         print("\n".join(plan_lines(args)))
         check_budget(args)
@@ -190,24 +209,42 @@ def run(args) -> int:
     print("\n".join(plan_lines(args)), file=sys.stderr)
     _log_to_stderr()
     t0 = time.perf_counter()
-    grid = capacity_grid(args.maps, args.dims, lambda kind, d: memory_seeds(args, kind, d), args.threshold, args.seed, args.queries,
-                         args.resolution, args.dtype, args.device, args.threads, run=runner(sweep))
-    rows = table_rows(grid, args.maps)
-    laws = {kind: compare_laws([g for g in grid if g["kind"] == kind], p=TALK[kind]) for kind in args.maps}
-    columns = ["d"] + [c for k in args.maps for c in (k, f"{k}_interval", f"{k}_local_slope", f"{k}_seconds",
+    grid = capacity_grid(args.maps, args.dims, lambda kind, d: memory_seeds(args, kind, d), args.threshold,
+                         args.seed, args.queries, args.resolution, args.dtype, args.device, args.threads,
+                         run=runner(sweep))
+    return report(grid, args, t0, sweep)
+
+
+def combined(grids: list[list[dict]], maps) -> list[dict]:
+    """The (map, d) entries of several runs' grids; a later run's entry replaces an earlier one's."""
+    out = {}
+    for grid in grids:
+        for g in grid:
+            if g["kind"] in maps:
+                out[(g["kind"], g["d"])] = g
+    return [out[k] for k in sorted(out, key=lambda k: (k[1], k[0]))]
+
+
+def report(grid, args, t0, sweep) -> int:
+    """Print the table (markdown or --json), the law lines, and the plot."""
+    maps = [k for k in args.maps if any(g["kind"] == k for g in grid)]
+    rows = table_rows(grid, maps)
+    laws = {kind: compare_laws([g for g in grid if g["kind"] == kind], dmin=args.fit_from, p=TALK[kind])
+            for kind in maps}
+    columns = ["d"] + [c for k in maps for c in (k, f"{k}_interval", f"{k}_local_slope", f"{k}_seconds",
                                                       f"{k}_peak_MiB")]
     emit(rows, columns, args, title=f"popgrad capacity (recall >= {args.threshold:g}; mean ± se over memory seeds, "
                                     "or C [interval] with one)",
          extra={"grid": grid, "laws": laws, "seconds": round(time.perf_counter() - t0, 2), "sweep": describe(sweep)})
     if not args.json:
         print()
-        for kind in args.maps:
+        for kind in maps:
             print(law_summary(kind, laws[kind]))
         sat = [f"{g['kind']} at d={g['d']}" for g in grid if g["saturated"]]
         if sat:
             print("saturated (capacity is only a lower bound): " + ", ".join(sat))
     if getattr(args, "plot", None):
-        plot(args.plot, grid, args.maps)
+        plot(args.plot, grid, maps)
     return 0
 
 
