@@ -22,7 +22,8 @@ from popgrad.numerics.capacity_search import NestedMemory, search_capacity
 from popgrad.registry import Claim, Measurement, register
 
 THRESHOLD = 0.99
-LOOP_CASES = (("injective", 40, 2, 333, 96, 70), ("mod2", 40, 2, 333, 96, 70), ("injective", 24, 3, 250, 64, 37))
+LOOP_CASES = (("injective", 40, 2, 333, 96, 70), ("mod2", 40, 2, 333, 96, 70), ("injective", 24, 3, 250, 64, 37),
+              ("injective", 8, 40, 24, 1, 5), ("injective", 8, 40, 24, 3, 5))   # every z at a block edge
 CROSSING = (("injective", 24), ("injective", 32), ("injective", 48), ("mod2", 32), ("mod2", 64))
 COVERAGE = ((128, (300, 400)), (256, (1500,)))
 COVERAGE_SEEDS = 20
