@@ -8,6 +8,7 @@ weighted least squares of y = ln C on x = ln d with the standard error of ln C p
     d^p:      y = a + p x                (1 parameter; p = 2 injective, 1 mod2: the talk's law)
     d^p/ln d: y = a + p x - ln x         (1 parameter)
     power:    y = a + alpha x            (2 parameters)
+    d^p/(ln d)^beta: y = a + p x - beta ln x   (2 parameters: how much of a log factor)
 
 Compared by chi^2 with the stated errors, AIC = chi^2 + 2k, and AIC with a fitted scale
 (n ln(chi^2 / n) + 2 (k + 1), for when the errors understate the scatter). Local slopes between
@@ -21,7 +22,7 @@ import math
 import numpy as np
 
 SINGLE_SEED_FLOOR = 0.005   # se of ln C with one memory seed: at least the search's default resolution
-LAWS = ("d^p", "d^p/ln d", "power")   # p = the talk's exponent: 2 (injective), 1 (mod2)
+LAWS = ("d^p", "d^p/ln d", "power", "d^p/(ln d)^beta")   # p = the talk's exponent: 2 (injective), 1 (mod2)
 
 
 def log_capacity_se(row: dict) -> float:
@@ -37,12 +38,14 @@ def fit_law(law: str, d, C, se, p: float = 2.0) -> dict:
     """Weighted least-squares fit of one law to (d, C) with errors `se` of ln C (p: the fixed exponent)."""
     x, y = np.log(np.asarray(d, float)), np.log(np.asarray(C, float))
     w = 1.0 / np.asarray(se, float) ** 2
-    if law == "power":
-        A = np.stack([np.ones_like(x), x], axis=1)
+    if law in ("power", "d^p/(ln d)^beta"):
+        power = law == "power"
+        A = np.stack([np.ones_like(x), x if power else -np.log(x)], axis=1)
+        target = y if power else y - p * x
         cov = np.linalg.inv(A.T @ (w[:, None] * A))
-        beta = cov @ A.T @ (w * y)
-        resid = y - A @ beta
-        k, exponent = 2, float(beta[1])
+        beta = cov @ A.T @ (w * target)
+        resid = target - A @ beta
+        k, exponent = 2, float(beta[1]) if power else p
     else:
         offset = p * x - (np.log(x) if law == "d^p/ln d" else 0)
         a = float(np.sum(w * (y - offset)) / np.sum(w))
@@ -57,6 +60,10 @@ def fit_law(law: str, d, C, se, p: float = 2.0) -> dict:
     if law == "power":
         se_alpha = math.sqrt(cov[1, 1] * scale)
         out.update(exponent_se=se_alpha, exponent_ci=(exponent - 1.96 * se_alpha, exponent + 1.96 * se_alpha))
+    if law == "d^p/(ln d)^beta":
+        se_b = math.sqrt(cov[1, 1] * scale)
+        out.update(log_power=float(beta[1]), log_power_se=se_b,
+                   log_power_ci=(float(beta[1]) - 1.96 * se_b, float(beta[1]) + 1.96 * se_b))
     return out
 
 
@@ -69,7 +76,7 @@ def compare_laws(rows: list[dict], dmin: int = 0, p: float = 2.0) -> dict:
     d = [r["d"] for r in rows]
     C = [r["mean"] for r in rows]
     se = [log_capacity_se(r) for r in rows]
-    fits = {law.replace("p", f"{p:g}", 1) if law != "power" else law: fit_law(law, d, C, se, p) for law in LAWS}
+    fits = {law.replace("^p", f"^{p:g}", 1): fit_law(law, d, C, se, p) for law in LAWS}
     best = min(fits, key=lambda k: fits[k]["aic"])
     best_scaled = min(fits, key=lambda k: fits[k]["aic_scaled"])
     return {"laws": fits, "best": best, "best_scaled": best_scaled, "dims": d}

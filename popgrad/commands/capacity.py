@@ -264,7 +264,9 @@ def law_summary(kind: str, laws: dict) -> str:
     if not laws["laws"]:
         return f"{kind}: fewer than 3 dimensions with capacity >= 2, no law fitted (talk: N ~ d^{TALK[kind]:g})"
     p = laws["laws"]["power"]
+    b = next(v for k, v in laws["laws"].items() if "beta" in k)
     aic = ", ".join(f"{k} {v['aic']:.1f}" for k, v in laws["laws"].items())
     return (f"{kind}: capacity ~ d^{p['exponent']:.3f} (95% [{p['exponent_ci'][0]:.3f}, {p['exponent_ci'][1]:.3f}]) "
-            f"over d = {laws['dims'][0]}..{laws['dims'][-1]}; AIC {aic}: {laws['best']} favoured "
+            f"over d = {laws['dims'][0]}..{laws['dims'][-1]}; d^{TALK[kind]:g}/(ln d)^beta: beta = {b['log_power']:.2f} "
+            f"(95% [{b['log_power_ci'][0]:.2f}, {b['log_power_ci'][1]:.2f}]); AIC {aic}: {laws['best']} favoured "
             f"({laws['best_scaled']} with a fitted scale); talk: N ~ d^{TALK[kind]:g}")
