@@ -18,6 +18,8 @@ import math
 import sys
 import time
 
+import numpy as np
+
 from popgrad.cliutil import (add_output_options, add_sweep_options, emit, int_list, nonnegative_int, positive_int,
                              save_figure)
 from popgrad.errors import PopgradError, memory_budget
@@ -171,28 +173,37 @@ def table_rows(grid, maps) -> list[dict]:
 
 
 def plot(path: str, grid, maps) -> None:
+    """Left: capacity vs d (log-log); right: capacity / d^p (p = the talk's exponent), mean ± se bands
+    (or the capacity interval with one memory seed)."""
     import matplotlib                   # heavy optional dependency, loaded only for --plot
     import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
     for kind in maps:
         series = sorted((g for g in grid if g["kind"] == kind and g["mean"] >= 1), key=lambda g: g["d"])
-        d = [g["d"] for g in series]
-        lo = [g["mean"] - (g["se"] or 0) if g["se"] is not None else g["lower"] for g in series]
-        hi = [g["mean"] + (g["se"] or 0) if g["se"] is not None else g["upper"] for g in series]
-        ax.loglog(d, [g["mean"] for g in series], "o-", label=f"{kind} (talk: $d^{{{TALK[kind]:g}}}$)")
+        d = np.array([g["d"] for g in series], dtype=float)
+        mean = np.array([g["mean"] for g in series])
+        lo = np.array([g["mean"] - g["se"] if g["se"] is not None else g["lower"] for g in series])
+        hi = np.array([g["mean"] + g["se"] if g["se"] is not None else g["upper"] for g in series])
+        p = TALK[kind]
+        ax.loglog(d, mean, "o-", label=f"{kind} (talk: $d^{{{p:g}}}$)")
         ax.fill_between(d, lo, hi, alpha=0.3)
+        bx.semilogx(d, mean / d ** p, "o-", label=f"{kind}: $N / d^{{{p:g}}}$")
+        bx.fill_between(d, lo / d ** p, hi / d ** p, alpha=0.3)
     dims = sorted({g["d"] for g in grid})
-    ax.set_xticks(dims, [str(x) for x in dims])
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel("$d$")
+    for axis in (ax, bx):
+        axis.set_xticks(dims, [str(x) for x in dims])
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        axis.set_xlabel("$d$")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
     ax.set_ylabel("capacity $N$ (recall $\\geq$ threshold)")
     ax.set_title("Capacity of $W=\\sum_z u_{f(z)} e_z^\\top$")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
+    bx.set_ylabel("$N / d^p$")
+    bx.set_title("Capacity over the talk's law")
     fig.tight_layout()
     save_figure(fig, path)
 
