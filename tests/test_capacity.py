@@ -163,3 +163,23 @@ def test_cli_bad_arguments_exit_2_naming_the_option(argv, word, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["capacity"] + argv)
     assert exc.value.code == 2 and word in capsys.readouterr().err
+
+
+def test_cli_combine_refits_earlier_runs_and_plots(tmp_path, capsys):
+    """Test that --combine reads earlier --json outputs (later files replace a (map, d)), fits the laws
+    over them without computing, and writes the plot; a file that is not such an output exits 2."""
+    runs = []
+    for dims in ("32,48", "48,64"):
+        out = _cli_json(["capacity", "--dims", dims, "--maps", "injective", "--memory-seeds", "2"], capsys)
+        path = tmp_path / f"run{len(runs)}.json"
+        path.write_text(json.dumps(out))
+        runs.append(str(path))
+    png = tmp_path / "c.png"
+    out = _cli_json(["capacity", "--combine", *runs, "--plot", str(png)], capsys)
+    assert [g["d"] for g in out["grid"]] == [32, 48, 64] and png.stat().st_size > 0
+    assert out["laws"]["injective"]["best"] in out["laws"]["injective"]["laws"]
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(SystemExit) as exc:
+        main(["capacity", "--combine", str(bad)])
+    assert exc.value.code == 2 and "--combine" in capsys.readouterr().err
