@@ -27,9 +27,8 @@ import torch
 from popgrad.cells import Cell, Runner, run_with
 from popgrad.device import resolve_device, resolve_dtype
 from popgrad.errors import PopgradError, choice, memory_budget, positive_int
-from popgrad.numerics.capacity_search import (ALPHA, MAPS, QUERIES, RESOLUTION, check_search_args, n_cap,
-                                              search_capacity)
-from popgrad.rates import loglog_slope
+from popgrad.numerics.capacity_search import (ALPHA, MAPS, QUERIES, RESOLUTION, check_search_args,  # noqa: F401
+                                              n_cap, search_capacity)                    # MAPS, n_cap: re-exported
 
 LOG = logging.getLogger("popgrad.capacity")   # one line per evaluated N (the command shows it on stderr)
 CHUNK = 2048  # columns z per block of gamma in `recall_misses`: (S, M, CHUNK) floats at a time
@@ -180,18 +179,3 @@ def validate_threshold(threshold) -> float:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (0 < threshold <= 1):
         raise PopgradError(f"threshold must be a number in (0, 1], got {threshold!r}")
     return float(threshold)
-
-
-def fit_exponent(d, capacity, log_correct: bool = False) -> float:
-    """Least-squares slope of log(capacity) vs log(d); with log_correct, of log(N ln N) vs log(d).
-
-    The talk's heuristic Var[gamma] ~ N/d^2 with a max over N competitors gives N ln N ~ d^2 for
-    the injective map, so the log-corrected slope is the one to hold against 2.
-    """
-    d = np.asarray(d, dtype=np.float64)
-    c = np.asarray(capacity, dtype=np.float64)
-    keep = c >= 2
-    if keep.sum() < 2:
-        return float("nan")
-    y = c[keep] * np.log(c[keep]) if log_correct else c[keep]
-    return loglog_slope(d[keep], y)
