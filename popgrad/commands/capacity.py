@@ -89,6 +89,13 @@ def _run_json(path: str) -> list[dict]:
     return grid
 
 
+def _fit_from(text: str) -> int:
+    value = nonnegative_int(text)
+    if value > 10 ** 6:
+        raise argparse.ArgumentTypeError(f"expected a dimension of at most 1000000, got {text!r}")
+    return value
+
+
 def _maps(text: str) -> list[str]:
     maps = [m.strip() for m in text.split(",") if m.strip()]
     bad = [m for m in maps if m not in MAPS]
@@ -115,7 +122,7 @@ def add_arguments(p):
     p.add_argument("--threads", type=_threads, default=0, help="torch threads per cell (default 0: torch's)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="first memory seed (default 0)")
     p.add_argument("--plan", action="store_true", help="print the memory and time estimates and stop")
-    p.add_argument("--fit-from", type=nonnegative_int, default=0, metavar="D",
+    p.add_argument("--fit-from", type=_fit_from, default=0, metavar="D",
                    help="fit the laws to the dimensions d >= D only (default: all)")
     p.add_argument("--combine", nargs="+", metavar="RUN.json", type=_run_json,
                    help="compute nothing: table, local slopes and law fits over the grids of earlier --json outputs "
