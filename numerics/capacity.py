@@ -6,58 +6,39 @@ entries N(0, 1/d), and a map f: [N] -> [M], the memory is eq. (3) with alpha = 1
     W = sum_z u_{f(z)} e_z^T                         (d, d)
     gamma_{z,y} = u_y^T W e_z,   recall R = (1/N) sum_z 1{argmax_y gamma_{z,y} = f(z)}   (eq. (9))
 
-Ties count as misses (SPEC §4). Two maps: `injective` (a uniformly random permutation of [N],
-M = N outputs) and `mod2` (f(z) = z mod 2, M = 2). The capacity at dimension d is the largest N
-whose recall, averaged over seeds, is >= a threshold; found by galloping then bisection on N.
+Ties count as misses (SPEC §4). Two maps: `injective` (M = N outputs) and `mod2` (f(z) = z mod 2,
+M = 2). The capacity at dimension d is the largest N whose recall is >= a threshold.
 
-Each N is judged on fresh memories (seeded by (seed, map, d, N)), at least `seeds` of them and
-at least `min_samples` (memory, z) pairs, so the recall estimate has standard error <= ~0.0016
-at recall 0.99 and small N are not decided by a handful of draws. No Python loop over tokens:
-one batched matmul per block of CHUNK inputs.
+The search itself lives in `capacity_search` (a nested draw that grows W, chunked recall with a
+running max, sampled queries with a Wilson interval, galloping then bisection); this module holds
+the fresh-draw recall used by the property tests (`draw_memory`, `recall`) and the sweep cells:
+one cell per (map, d, memory seed), each an independent nested draw.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from popgrad.cells import Cell
+from popgrad.cells import Cell, Runner, run_with
 from popgrad.device import resolve_device, resolve_dtype
 from popgrad.errors import PopgradError, choice, memory_budget, positive_int
-from popgrad.rates import loglog_slope
+from popgrad.numerics.capacity_search import (ALPHA, MAPS, QUERIES, RESOLUTION, check_search_args,  # noqa: F401
+                                              n_cap, search_capacity)                    # MAPS, n_cap: re-exported
 
-MAPS = ("injective", "mod2")
-CHUNK = 2048  # columns z per block of gamma: (S, M, CHUNK) floats at a time
-
-
-def n_cap(kind: str, d: int) -> int:
-    """Largest N searched, well past the capacity: 2 d^2 / ln(d + 1) + 64 (injective; the talk's
-    heuristic gives N ln N ~ d^2), 4 d + 64 (mod2; the talk: N ~ d)."""
-    if kind == "injective":
-        return int(2 * d * d / math.log(d + 1)) + 64
-    return 4 * d + 64
-
-
-def memories_at(N: int, seeds: int, min_samples: int) -> int:
-    """Independent memories averaged at size N: at least `seeds`, and >= min_samples (memory, z) pairs."""
-    return max(seeds, -(-min_samples // N))
+LOG = logging.getLogger("popgrad.capacity")   # one line per evaluated N (the command shows it on stderr)
+CHUNK = 2048  # columns z per block of gamma in `recall_misses`: (S, M, CHUNK) floats at a time
 
 
 def capacity_memory_floats(kind: str, d: int, N: int, memories: int) -> int:
-    """Floats held at once by one recall evaluation (embeddings, memory, one block of gamma)."""
+    """Floats held at once by one fresh-draw recall evaluation (embeddings, memory, one block of gamma)."""
     m_out = N if kind == "injective" else 2
     memory = d * d + m_out * d if m_out >= d else m_out * N + m_out * d   # see recall_misses
     return memories * (2 * d * N + d * m_out + N + memory + m_out * min(N, CHUNK))
-
-
-def peak_memory_floats(kind: str, d: int, seeds: int, min_samples: int = 4000) -> int:
-    """Largest `capacity_memory_floats` over the N a capacity search may visit (N = 1 .. N_cap)."""
-    cap = n_cap(kind, d)
-    return max(capacity_memory_floats(kind, d, N, memories_at(N, seeds, min_samples))
-               for N in (1, min(cap, CHUNK), cap))
 
 
 @dataclass
@@ -128,61 +109,69 @@ def recall(draw: MemoryDraw) -> float:
     return 1.0 - recall_misses(draw) / draw.f.numel()
 
 
-def _passes(kind, d, N, threshold, seeds, min_samples, seed, dtype, device) -> bool:
-    """Mean recall at size N >= threshold (with early stopping)."""
-    draw = draw_memory(kind, d, N, memories_at(N, seeds, min_samples), seed, dtype, device)
-    allowed = math.floor((1.0 - threshold) * draw.f.numel() + 1e-9)
-    return recall_misses(draw, max_misses=allowed) <= allowed
-
-
-def capacity_at(kind: str, d: int, seeds: int = 3, threshold: float = 0.99, seed: int = 0,
-                dtype="float32", device="cpu", min_samples: int = 4000) -> dict:
-    """Largest N with mean recall >= threshold at dimension d (galloping from N = 1, then bisection).
-
-    Each N is judged on fresh memories, at least `seeds` of them and at least `min_samples`
-    (memory, z) pairs, so small N are not decided by a handful of draws. Returns
-    {'capacity', 'saturated'}: `saturated` means even N_cap passed (capacity >= N_cap);
-    capacity 0 means a single association is not recalled.
-    """
-    threshold = validate_threshold(threshold)
+def capacity_at(kind: str, d: int, threshold: float = 0.99, seed: int = 0, dtype="float32", device="cpu",
+                **options) -> dict:
+    """Capacity of one nested draw at dimension d (`capacity_search.search_capacity`):
+    {'capacity', 'lower', 'upper', 'saturated', ...}; capacity 0 means one association is not recalled."""
     choice("map", kind, MAPS)
-    d, seeds = positive_int("d", d), positive_int("seeds", seeds)
-    cap = n_cap(kind, d)
-    memory_budget(f"capacity at d={d} (N up to {cap}, {seeds} seeds)", peak_memory_floats(kind, d, seeds, min_samples))
-    ok = lambda N: _passes(kind, d, N, threshold, seeds, min_samples, seed, dtype, device)  # noqa: E731
-    if not ok(1):
-        return {"capacity": 0, "saturated": False}
-    lo, hi = 1, None
-    while hi is None:                        # galloping: invariant ok(lo)
-        nxt = min(2 * lo, cap)
-        if ok(nxt):
-            if nxt == cap:
-                return {"capacity": cap, "saturated": True}
-            lo = nxt
-        else:
-            hi = nxt
-    while hi - lo > 1:                       # bisection: ok(lo), not ok(hi)
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
-    return {"capacity": lo, "saturated": False}
+    return search_capacity(kind, positive_int("d", d), validate_threshold(threshold), seed, dtype=dtype,
+                           device=device, **options).as_dict()
 
 
-def capacity_cell(kind: str, d: int, seeds: int, threshold: float, dtype, device, min_samples: int,
-                  seed: int) -> dict:
-    """`capacity_at` as a pure sweep cell (popgrad.sweep): {'capacity', 'saturated'} for one (map, d)."""
-    return capacity_at(kind, d, seeds, threshold, seed, dtype, device, min_samples)
+def capacity_cell(kind: str, d: int, threshold: float, queries: int, resolution: float, dtype: str, device: str,
+                  threads: int, seed: int) -> dict:
+    """One sweep cell: the capacity of one nested draw (memory seed `seed`) of `kind` at d, with its
+    interval, wall time, the bytes the search held and the process's peak RSS."""
+    if threads:
+        torch.set_num_threads(threads)
+    return search_capacity(kind, d, threshold, seed, queries=queries, resolution=resolution, dtype=dtype,
+                           device=device, progress=LOG.info).as_dict()
 
 
-def capacity_cells(maps, dims, seeds: int = 3, threshold: float = 0.99, seed: int = 0, dtype="float32",
-                   device="auto", min_samples: int = 4000) -> list:
-    """One sweep cell per (d, map), d-major (d in increasing order, duplicates dropped)."""
-
+def capacity_cells(maps, dims, memory_seeds=3, threshold: float = 0.99, seed: int = 0,
+                   queries: int = QUERIES, resolution: float = RESOLUTION, dtype="float32", device="auto",
+                   threads: int = 0) -> list:
+    """One sweep cell per (d, map, memory seed), d-major (d increasing, duplicates dropped);
+    memory seed k is the independent nested draw with seed `seed + k`. `memory_seeds`: a count, or
+    a function (map, d) -> count."""
+    check_search_args(validate_threshold(threshold), queries, resolution, ALPHA)
     dev = str(resolve_device(device))
+    count = memory_seeds if callable(memory_seeds) else (lambda kind, d: memory_seeds)
+    for kind in maps:
+        for d in dims:
+            positive_int("memory_seeds", count(kind, d))
     return [Cell(capacity_cell, {"kind": choice("map", kind, MAPS), "d": positive_int("d", d),
-                                 "seeds": positive_int("seeds", seeds), "threshold": validate_threshold(threshold),
-                                 "dtype": str(dtype), "device": dev, "min_samples": min_samples},
-                 positive_int("seed", seed, minimum=0), label=f"{kind} d={d}")
-            for d in sorted(set(dims)) for kind in maps]
+                                 "threshold": float(threshold), "queries": int(queries),
+                                 "resolution": float(resolution), "dtype": str(dtype), "device": dev,
+                                 "threads": int(threads)},
+                 positive_int("seed", seed, minimum=0) + k, label=f"{kind} d={d} seed={seed + k}")
+            for d in sorted(set(dims)) for kind in maps for k in range(count(kind, d))]
+
+
+def capacity_grid(maps, dims, memory_seeds=3, threshold: float = 0.99, seed: int = 0,
+                  queries: int = QUERIES, resolution: float = RESOLUTION, dtype="float32", device="auto",
+                  threads: int = 0, run: Runner | None = None) -> list[dict]:
+    """Per (d, map): the capacities of each memory seed with their intervals, mean ± se over the
+    memory seeds (se None with one), the interval's ends averaged, seconds and peak memory."""
+    cells = capacity_cells(maps, dims, memory_seeds, threshold, seed, queries, resolution, dtype, device, threads)
+    values = run_with(run, cells, "capacity cells")
+    groups: dict[tuple, list] = {}
+    for cell, value in zip(cells, values):
+        groups.setdefault((cell.params["d"], cell.params["kind"]), []).append(value)
+    return [summarize(kind, d, vals) for (d, kind), vals in groups.items()]
+
+
+def summarize(kind: str, d: int, values: list[dict]) -> dict:
+    """Mean ± se over memory seeds of the capacity; the mean interval; total seconds; max peak bytes."""
+    c = np.array([v["capacity"] for v in values], dtype=np.float64)
+    n = len(c)
+    return {"kind": kind, "d": d, "n": n, "capacities": c.astype(int).tolist(),
+            "lowers": [v["lower"] for v in values], "uppers": [v["upper"] for v in values],
+            "mean": float(c.mean()), "se": float(c.std(ddof=1) / math.sqrt(n)) if n > 1 else None,
+            "lower": float(np.mean([v["lower"] for v in values])), "upper": float(np.mean([v["upper"] for v in values])),
+            "saturated": any(v["saturated"] for v in values), "memories": values[0]["memories"],
+            "seconds": float(sum(v["seconds"] for v in values)),
+            "peak_bytes": max(v["peak_bytes"] for v in values), "maxrss_bytes": max(v["maxrss_bytes"] for v in values)}
 
 
 def validate_threshold(threshold) -> float:
@@ -190,18 +179,3 @@ def validate_threshold(threshold) -> float:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (0 < threshold <= 1):
         raise PopgradError(f"threshold must be a number in (0, 1], got {threshold!r}")
     return float(threshold)
-
-
-def fit_exponent(d, capacity, log_correct: bool = False) -> float:
-    """Least-squares slope of log(capacity) vs log(d); with log_correct, of log(N ln N) vs log(d).
-
-    The talk's heuristic Var[gamma] ~ N/d^2 with a max over N competitors gives N ln N ~ d^2 for
-    the injective map, so the log-corrected slope is the one to hold against 2.
-    """
-    d = np.asarray(d, dtype=np.float64)
-    c = np.asarray(capacity, dtype=np.float64)
-    keep = c >= 2
-    if keep.sum() < 2:
-        return float("nan")
-    y = c[keep] * np.log(c[keep]) if log_correct else c[keep]
-    return loglog_slope(d[keep], y)

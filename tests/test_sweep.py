@@ -25,7 +25,7 @@ GRIDS = {
     "train": ["train", "--T", "16", "--d", "16", "--batch", "4", "--steps", "4", "--probe-every", "2", "--seeds", "2",
               "--cutoff", "8", "--dtype", "float64", "--device", "cpu", "--threads", "1"],
 }
-METADATA = ("meta", "seconds", "sweep")        # run metadata: params, versions, time, wall seconds, where it ran
+METADATA = ("meta", "seconds", "sweep", "maxrss_bytes")  # run metadata: params, versions, time, wall seconds, where it ran, peak RSS
 
 
 # ----------------------------------------------------------------------------- toy cells
