@@ -25,6 +25,9 @@ import torch
 
 from popgrad.memory import eq7_targets, memory_recall, memory_scores, unique_argmax_hits
 from popgrad.numerics import transformer as tr
+from popgrad.numerics.recall import gather_model_c_stats, one_step_wo2, value_inputs
+from popgrad.numerics.samplers import make_generator, model_c_sampler, sample_model_c
+from popgrad.theory.theorem3 import three_steps
 
 
 def binomial_se(p: float, n: int) -> float:
@@ -103,7 +106,7 @@ def probe_row(run, step, z, mask, tgt, loss, hits, n, lsum, full) -> dict:
 
 def tr_other_loss(run, z, mask, tgt, full) -> float:
     """Mean cross-entropy over the non-in-context positions with a target (full forward if needed)."""
-    from popgrad.numerics.training import other_mask
+    from popgrad.numerics.training import other_mask  # lazy: numerics.training imports this module
 
     keep = other_mask(mask, run.cfg.data)
     if not bool(keep.any()):
@@ -130,10 +133,7 @@ def one_step_counterparts(run) -> dict:
     cfg = run.cfg
     emb64 = run.emb.to(dtype="float64")
     if cfg.data == "D":
-        from popgrad.theory.theorem3 import three_steps
-
         return {k: v.to(run.tab.E) for k, v in three_steps(run.model, emb64, 1.0).items()}
-    from popgrad.numerics.recall import gather_model_c_stats, one_step_wo2, value_inputs
 
     nb = cfg.onestep_batches
     stats = gather_model_c_stats(run.model, [nb], 32, seed=cfg.seed + 3, device=run.tab.E.device)[nb]
@@ -145,8 +145,7 @@ def one_step_counterparts(run) -> dict:
 
 def _autograd_step(run, W_O2, W_K2, which: str) -> torch.Tensor:
     """-grad of the in-context loss in `which` at zero, other matrices given (batches of 32)."""
-    from popgrad.numerics.samplers import make_generator, model_c_sampler, sample_model_c
-    from popgrad.numerics.training import in_context_mask
+    from popgrad.numerics.training import in_context_mask  # lazy: numerics.training imports this module
 
     cfg, tab = run.cfg, run.tab
     zero = torch.zeros_like(W_O2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from popgrad.plotting import save_figure
 from popgrad.memory import eq7_targets, memory_scores
 from popgrad.numerics import transformer as tr
 
@@ -38,7 +39,6 @@ def plot_curves(rows, path: str, title: str = "", reading: str = "eq9", cutoff: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from popgrad.plotting import save_figure
 
     labels = list(dict.fromkeys(r["run"] for r in rows))
     rowsets = panels(rows, reading)
@@ -106,7 +106,6 @@ def plot_maps(emb64, tab, z: torch.Tensor, params: dict, scale: str, path: str, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from popgrad.cliutil import save_figure
 
     views = memory_views(emb64, params)
     a1, a2 = attention_maps(tab, z, params, scale)

@@ -23,7 +23,7 @@ def _command_modules(only: str | None = None):
     """Every command module, or only the one named `only` (so `popgrad report ...` does not import
     the other commands, some of which import torch at module level: a bad --out fails in well
     under a second). Falls back to all modules when `only` names no module."""
-    import popgrad.commands as pkg
+    import popgrad.commands as pkg  # lazy: the command modules load when the parser is built
 
     names = [m.name for m in pkgutil.iter_modules(pkg.__path__)]
     if only is not None and only.replace("-", "_") in names:

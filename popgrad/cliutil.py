@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 import popgrad
+from popgrad.errors import PopgradError
 from popgrad.plotting import save_figure  # noqa: F401 (re-export: the commands import it from here)
 
 
@@ -152,8 +153,6 @@ def check_output_file(path, option: str):
     """Validate a file a command will write, before it computes anything (PopgradError, one line)."""
     from pathlib import Path
 
-    from popgrad.errors import PopgradError
-
     path = Path(path)
     if path.is_dir():
         raise PopgradError(f"{option}: {str(path)!r} is a folder, expected a file")
@@ -170,8 +169,6 @@ def check_output_dir(path, option: str):
     """Validate a folder a command will write into (existing, or to be created in a writable parent),
     before it computes anything; nothing is created here (PopgradError, one line)."""
     from pathlib import Path
-
-    from popgrad.errors import PopgradError
 
     path = Path(path)
     if path.exists():
@@ -192,8 +189,6 @@ def write_text_file(path, text: str, option: str) -> None:
     """Write `text` to `path` whole or not at all (temporary file + rename); a failure is one PopgradError line."""
     import os
     import tempfile
-
-    from popgrad.errors import PopgradError
 
     folder = os.path.dirname(os.path.abspath(path))
     tmp = None
@@ -347,8 +342,6 @@ def write_csv(path: str, rows: Sequence[dict], columns: Sequence[str], interrupt
     writer.writeheader()
     for row in rows:
         writer.writerow({**{c: row.get(c) for c in columns}, **({"interrupted": "yes"} if interrupted else {})})
-    from popgrad.errors import PopgradError
-
     try:
         with open(path, "w", newline="") as fh:
             fh.write(buf.getvalue())

@@ -311,7 +311,7 @@ def local_cluster(workers: int):
 
 
 def _worker_code() -> tuple[str, str]:
-    import popgrad.sweep as sw                                   # as loaded on the worker
+    import popgrad.sweep as sw  # lazy: the module as loaded on the worker; as loaded on the worker
 
     return sw.popgrad.__version__, sw.source_hash()
 

@@ -21,8 +21,18 @@ import numpy as np
 import torch
 
 from popgrad.embeddings import make_embeddings
+from popgrad.numerics import paper_model as pm
+from popgrad.numerics import probes, samplers
+from popgrad.numerics import training as trn
+from popgrad.numerics import transformer as tr
+from popgrad.numerics.induction_head import induction_head_logits
+from popgrad.numerics.probes import cosine
+from popgrad.numerics.recall import gather_model_c_stats, one_step_wo2, value_inputs
 from popgrad.numerics.samplers import cpu_threads
+from popgrad.numerics.token_stats import ClassStats
+from popgrad.numerics.training import TrainConfig, build_data_model, train
 from popgrad.registry import Claim, Measurement, register
+from popgrad.theory import attention as att
 from popgrad.tolerances import FLOAT64, rel_error
 
 
@@ -39,8 +49,6 @@ def _random_case(seed: int, d: int = 12, N: int = 7, T: int = 9, B: int = 5):
 def measure_shared_head() -> Measurement:
     # Sec. 4.2: the training model's logits equal induction_head_logits on the same inputs (any weights),
     # and its query-restricted layer 2 (in-context loss) equals the full forward at those positions.
-    from popgrad.numerics import transformer as tr
-    from popgrad.numerics.induction_head import induction_head_logits
 
     errs = {}
     for seed in range(3):
@@ -67,8 +75,6 @@ def measure_shared_lemma4() -> Measurement:
     # Lemma 4, eq. (13): with W_K^1 = 0 and no residual after layer 2, the model's last-position
     # cross-entropy equals lemma4_loss(W = W_K^2^T) and its autograd gradient at W_K^2 = 0 equals
     # Lemma 4's formula (converted to eq. (7)).
-    from popgrad.numerics import transformer as tr
-    from popgrad.theory import attention as att
 
     errs = {}
     for seed in range(3):
@@ -134,8 +140,6 @@ _RUNS: dict = {}
 
 def fig3_run(variant: str, seed: int, steps: int = WINDOW, probe_every: int | None = None, **over) -> list[dict]:
     """Probe rows of one CI-size Figure 3 run (cached per process, keyed by the whole config)."""
-    from popgrad.numerics.training import TrainConfig, train
-
     cfg = TrainConfig(**{**FAST, **over, "steps": steps, "probe_every": probe_every or steps, "seed": seed,
                          "freeze": VARIANTS[variant]})
     if cfg not in _RUNS:
@@ -284,10 +288,6 @@ FIRST = dict(T=64, d=64, K=5, eta=1.0, init="zero", embed="unit", scale="none", 
 def first_step_cosine(batch: int, seed: int) -> float:
     """Cosine between W_O^2 after one SGD step from zero (key-query zero and frozen; momentum and
     weight decay as App. E) and eq. (15)'s one-step matrix from REF_BATCHES independent batches."""
-    from popgrad.numerics.probes import cosine
-    from popgrad.numerics.recall import gather_model_c_stats, one_step_wo2, value_inputs
-    from popgrad.numerics.training import TrainConfig, build_data_model, train
-
     cfg = TrainConfig(**FIRST, batch=batch, steps=1, probe_every=1, seed=seed)
     with torch.random.fork_rng(devices=[]), cpu_threads("cpu", 1):
         W_sgd = train(cfg)["params"]["W_O2"]
@@ -341,8 +341,6 @@ def _loop_in_context_c(z, q) -> torch.Tensor:
 def measure_in_context_masks() -> Measurement:
     # SPEC §5 in-context tokens: the training streams' masks and targets against per-sequence loops;
     # the streams equal the samplers' draws with the same seed, and successive batches differ.
-    from popgrad.numerics import samplers
-    from popgrad.numerics import training as trn
 
     errs = {}
     cfg = trn.TrainConfig(T=48, d=8, batch=16, K=3, steps=1, probe_every=1, cutoff=8, device="cpu")
@@ -383,8 +381,6 @@ def _loop_argmax_hit(scores_row: list, target: int) -> bool:
 def measure_probes_loop() -> Measurement:
     # Every probe of a training run against a per-element loop: recall (9) of W_O^2, W_K^2, W_K^1 and
     # the early/late split with its counts, the paper's-code readings, KL (10) and the cosine.
-    from popgrad.numerics import probes
-    from popgrad.numerics import training as trn
 
     cfg = trn.TrainConfig(T=24, d=10, batch=4, K=3, steps=1, probe_every=1, cutoff=7, device="cpu", W_F=True,
                           loss="all", dtype="float64", embed="code", scale="sqrt")
@@ -443,8 +439,6 @@ def _pairwise_ce_loss(W, W_U, A, cs, ys):
 def measure_one_step_wo2_empirical() -> Measurement:
     # Lemma 2 at W = 0 with the pairs' own label frequencies: one_step_wo2(weights='empirical') equals
     # minus the autograd gradient of the mean cross-entropy of logits W_U W A c_i, pairs looped one by one.
-    from popgrad.numerics.recall import one_step_wo2
-    from popgrad.numerics.token_stats import ClassStats
 
     gen = torch.Generator().manual_seed(3)
     N, d, n = 9, 6, 40
@@ -468,8 +462,6 @@ def measure_one_step_wo2_empirical() -> Measurement:
 def measure_lean_step() -> Measurement:
     # The training step popgrad runs (hand-written backward, reused buffers, layer 2 at in-context
     # positions) against autograd of the model written in the paper's public code's structure.
-    from popgrad.numerics import paper_model as pm
-    from popgrad.numerics import training as trn
 
     errs = {}
     for loss, W_F, freeze in (("in-context", False, ()), ("all", True, (("W_K2", 9),))):
@@ -554,8 +546,6 @@ _HEAD_RUNS: dict = {}
 
 def head_run(seed: int) -> dict:
     """One CI-size all-trained Figure 3 run: probe rows and final weights (cached per process)."""
-    from popgrad.numerics.training import TrainConfig, train
-
     if seed not in _HEAD_RUNS:
         cfg = TrainConfig(**HEAD, steps=HEAD_STEPS, probe_every=HEAD_PROBE, seed=seed)
         with torch.random.fork_rng(devices=[]), cpu_threads("cpu", 1):
@@ -566,9 +556,6 @@ def head_run(seed: int) -> dict:
 
 def fresh_accuracy(seed: int, batches: int = 4) -> float:
     """In-context accuracy of the final weights on fresh batches, by the paper-structure model's forward."""
-    from popgrad.numerics import paper_model as pm
-    from popgrad.numerics import training as trn
-
     r = head_run(seed)
     run = trn.setup(r["cfg"])
     model = pm.from_embeddings(run.emb, {k: v.to(run.tab.E) for k, v in r["params"].items()})

@@ -43,11 +43,11 @@ def add_arguments(p):
 
 def run(args) -> int:
     import torch  # here, not at the top: bad arguments are refused before torch loads
-    from popgrad.commands.recall_table import BATCHES, DIMS
-    from popgrad.errors import PopgradError, memory_budget
-    from popgrad.numerics.bench import (copy_bandwidth, interleaved_bench, machine_load, output_bytes_per_token,
+    from popgrad.commands.recall_table import BATCHES, DIMS  # lazy: torch loads only after the arguments are validated
+    from popgrad.errors import PopgradError, memory_budget  # lazy: torch loads only after the arguments are validated
+    from popgrad.numerics.bench import (copy_bandwidth, interleaved_bench, machine_load, output_bytes_per_token,  # lazy: torch loads only after the arguments are validated
                                         recall_table_seconds)
-    from popgrad.numerics.recall import build_model_c
+    from popgrad.numerics.recall import build_model_c  # lazy: torch loads only after the arguments are validated
 
     if args.quick:
         args.rounds, args.ref_sequences, args.no_table = min(args.rounds, 2), min(args.ref_sequences, 4), True

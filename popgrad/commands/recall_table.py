@@ -46,7 +46,7 @@ def add_arguments(p):
 
 
 def model_from_args(args):
-    from popgrad.numerics.recall import build_model_c
+    from popgrad.numerics.recall import build_model_c  # lazy: torch loads only after the arguments are validated
 
     return build_model_c(args.N, args.T, args.K, args.triggers, args.outputs, args.text, args.uniform)
 
@@ -61,7 +61,7 @@ def check_budget(T: int, batches: int, batch_size: int, seeds: int, what: str = 
 
 def check_model_sizes(args, Ns=(), dims=()) -> None:
     """Refuse up front sizes whose tables or embeddings cannot fit in memory (names the option)."""
-    from popgrad.errors import memory_budget
+    from popgrad.errors import memory_budget  # lazy: torch loads only after the arguments are validated
 
     for n, opt in [(args.N, "--N")] + [(n, "--Ns") for n in Ns]:
         if n is not None:
@@ -82,8 +82,8 @@ def run(args) -> int:
     check_model_sizes(args, dims=[(max(args.dims), "--dims")])
     sweep = options_from_args(args)
     # numerics (and torch) load only once the arguments are known to be good
-    from popgrad.device import resolve_device
-    from popgrad.numerics.recall import recall_grid
+    from popgrad.device import resolve_device  # lazy: torch loads only after the arguments are validated
+    from popgrad.numerics.recall import recall_grid  # lazy: torch loads only after the arguments are validated
 
     model = model_from_args(args)
     device = resolve_device(args.device)
@@ -114,7 +114,7 @@ def run(args) -> int:
         print("\n## Probe (9) of the one-step W_O^2 (eq. (15)) against eq. (7)'s target\n")
         print(markdown_table(wide["probe"], columns))
     if args.csv:
-        from popgrad.cliutil import write_csv
+        from popgrad.cliutil import write_csv  # lazy: torch loads only after the arguments are validated
 
         write_csv(args.csv, long_rows, long_columns)
     if args.plot:

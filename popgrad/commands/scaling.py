@@ -68,10 +68,10 @@ def run(args) -> int:
         if ks > base.N:
             raise PopgradError(f"--Ks: K={ks} exceeds the vocabulary size N={base.N}")
     # numerics (and torch) load only once the arguments are known to be good
-    from popgrad.device import resolve_device
-    from popgrad.numerics.scaling import (batch_points, batch_sweep_cell, error_exponent, fitted_exponent,
+    from popgrad.device import resolve_device  # lazy: torch loads only after the arguments are validated
+    from popgrad.numerics.scaling import (batch_points, batch_sweep_cell, error_exponent, fitted_exponent,  # lazy: torch loads only after the arguments are validated
                                           scaling_cells, scaling_jobs, scaling_points)
-    from popgrad.sweep import Cell, describe, run_cells
+    from popgrad.sweep import Cell, describe, run_cells  # lazy: torch loads only after the arguments are validated
 
     device = resolve_device(args.device)
     jobs = scaling_jobs([sw for sw in args.sweeps if sw != "batches"], args.dims, args.Ns, args.Ts, args.Ks,

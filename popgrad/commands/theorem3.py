@@ -51,7 +51,7 @@ def add_arguments(p):
 # ----------------------------------------------------------------------------- exact and MC
 def exact_steps(model, emb, eta):
     """(matrices, source): the three exact one-step matrices of popgrad.theory.theorem3 (p_hat = 1/N)."""
-    from popgrad.theory.theorem3 import three_steps
+    from popgrad.theory.theorem3 import three_steps  # lazy: torch loads only after the arguments are validated
 
     return three_steps(model, emb, eta), "popgrad.theory.theorem3"
 
@@ -61,7 +61,7 @@ def mc_steps(model, emb, eta, n, seed):
     mean (all-sample) previous matrices. Groups differ in size by at most one, so the mean of the
     group estimates is the all-sample estimate up to that rounding."""
     import torch  # here, not at the top: bad arguments are refused before torch loads
-    from popgrad.numerics import theorem3_mc as mc
+    from popgrad.numerics import theorem3_mc as mc  # lazy: torch loads only after the arguments are validated
 
     z, y, _ = mc.sampled(model, n, seed, emb.W_E.device)
     parts = [(z[g::GROUPS], y[g::GROUPS]) for g in range(GROUPS)]                  # (n/G, T) each
@@ -76,7 +76,7 @@ def mc_steps(model, emb, eta, n, seed):
 def step_scores(emb, name, W):
     """Scalar summaries of one matrix: mean target score, mean off-target score (+ tau line)."""
     import torch  # here, not at the top: bad arguments are refused before torch loads
-    from popgrad.memory import eq7_targets, memory_scores
+    from popgrad.memory import eq7_targets, memory_scores  # lazy: torch loads only after the arguments are validated
 
     U, V, target = eq7_targets(emb)[name]
     S = memory_scores(W, U, V)                                             # (n, m)
@@ -90,7 +90,7 @@ def step_scores(emb, name, W):
 
 
 def paper_values(N, T, eta, alpha_prime):
-    from popgrad.numerics import theorem3_mc as mc
+    from popgrad.numerics import theorem3_mc as mc  # lazy: torch loads only after the arguments are validated
 
     p1 = mc.paper_step1_scores(N, T, eta)
     return {("W_O2", "target score"): p1["diag"], ("W_O2", "off-target score"): p1["off"],
@@ -105,8 +105,8 @@ STEP_LABEL = {"W_O2": "1: W_O^2 (16)", "W_K2": "2: W_K^2 (24)-(25)", "W_K1": "3:
 def step_rows(emb, exact, groups, eta):
     """The per-step table rows (fixed order) and recall per step."""
     import torch  # here, not at the top: bad arguments are refused before torch loads
-    from popgrad.tolerances import MC_Z  # imports torch
-    from popgrad.memory import eq7_targets, memory_recall
+    from popgrad.tolerances import MC_Z  # lazy: torch loads only after the arguments are validated; imports torch
+    from popgrad.memory import eq7_targets, memory_recall  # lazy: torch loads only after the arguments are validated
 
     tg = eq7_targets(emb)
     mc_full = {k: g.mean(0) for k, g in groups.items()}
@@ -135,8 +135,8 @@ def step_rows(emb, exact, groups, eta):
 
 def head_rows(emb, model, learned, beta, seed, n):
     """Accuracy of the assembled head on model D (Sec. 4.2): hand-built (7), learned rescaled, chance; with se."""
-    from popgrad.numerics import head_ablation as ha
-    from popgrad.numerics import induction_head as ih
+    from popgrad.numerics import head_ablation as ha  # lazy: torch loads only after the arguments are validated
+    from popgrad.numerics import induction_head as ih  # lazy: torch loads only after the arguments are validated
 
     heads = {"hand-built (7), beta=%g" % beta: ih.hand_built(emb, beta, beta)}
     for b in BETAS:
@@ -153,8 +153,8 @@ def head_rows(emb, model, learned, beta, seed, n):
 def recall_margin_rows(emb, exact, groups):
     """Recall (9) with margins: exact and Monte-Carlo, each step scored as in (9), W_K^2 also per query."""
     import torch  # here, not at the top: bad arguments are refused before torch loads
-    from popgrad.memory import eq7_targets
-    from popgrad.numerics import head_ablation as ha
+    from popgrad.memory import eq7_targets  # lazy: torch loads only after the arguments are validated
+    from popgrad.numerics import head_ablation as ha  # lazy: torch loads only after the arguments are validated
 
     tg = eq7_targets(emb)
     specs = [(k, "per input (9)", lambda W: W, tg[k]) for k in ("W_O2", "W_K2", "W_K1")]
@@ -178,7 +178,7 @@ def recall_margin_rows(emb, exact, groups):
 def decomposition(emb, learned):
     """W_K^2 blocks, bias ratios and W_O^2's two lines, from the exact engine's matrices (None if d too small)."""
     import torch  # here, not at the top: bad arguments are refused before torch loads
-    from popgrad.numerics import head_ablation as ha
+    from popgrad.numerics import head_ablation as ha  # lazy: torch loads only after the arguments are validated
 
     if emb.d < max(2 * emb.N, emb.N + emb.T):
         return None
@@ -191,8 +191,8 @@ def decomposition(emb, learned):
 
 def ablation(emb, model, learned, beta, seed, n):
     """The ablation rows in the three architectures (None if d is too small for the exact decompositions)."""
-    from popgrad.cliutil import progress
-    from popgrad.numerics import head_ablation as ha
+    from popgrad.cliutil import progress  # lazy: torch loads only after the arguments are validated
+    from popgrad.numerics import head_ablation as ha  # lazy: torch loads only after the arguments are validated
 
     if emb.d < max(2 * emb.N, emb.N + emb.T):
         return None
@@ -215,10 +215,10 @@ def _prepare_plot_dir(path: str) -> None:
 
 def compute(N, T, d, seed, eta, n, beta, device="cpu", head_samples=16384):
     """Everything the command prints (and the plots read)."""
-    from popgrad.numerics import theorem3_mc as mc
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-    from popgrad.memory import eq7_targets
+    from popgrad.numerics import theorem3_mc as mc  # lazy: torch loads only after the arguments are validated
+    from popgrad.data import SecondOccurrenceModel  # lazy: torch loads only after the arguments are validated
+    from popgrad.embeddings import make_embeddings  # lazy: torch loads only after the arguments are validated
+    from popgrad.memory import eq7_targets  # lazy: torch loads only after the arguments are validated
 
     if n < GROUPS:
         raise PopgradError(f"--mc-samples must be >= {GROUPS}, got {n}")
@@ -249,9 +249,9 @@ def compute(N, T, d, seed, eta, n, beta, device="cpu", head_samples=16384):
 
 def recall_sweep(N, T, d, seed, eta):
     """Recall (9) of the exact one-step matrices, varying N, T, d one at a time around (N, T, d)."""
-    from popgrad.data import SecondOccurrenceModel
-    from popgrad.embeddings import make_embeddings
-    from popgrad.memory import eq7_targets, memory_recall
+    from popgrad.data import SecondOccurrenceModel  # lazy: torch loads only after the arguments are validated
+    from popgrad.embeddings import make_embeddings  # lazy: torch loads only after the arguments are validated
+    from popgrad.memory import eq7_targets, memory_recall  # lazy: torch loads only after the arguments are validated
 
     grid = {"N": sorted({8, 16, N, 2 * N}), "T": sorted({8, T, 2 * T}), "d": sorted({32, 64, 128, d})}
     out = []
@@ -278,8 +278,8 @@ ABLATION_COLUMNS = ("head", "accuracy ± se", "n", "chance", "layer-2 peak on ou
 
 def diagnosis_markdown(res, n_mc, beta) -> str:
     """The diagnosis tables (recall margins, W_K^2 blocks, bias ratio, W_O^2 lines, ablations) as markdown."""
-    from popgrad.cliutil import markdown_table
-    from popgrad.numerics.head_ablation import ARCH_LABEL
+    from popgrad.cliutil import markdown_table  # lazy: torch loads only after the arguments are validated
+    from popgrad.numerics.head_ablation import ARCH_LABEL  # lazy: torch loads only after the arguments are validated
 
     out = ["", "### Recall (9) with its margin", "",
            markdown_table(res["recall_margins"], MARGIN_COLUMNS), "",
@@ -351,7 +351,7 @@ def run(args) -> int:
              "recall_margins": res["recall_margins"], "decomposition": res["decomposition"],
              "ablation": res["ablation"]}
     if args.plot:
-        from popgrad.numerics import theorem3_plots as plots
+        from popgrad.numerics import theorem3_plots as plots  # lazy: torch loads only after the arguments are validated
 
         sweep = recall_sweep(args.N, args.T, args.d, args.seed, args.eta)
         extra["recall_sweep"] = sweep

@@ -31,7 +31,7 @@ MAX_SEEDS = 64
 
 
 def add_arguments(p):
-    from popgrad.numerics.training import PRESET_GROUPS, PRESETS
+    from popgrad.numerics.training import PRESET_GROUPS, PRESETS  # lazy: torch loads only when this parser is built
 
     p.add_argument("--preset", choices=tuple(PRESETS) + tuple(PRESET_GROUPS),
                    help="App. E setting (fig3-variants runs all five Figure 3 variants)")
@@ -86,8 +86,8 @@ FIELDS = ("data", "N", "T", "K", "triggers", "outputs", "d", "batch", "steps", "
 
 def configs(args):
     """[(label, [TrainConfig per seed])] and the notes to print (shrinking on the CPU)."""
-    from popgrad.device import resolve_device
-    from popgrad.numerics import training as trn
+    from popgrad.device import resolve_device  # lazy: torch loads only after the arguments are validated
+    from popgrad.numerics import training as trn  # lazy: torch loads only after the arguments are validated
 
     device = str(resolve_device(args.device))
     given = {f: getattr(args, f) for f in FIELDS if getattr(args, f, None) is not None}
@@ -164,7 +164,7 @@ def display_rows(rows, columns):
 
 # ----------------------------------------------------------------------------- run
 def run(args) -> int:
-    from popgrad.numerics import training as trn
+    from popgrad.numerics import training as trn  # lazy: torch loads only after the arguments are validated
 
     if args.seeds > MAX_SEEDS:
         raise PopgradError(f"--seeds must be <= {MAX_SEEDS}, got {args.seeds}")
@@ -227,7 +227,7 @@ def run(args) -> int:
     if args.csv:
         write_csv(args.csv, rows, numeric)
     if args.plot:
-        from popgrad.numerics.training_plots import plot_curves
+        from popgrad.numerics.training_plots import plot_curves  # lazy: torch loads only after the arguments are validated
 
         reading = args.reading or ("paper" if args.preset else "eq9")
         plot_curves(rows, args.plot, plot_title(groups, seeds), reading, first.cutoff)
@@ -245,7 +245,7 @@ def estimate_note(groups, sweep) -> str:
     """Time estimate of the whole command: one lean step measured at the run's size, times the steps."""
     import time
 
-    from popgrad.numerics import training as trn
+    from popgrad.numerics import training as trn  # lazy: torch loads only after the arguments are validated
 
     cfg = groups[0][1][0]
     run = trn.setup(cfg)
@@ -272,8 +272,8 @@ def _plot_maps(groups, results, path):
     """Figure 7 and Figure 2 views of the first run's first seed (its final weights, a fresh sequence)."""
     import torch
 
-    from popgrad.numerics import training as trn
-    from popgrad.numerics.training_plots import plot_maps
+    from popgrad.numerics import training as trn  # lazy: torch loads only after the arguments are validated
+    from popgrad.numerics.training_plots import plot_maps  # lazy: torch loads only after the arguments are validated
 
     label, cfgs = groups[0]
     res = results.get(label)
@@ -288,7 +288,7 @@ def _plot_maps(groups, results, path):
 
 def train_seed_cell(config: dict, seed: int, checkpoint: str | None = None, checkpoint_every: int = 50) -> dict:
     """One seed of one training run as a pure sweep cell: {'rows': probe rows, 'seconds'}."""
-    from popgrad.numerics.training import TrainConfig, train
+    from popgrad.numerics.training import TrainConfig, train  # lazy: torch loads only after the arguments are validated
 
     fields = {**config, "freeze": tuple(tuple(f) for f in config["freeze"]), "seed": seed}
     res = train(TrainConfig(**fields).validated(), checkpoint_dir=checkpoint, checkpoint_every=checkpoint_every)
@@ -298,7 +298,7 @@ def train_seed_cell(config: dict, seed: int, checkpoint: str | None = None, chec
 
 def _train_cells(groups, sweep, folder=None, every: int = 50) -> dict:
     """Every (run, seed) as one cell of popgrad.sweep (--workers / --scheduler / --cache)."""
-    from popgrad.sweep import Cell, run_cells
+    from popgrad.sweep import Cell, run_cells  # lazy: torch loads only after the arguments are validated
 
     cells = [Cell(train_seed_cell, {"config": {k: v for k, v in vars(cfg).items() if k != "seed"},
                                     "checkpoint": seed_folder(folder, label, cfg.seed), "checkpoint_every": every},
@@ -309,8 +309,8 @@ def _train_cells(groups, sweep, folder=None, every: int = 50) -> dict:
 
 def _train_one(label, cfg, folder=None, every: int = 50):
     """One seed with a progress bar showing the current probes."""
-    from popgrad.cliutil import progress
-    from popgrad.numerics.training import train
+    from popgrad.cliutil import progress  # lazy: torch loads only after the arguments are validated
+    from popgrad.numerics.training import train  # lazy: torch loads only after the arguments are validated
 
     bar = progress(total=cfg.steps, desc=f"{label} seed {cfg.seed}")
 
