@@ -41,14 +41,12 @@ import torch
 
 from popgrad.device import resolve_device, resolve_dtype
 from popgrad.errors import PopgradError, choice, memory_budget, positive_int
+from popgrad.numerics.options import MAPS, QUERIES, RESOLUTION
 
-MAPS = ("injective", "mod2")
 BLOCK = 4096        # associations per embedding block = outputs per block of scores
 CHUNK = 1024        # queries per chunk
-QUERIES = 5000      # largest number of (memory, z) pairs read at one N before the recall is sampled
 FIRST_LOOK = 1000   # pairs read at the first look of a sampled evaluation (then doubling)
 ALPHA = 0.05        # 1 - coverage of the recall interval (over all looks together)
-RESOLUTION = 0.005  # the searches stop when hi - lo <= max(1, RESOLUTION * lo)
 MIN_PAIRS = 4000    # memories per draw: enough that about MIN_PAIRS pairs are read near the capacity
 CHECKPOINTS = 4     # W_N kept for incremental building
 ENDS = 0.02         # relative resolution of the interval's ends (resolution 0: exact; the interval is widened by it)

@@ -53,13 +53,11 @@ from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, choice, positive_float, positive_int
 from popgrad.memory import eq7_targets, memory_recall
 from popgrad.numerics import theorem3_mc as mc
+from popgrad.numerics.options import LOSSES, PHAT, POPULATIONS, SCHEDULES
 from popgrad.numerics.samplers import cpu_threads, make_generator, sample_model_d
 from popgrad.theory import theorem3 as t3
 
 LAYERS = ("W_O2", "W_K2", "W_K1")                # top-down order of Theorem 3
-SCHEDULES = ("consecutive", "alternating", "joint")
-LOSSES = ("full", "b3")
-PHAT = ("uniform", "true")
 
 
 # ----------------------------------------------------------------------------- token coordinates
@@ -244,7 +242,6 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 # ----------------------------------------------------------------------------- the run
 CHUNK = 512                 # sequences per gradient chunk: the reduction order depends on this only
-POPULATIONS = ("mc", "fixed", "enumerated")
 
 
 def step_seed(seed: int, step: int) -> int:

@@ -245,7 +245,7 @@ BAD_INVOCATIONS = [
 ]
 # Command modules that still import torch when they are imported (argument errors then cost torch's
 # import time, ~2 s of CPU); every other command refuses bad arguments before torch loads.
-TORCH_AT_IMPORT = {"capacity", "train", "dynamics"}
+TORCH_AT_IMPORT = {"capacity"}
 CHILD = """
 import json, resource, sys
 from popgrad import cli

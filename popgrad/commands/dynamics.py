@@ -26,12 +26,8 @@ import numpy as np
 
 from popgrad.cliutil import (add_output_options, add_sweep_options, emit, nonnegative_int, positive_int, progress,
                              save_figure, write_csv)
-from popgrad.data import SecondOccurrenceModel
-from popgrad.device import resolve_device
-from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, memory_budget
-from popgrad.numerics.dynamics import (LOSSES, PHAT, POPULATIONS, SCHEDULES, dynamics, median_interval,
-                                       memory_estimate_floats, schedule)
+from popgrad.numerics.options import LOSSES, PHAT, POPULATIONS, SCHEDULES
 from popgrad.sweep import Cell, describe, options_from_args, run_cells
 
 NAME = "dynamics"
@@ -128,6 +124,8 @@ def _validate(args):
         n = min(sequences, 200_000)
     else:
         n = args.n
+    from popgrad.numerics.dynamics import memory_estimate_floats  # lazy: torch loads only after the arguments are validated
+
     memory_budget(f"--n {n} with --N {args.N} --T {args.T} --d {args.d} --loss {args.loss}",
                   memory_estimate_floats(args.N, args.T, args.d, n, args.n_eval, args.loss))
     if args.loss == "full" and args.phat != "uniform":
@@ -146,6 +144,10 @@ def eta_label(etas: dict) -> str:
 def curve(N, T, d, dtype, device, etas, kind, k, rounds, loss, phat, population, n, n_eval, seed, stop_at=None):
     """The curve rows of one (etas, schedule, seed) run, one per step; with `stop_at`, up to the first
     step whose accuracy reaches it."""
+    from popgrad.data import SecondOccurrenceModel  # lazy: torch loads only after the arguments are validated
+    from popgrad.embeddings import make_embeddings  # lazy: torch loads only after the arguments are validated
+    from popgrad.numerics.dynamics import dynamics  # lazy: torch loads only after the arguments are validated
+
     emb = make_embeddings(d, N, T, seed=seed, dtype=dtype, device=device)
     for r in dynamics(SecondOccurrenceModel(N, T), emb, etas, k=k, rounds=rounds, kind=kind, loss=loss, phat=phat,
                       population=population, n=n, n_eval=n_eval, seed=seed, engine_cosine=True):
@@ -161,6 +163,8 @@ def dynamics_cell(N, T, d, dtype, device, etas, kind, k, rounds, loss, phat, pop
 
 
 def _base(args) -> dict:
+    from popgrad.device import resolve_device  # lazy: torch loads only after the arguments are validated
+
     return {"N": args.N, "T": args.T, "d": args.d, "dtype": args.dtype, "device": str(resolve_device(args.device)),
             "k": args.k, "rounds": args.rounds, "loss": args.loss, "phat": args.phat, "population": args.population,
             "n": args.n, "n_eval": args.n_eval, "stop_at": max(args.thresholds) if args.stop else None}
@@ -192,6 +196,8 @@ def collect_cells(args, schedules, rows: list, sweep) -> None:
 def summarize(rows, ths) -> list[dict]:
     """Per (etas, schedule, threshold): seeds reaching it, the median first step with a bootstrap interval
     (unreached seeds count as +inf), mean and se over the seeds that reach it, best and final accuracy."""
+    from popgrad.numerics.dynamics import median_interval  # lazy: torch loads only after the arguments are validated
+
     groups = {}
     for r in rows:
         groups.setdefault((r["etas"], r["schedule"]), {}).setdefault(r["seed"], []).append(r)
@@ -267,6 +273,8 @@ def plot(rows, path):
 
 def run(args) -> int:
     schedules = _validate(args)
+    from popgrad.numerics.dynamics import schedule  # lazy: torch loads only after the arguments are validated
+
     steps_per_run = len(schedule(schedules[0], args.k, args.rounds)) + 1
     total = steps_per_run * len(args.etas) * len(schedules) * args.seeds
     sweep = options_from_args(args)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from popgrad.numerics.precision import check_precision, resolve_precision
-from popgrad.cliutil import (add_output_options, add_sweep_options, emit, nonnegative_int, output_file, positive_float, positive_int,
+from popgrad.cliutil import (add_output_options, check_output_dir, add_sweep_options, emit, nonnegative_int, output_file, positive_float, positive_int,
                              write_csv)
 from popgrad.errors import PopgradError
+from popgrad.numerics.presets import MAX_STEPS, PRESET_GROUPS, PRESETS
 from popgrad.sweep import describe, options_from_args
 
 NAME = "train"
@@ -31,8 +31,6 @@ MAX_SEEDS = 64
 
 
 def add_arguments(p):
-    from popgrad.numerics.training import PRESET_GROUPS, PRESETS  # lazy: torch loads only when this parser is built
-
     p.add_argument("--preset", choices=tuple(PRESETS) + tuple(PRESET_GROUPS),
                    help="App. E setting (fig3-variants runs all five Figure 3 variants)")
     p.add_argument("--full", action="store_true", help="keep the App. E batch and steps on the CPU (slow)")
@@ -88,6 +86,7 @@ def configs(args):
     """[(label, [TrainConfig per seed])] and the notes to print (shrinking on the CPU)."""
     from popgrad.device import resolve_device  # lazy: torch loads only after the arguments are validated
     from popgrad.numerics import training as trn  # lazy: torch loads only after the arguments are validated
+    from popgrad.numerics.precision import check_precision, resolve_precision  # lazy: as above
 
     device = str(resolve_device(args.device))
     given = {f: getattr(args, f) for f in FIELDS if getattr(args, f, None) is not None}
@@ -174,11 +173,15 @@ def run(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.checkpoint_every > MAX_STEPS:
+        raise PopgradError(f"--checkpoint-every must be <= {MAX_STEPS}, got {args.checkpoint_every}")
     if args.resume and args.checkpoint and args.resume != args.checkpoint:
         raise PopgradError("--resume DIR already checkpoints to DIR; give --checkpoint only for a new run")
     folder = args.resume or args.checkpoint
     if args.resume and not Path(args.resume).is_dir():
         raise PopgradError(f"--resume: no such directory: {args.resume}")
+    if folder is not None:
+        check_output_dir(folder, "--resume" if args.resume else "--checkpoint")
     groups, notes = configs(args)
     for _, cfgs in groups:
         for cfg in cfgs:

@@ -1,0 +1,43 @@
+"""Training presets of App. E (Figures 3, 4, 5, 6, 8): settings only, no torch.
+
+`popgrad train --preset NAME` builds its TrainConfig from these (`training.preset_config`);
+the command reads them to build its parser without importing torch, so a bad argument is
+refused before torch loads.
+"""
+
+MAX_STEPS = 10_000_000             # the most SGD steps (and steps between checkpoints) a run accepts
+FIG3_UNFREEZE = 300
+CODE = dict(embed="code", scale="sqrt")   # the public code's parameterization, for which App. E's eta hold
+PRESETS = {
+    # Fig. 3: K = 5 random triggers (pi_q = pi_u), uniform outputs, d = 128, eta = 0.2, loss on
+    # in-context tokens only, no W_F; some matrices frozen until iteration 300.
+    "fig3": dict(**CODE, K=5, triggers="random", outputs="uniform", d=128, eta=0.2, loss="in-context", W_F=False),
+    "fig3-wo2-first": dict(**CODE, K=5, d=128, eta=0.2, loss="in-context", freeze=(("W_K1", FIG3_UNFREEZE), ("W_K2", FIG3_UNFREEZE))),
+    "fig3-wo2-frozen": dict(**CODE, K=5, d=128, eta=0.2, loss="in-context", freeze=(("W_O2", FIG3_UNFREEZE),)),
+    "fig3-wk1-frozen": dict(**CODE, K=5, d=128, eta=0.2, loss="in-context", freeze=(("W_K1", FIG3_UNFREEZE),)),
+    "fig3-wk2-frozen": dict(**CODE, K=5, d=128, eta=0.2, loss="in-context", freeze=(("W_K2", FIG3_UNFREEZE),)),
+    # Fig. 4 (left) / Fig. 5: eta = 1, loss on all tokens, W_F trained; triggers random (default),
+    # or --K 1 --triggers frequent, or --K 5 --triggers rare.
+    "fig4-left": dict(**CODE, K=5, triggers="random", outputs="uniform", d=128, eta=1.0, loss="all", W_F=True),
+    # Fig. 4 (center) / Fig. 6: K = 3 random triggers, outputs uniform (or --outputs bigram).
+    "fig4-center": dict(**CODE, K=3, triggers="random", outputs="uniform", d=128, eta=1.0, loss="all", W_F=True),
+    # Fig. 4 (right): K = 3 random triggers, uniform outputs, probes of W_O^2 and W_F over training.
+    "fig4-right": dict(**CODE, K=3, triggers="random", outputs="uniform", d=128, eta=1.0, loss="all", W_F=True),
+    # Fig. 8: W_O^2 trained alone on in-context tokens (key-query matrices frozen throughout),
+    # fixed step size; vary --d.
+    "fig8": dict(**CODE, K=5, d=128, eta=0.2, loss="in-context", freeze=(("W_K1", 2 ** 62), ("W_K2", 2 ** 62))),
+}
+PRESETS["fig4-left-k1-frequent"] = dict(PRESETS["fig4-left"], K=1, triggers="frequent")
+PRESETS["fig4-left-k5-rare"] = dict(PRESETS["fig4-left"], K=5, triggers="rare")
+PRESETS["fig4-center-bigram"] = dict(PRESETS["fig4-center"], outputs="bigram")
+FIG8_ETAS = (0.05, 0.2, 1.0, 5.0)
+for _eta in FIG8_ETAS:                 # Fig. 8 'tuned': sweep eta per d and keep the best (fig8-sweep)
+    PRESETS[f"fig8-eta{_eta:g}"] = dict(PRESETS["fig8"], eta=_eta)
+PRESET_GROUPS = {"fig3-variants": ("fig3", "fig3-wo2-first", "fig3-wo2-frozen", "fig3-wk1-frozen", "fig3-wk2-frozen"),
+                 "fig4-left-variants": ("fig4-left", "fig4-left-k1-frequent", "fig4-left-k5-rare"),
+                 "fig4-center-variants": ("fig4-center", "fig4-center-bigram"),
+                 "fig8-sweep": tuple(f"fig8-eta{e:g}" for e in FIG8_ETAS)}
+FULL_SIZE = dict(batch=512, steps=1000)
+# On the CPU: App. E's d, T, K and eta with batch 64 (App. E: 512) and 500 steps, where the head forms
+# (in-context accuracy >= 0.9); freezing steps scale in proportion (300 -> 150). Every preset uses it.
+CPU_SIZE = {"fig3": dict(batch=64, steps=500)}
