@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 
 import popgrad
-from popgrad.cells import run_with
 from popgrad.cliutil import progress as progress_bar
 from popgrad.commands.claims import claim_rows
 from popgrad.data import (BigramTriggerModel, FiniteMixture, FinitePairs, SecondOccurrenceModel, bigram_trigger_model,
@@ -36,7 +35,7 @@ from popgrad.embeddings import Embeddings, make_embeddings
 from popgrad.errors import PopgradError, positive_int, positive_int_list
 from popgrad.memory import eq7_targets, memory_recall
 from popgrad.numerics import dynamics as _dynamics, head_ablation as _head_ablation, training as _training
-from popgrad.numerics.capacity import MAPS as CAPACITY_MAPS, capacity_cells
+from popgrad.numerics.capacity import MAPS as CAPACITY_MAPS, capacity_grid
 from popgrad.sweep import SweepOptions, runner as sweep_runner
 from popgrad.numerics.recall import recall_grid
 from popgrad.numerics.scaling import scaling_study as _scaling_study
@@ -193,20 +192,22 @@ def capacity_table(maps=CAPACITY_MAPS, dims=(32, 64, 128), seeds: int = 3, thres
     """Storage capacity of the memory W = sum_z u_{f(z)} e_z^T (Sec. 4.1, eq. (3)): largest N recalled at each d.
 
     Random Gaussian embeddings (entries N(0, 1/d)); `maps`: "injective" (a random permutation of
-    [N]) and/or "mod2" (f(z) = z mod 2). The capacity is the largest N whose recall (9), averaged
-    over at least `seeds` fresh memories, is >= `threshold` (galloping then bisection on N). One
-    row per d (increasing): d, then per map <map> (the capacity) and <map>_saturated (True when
-    even the largest N tried passed). The same table as `popgrad capacity`. `sweep`: a
-    popgrad.sweep.SweepOptions (workers, scheduler, cache), in-process by default.
+    [N]) and/or "mod2" (f(z) = z mod 2). The capacity of one memory seed is the largest N whose
+    recall (9) is >= `threshold` (a monotone search over nested draws, recall sampled with a
+    Wilson interval at large N). One row per d (increasing): d, then per map <map> (the mean
+    capacity over `seeds` memory seeds), <map>_se (None with one seed), <map>_lower and
+    <map>_upper (the mean capacity interval) and <map>_saturated. The data of `popgrad capacity`.
+    `sweep`: a popgrad.sweep.SweepOptions (workers, scheduler, cache), in-process by default.
     """
-    cells = capacity_cells(maps, dims, seeds, threshold, seed, dtype, device)
-    values = run_with(None if sweep is None else sweep_runner(sweep), cells, "capacity cells")
+    grid = capacity_grid(maps, dims, seeds, threshold, seed, dtype=dtype, device=device,
+                         run=None if sweep is None else sweep_runner(sweep))
     rows: dict[int, dict] = {}
-    for cell, value in zip(cells, values):
-        row = rows.setdefault(cell.params["d"], {"d": cell.params["d"]})
-        row[cell.params["kind"]] = value["capacity"]
-        row[f"{cell.params['kind']}_saturated"] = value["saturated"]
-    return list(rows.values())
+    for g in grid:
+        row = rows.setdefault(g["d"], {"d": g["d"]})
+        kind = g["kind"]
+        row.update({kind: g["mean"], f"{kind}_se": g["se"], f"{kind}_lower": g["lower"], f"{kind}_upper": g["upper"],
+                    f"{kind}_saturated": g["saturated"]})
+    return [rows[d] for d in sorted(rows)]
 
 
 def scaling_study(sweeps=("d", "N", "T", "K"), sweep=None, **options) -> dict:
@@ -452,7 +453,7 @@ True
     "population_dynamics": """
 >>> import popgrad
 >>> model, emb = popgrad.SecondOccurrenceModel(N=8, T=8), popgrad.make_embeddings(d=64, N=8, T=8, seed=0)
->>> rows = popgrad.population_dynamics(model, emb, eta=100.0, k=2, loss="b3", n=256, n_eval=512)
+>>> rows = popgrad.population_dynamics(model, emb, eta=100.0, k=2, loss="b3", n=2048, n_eval=512)
 >>> [r["layer"] for r in rows]                            # 2 steps per layer, top-down
 ['none', 'W_O2', 'W_O2', 'W_K2', 'W_K2', 'W_K1', 'W_K1']
 >>> rows[1]["recall_W_O2"]                                # the first step from zero is Theorem 3's (15)

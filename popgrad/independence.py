@@ -27,6 +27,7 @@ ALLOWED_MODULES = {
     "popgrad.errors": "input validation (raises, never computes)",
     "popgrad.device": "device / dtype resolution",
     "popgrad.tolerances": "tolerances and the error measure of the comparison itself",
+    "popgrad.numerics.transformer.FrozenTables": "the frozen embeddings as row tables (w_E, p_t, Phi_1 w_E, ...)",
 }
 # Input validation and defaults that only check shapes and convert the data to tensors.
 ALLOWED_FUNCTIONS = {
@@ -46,6 +47,8 @@ ALLOWED_FUNCTIONS = {
     "popgrad.numerics.theorem3_mc._check": "validates shapes and eta",
     "popgrad.numerics.theorem3_mc.enumerated": "model D's enumeration as tensors (the data)",
     "popgrad.numerics.theorem3_mc.sampled": "model D samples as tensors (the data)",
+    "popgrad.numerics.transformer.FrozenTables": "the frozen embeddings as row tables (a dataclass of tensors)",
+    "popgrad.numerics.transformer.logit_scale": "the attention-logit factor c (1 or 1/sqrt(d)), a constant of the setting",
 }
 
 

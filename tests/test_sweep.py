@@ -309,7 +309,7 @@ def test_cached_command_identical_to_uncached(tmp_path, capsys):
         assert main(GRIDS["capacity"] + ["--maps", "mod2", "--json"] + extra) == 0
         runs.append(_results(json.loads(capsys.readouterr().out)))
     assert runs[0] == runs[1] == runs[2]
-    assert len(os.listdir(tmp_path)) == 2                                  # 2 dims x 1 map
+    assert len(os.listdir(tmp_path)) == 6                                  # 2 dims x 1 map x 3 memory seeds
 
 
 def test_workers_without_dask_say_how_to_install(monkeypatch, capsys):
@@ -490,7 +490,7 @@ def test_scheduler_without_workers_exits_2_after_its_timeout(capsys):
         _alarm(120)
         try:
             start = time.monotonic()
-            code = main(GRIDS["capacity"] + ["--scheduler", empty.scheduler_address, "--scheduler-timeout", "1.5"])
+            code = main(GRIDS["recall-table"] + ["--scheduler", empty.scheduler_address, "--scheduler-timeout", "1.5"])
             waited = time.monotonic() - start
         finally:
             signal.alarm(0)
