@@ -26,7 +26,8 @@ import torch
 
 from popgrad.cells import Cell, Runner, run_with
 from popgrad.device import resolve_device, resolve_dtype
-from popgrad.errors import PopgradError, choice, memory_budget, positive_int
+from popgrad.errors import choice, memory_budget, positive_int
+from popgrad.numerics.capacity_plan import validate_threshold  # noqa: F401 (re-exported)
 from popgrad.numerics.capacity_search import (ALPHA, MAPS, QUERIES, RESOLUTION, check_search_args,  # noqa: F401
                                               n_cap, search_capacity)                    # MAPS, n_cap: re-exported
 
@@ -174,8 +175,3 @@ def summarize(kind: str, d: int, values: list[dict]) -> dict:
             "peak_bytes": max(v["peak_bytes"] for v in values), "maxrss_bytes": max(v["maxrss_bytes"] for v in values)}
 
 
-def validate_threshold(threshold) -> float:
-    """A recall threshold in (0, 1]."""
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (0 < threshold <= 1):
-        raise PopgradError(f"threshold must be a number in (0, 1], got {threshold!r}")
-    return float(threshold)

@@ -243,9 +243,9 @@ BAD_INVOCATIONS = [
     (["cache", "list", "/nonexistent-popgrad-cache"], "DIR"),
     (["cache", "list", "--stale", "."], "--stale"),
 ]
-# Command modules that still import torch when they are imported (argument errors then cost torch's
-# import time, ~2 s of CPU); every other command refuses bad arguments before torch loads.
-TORCH_AT_IMPORT = {"capacity"}
+# Command modules that import torch when they are imported (argument errors would then cost torch's
+# import time, ~2 s of CPU): none; every command refuses bad arguments before torch loads.
+TORCH_AT_IMPORT: set = set()
 CHILD = """
 import json, resource, sys
 from popgrad import cli

@@ -23,10 +23,9 @@ import numpy as np
 from popgrad.cliutil import (add_output_options, add_sweep_options, emit, int_list, nonnegative_int, positive_int,
                              save_figure)
 from popgrad.errors import PopgradError, memory_budget
-from popgrad.numerics.capacity import capacity_grid, validate_threshold
 from popgrad.numerics.capacity_law import compare_laws, local_slopes
-from popgrad.numerics.capacity_search import (MAPS, QUERIES, RESOLUTION, guess_capacity, measured_gflops,
-                                              planned_bytes, planned_flops)
+from popgrad.numerics.capacity_plan import guess_capacity, planned_bytes, planned_flops, validate_threshold
+from popgrad.numerics.options import MAPS, QUERIES, RESOLUTION
 from popgrad.sweep import describe, options_from_args, runner
 
 NAME = "capacity"
@@ -141,6 +140,8 @@ def check_budget(args) -> None:
 
 def plan_lines(args) -> list[str]:
     """Per (map, d): expected capacity, memory held and a rough time at the GEMM rate measured now."""
+    from popgrad.numerics.capacity_search import measured_gflops  # lazy: torch loads only after the arguments are validated
+
     rate = measured_gflops(args.dtype, "cuda" if args.device == "cuda" else "cpu")
     lines = [f"plan (GEMM rate now: {rate:.1f} GFLOP/s, {args.dtype}; times are rough):"]
     for kind in args.maps:
@@ -227,6 +228,8 @@ def run(args) -> int:
     print("\n".join(plan_lines(args)), file=sys.stderr)
     _log_to_stderr()
     t0 = time.perf_counter()
+    from popgrad.numerics.capacity import capacity_grid  # lazy: torch loads only after the arguments are validated
+
     grid = capacity_grid(args.maps, args.dims, lambda kind, d: memory_seeds(args, kind, d), args.threshold,
                          args.seed, args.queries, args.resolution, args.dtype, args.device, args.threads,
                          run=runner(sweep))
