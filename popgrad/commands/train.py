@@ -20,7 +20,7 @@ import numpy as np
 from popgrad.cliutil import (add_output_options, check_output_dir, add_sweep_options, emit, nonnegative_int, output_file, positive_float, positive_int,
                              write_csv)
 from popgrad.errors import PopgradError
-from popgrad.numerics.presets import MAX_STEPS, PRESET_GROUPS, PRESETS
+from popgrad.numerics.presets import FULL_SIZE, MAX_STEPS, PRESET_GROUPS, PRESETS
 from popgrad.sweep import describe, options_from_args
 
 NAME = "train"
@@ -96,13 +96,13 @@ def configs(args):
     precision = resolve_precision(args.precision, device) if (args.dtype or "float32") == "float32" else None
     if precision is not None:
         given["precision"] = precision.name
-    names = trn.PRESET_GROUPS.get(args.preset, (args.preset,)) if args.preset else (None,)
+    names = PRESET_GROUPS.get(args.preset, (args.preset,)) if args.preset else (None,)
     out, notes = [], []
     if precision is not None and args.precision != "float32":
         notes.append(f"precision {precision.name}: {precision.reason}")
     for name in names:
-        base = dict(trn.PRESETS[name]) if name else {}
-        size = dict(trn.FULL_SIZE) if name else {}
+        base = dict(PRESETS[name]) if name else {}
+        size = dict(FULL_SIZE) if name else {}
         if name and device == "cpu" and not args.full:
             small = trn.cpu_size(name)
             factor = small["steps"] / size["steps"]
