@@ -152,7 +152,8 @@ def reach(names) -> set:
 
 
 def allowed(name: str) -> bool:
-    return name in ALLOWED_FUNCTIONS or name in ALLOWED_MODULES or any(name.startswith(m + ".") for m in ALLOWED_MODULES)
+    return (name in ALLOWED_FUNCTIONS or name in ALLOWED_MODULES
+            or any(name.startswith(m + ".") for m in ALLOWED_MODULES))
 
 
 def shared(claim) -> set:
