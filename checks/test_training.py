@@ -66,3 +66,8 @@ def test_training_lean_step_paper_structure():
 def test_training_head_forms():
     # Sec. 5, Fig. 3: with all matrices trained the induction head forms (in-context accuracy 0.01 -> >= 0.7 at T = 64, 3 seeds).
     assert_claim("training.head_forms")
+
+
+def test_training_resume_exact():
+    # App. E protocol: a run stopped and resumed from its checkpoint equals the uninterrupted run, bit for bit.
+    assert_claim("training.resume_exact")
