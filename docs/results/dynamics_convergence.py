@@ -1,34 +1,43 @@
-"""Collect the convergence-in-n runs of `popgrad dynamics` from a sweep cache into one table.
+"""The convergence-in-n runs of `popgrad dynamics`: run them (sweep layer, resumable cache) and tabulate them.
 
-Each run was made with (one command per line of the plan, any seed ranges; cells are cached per seed):
-    OMP_NUM_THREADS=1 python -m popgrad dynamics --N 32 --T 16 --d 256 --etas 30:300:300 --schedule KIND \
+Every row of the plan is `popgrad dynamics` at N=32, T=16, d=256, etas 30:300:300, float32, 2048 evaluation
+sequences, stopped at 0.9 with a budget of 200 steps (joint) / 200 per layer (alternating); the same cells as
+    OMP_NUM_THREADS=1 python -m popgrad dynamics --N 32 --T 16 --d 256 --etas 30:300:300 --schedule KIND \\
         --population POP --n N --n-eval 2048 --k 200 --seed S0 --seeds S --stop --cache CACHE --json
-This script reads only cached cells (it computes nothing) and writes markdown and JSON:
-    python docs/results/dynamics_convergence.py CACHE docs/results/dynamics_convergence
+Run the plan (any part of it; cached cells are skipped), then write markdown and JSON from the cache:
+    OMP_NUM_THREADS=1 python docs/results/dynamics_convergence.py run CACHE --workers 2
+    python docs/results/dynamics_convergence.py report CACHE docs/results/dynamics_convergence
 """
 
+import argparse
 import json
 import os
 import sys
 
 from popgrad.cells import Cell
 from popgrad.commands.dynamics import dynamics_cell, summarize
-from popgrad.sweep import cell_key
+from popgrad.sweep import SweepOptions, run_cells
 
 BASE = {"N": 32, "T": 16, "d": 256, "dtype": "float32", "device": "cpu", "k": 200, "rounds": 1, "loss": "full",
         "phat": "uniform", "n_eval": 2048, "stop_at": 0.9, "etas": {"W_O2": 30.0, "W_K2": 300.0, "W_K1": 300.0}}
 SETTINGS = [(kind, pop, n) for kind in ("joint", "alternating") for pop in ("mc", "fixed")
             for n in (2048, 8192, 32768, 131072)]
+PLAN = {("joint", "mc", 2048): range(10), ("alternating", "mc", 2048): range(10),
+        ("joint", "mc", 8192): range(10), ("alternating", "mc", 8192): range(10),
+        ("joint", "mc", 32768): range(10), ("alternating", "mc", 32768): range(10),
+        ("joint", "fixed", 2048): range(5), ("alternating", "fixed", 2048): range(4)}
 
 
-def load(cache, kind, pop, n):
-    """{seed: curve rows} of the cached cells of one setting."""
+def cell(kind, pop, n, seed) -> Cell:
+    return Cell(dynamics_cell, {**BASE, "kind": kind, "population": pop, "n": n}, seed, label=f"{kind} {pop} {n} {seed}")
+
+
+def load(reader, kind, pop, n):
+    """{seed: curve rows and seconds} of the cached cells of one setting."""
     out = {}
     for seed in range(20):
-        params = {**BASE, "kind": kind, "population": pop, "n": n}
-        path = os.path.join(cache, cell_key(Cell(dynamics_cell, params, seed)) + ".json")
-        if os.path.exists(path):
-            rec = json.load(open(path))
+        rec = reader.get(cell(kind, pop, n, seed))
+        if rec is not None:
             out[seed] = {"rows": rec["value"], "seconds": rec["seconds"]}
     return out
 
@@ -37,10 +46,14 @@ def first(rows, th):
     return next((r["step"] for r in rows if r["accuracy"] >= th), None)
 
 
-def main(cache, prefix):
+def report(cache, prefix):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from dynamics_law import CacheReader
+
+    reader = CacheReader(cache)
     table, data = [], {}
     for kind, pop, n in SETTINGS:
-        runs = load(cache, kind, pop, n)
+        runs = load(reader, kind, pop, n)
         if not runs:
             continue
         rows = [r for s in sorted(runs) for r in runs[s]["rows"]]
@@ -67,5 +80,21 @@ def main(cache, prefix):
     print(md)
 
 
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("cache")
+    r.add_argument("--workers", type=int)
+    q = sub.add_parser("report")
+    q.add_argument("cache")
+    q.add_argument("prefix")
+    args = p.parse_args(argv)
+    if args.what == "report":
+        return report(args.cache, args.prefix)
+    cells = [cell(*setting, seed) for setting, seeds in PLAN.items() for seed in seeds]
+    run_cells(cells, SweepOptions(workers=args.workers, cache=args.cache), desc="dynamics convergence")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main()

@@ -1,0 +1,319 @@
+"""How many population steps the induction head needs, as a law in N, T and d (`popgrad dynamics` cells).
+
+The design, run through the sweep layer (`popgrad.sweep.run_cells`: --workers, resumable --cache):
+
+* settings: a star through the centre (N, T, d) = (32, 16, 256), each axis varied alone over
+  N in {8, 16, 32, 64}, T in {8, 16, 32}, d in {64, 128, 256, 512} (9 settings);
+* step sizes: eta = m * (30 : 300 : 300). Phase `pilot` runs joint, m in MULTIPLIERS, on pilot seeds
+  100-102 (never reported in the law); per setting the best m is the one with the most pilot seeds
+  reaching 0.9, then the smallest median step to 0.9, then the smaller m;
+* phase `law`: joint (seeds 0-9) and alternating (seeds 0-5) at each setting's best m, stopped at 0.9;
+* phase `etas`: at the centre, joint over m x ratio eta_K / eta_O and alternating over m, seeds 0-2,
+  budget 200 steps (per layer): the stability boundary and the best triple with an interval.
+
+Everything else is `popgrad dynamics`' default (full loss, fresh n = 2048 sequences per step, float32,
+2048 evaluation sequences). Run, then report (reads only cached cells):
+
+    OMP_NUM_THREADS=1 python docs/results/dynamics_law.py run pilot --cache DIR --workers 2
+    OMP_NUM_THREADS=1 python docs/results/dynamics_law.py run law --cache DIR --workers 2
+    OMP_NUM_THREADS=1 python docs/results/dynamics_law.py run etas --cache DIR --workers 2
+    python docs/results/dynamics_law.py report DIR docs/results/dynamics_law     # .md, .json, .png
+
+A cache keeps cells from any popgrad sources it was written by; `report` reads a cell written by
+any of them (the sources in the cache are listed in the output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+from popgrad.cells import Cell
+from popgrad.commands.dynamics import dynamics_cell
+from popgrad.plotting import save_figure
+from popgrad.rates import power_law_bootstrap
+from popgrad.sweep import SweepOptions, canonical, cell_key, run_cells
+
+CENTRE = (32, 16, 256)
+SETTINGS = [CENTRE] + [(N, 16, 256) for N in (8, 16, 64)] + [(32, T, 256) for T in (8, 32)] + \
+           [(32, 16, d) for d in (64, 128, 512)]
+BASE_ETAS = (30.0, 300.0, 300.0)
+MULTIPLIERS = (0.25, 0.5, 1.0, 2.0)
+PILOT_SEEDS = (100, 101, 102)
+LAW_SEEDS = {"joint": tuple(range(10)), "alternating": tuple(range(6))}
+ETA_SEEDS = tuple(range(3))
+ETA_MULTIPLIERS = {"joint": (0.25, 0.5, 1.0, 2.0, 4.0), "alternating": (0.5, 1.0, 2.0)}
+ETA_RATIOS = (10 / 3, 10.0, 30.0)
+BUDGET = {"joint": 400, "alternating": 400}   # steps (joint) / steps per layer (alternating)
+ETA_BUDGET = {"joint": 200, "alternating": 200}
+THRESHOLD = 0.9
+
+
+def etas(m: float, ratio: float = 10.0) -> dict:
+    eo = BASE_ETAS[0] * m
+    return {"W_O2": eo, "W_K2": eo * ratio, "W_K1": eo * ratio}
+
+
+def params(setting, e: dict, kind: str, budget: dict = BUDGET) -> dict:
+    N, T, d = setting
+    return {"N": N, "T": T, "d": d, "dtype": "float32", "device": "cpu", "k": budget[kind], "rounds": 1,
+            "loss": "full", "phat": "uniform", "population": "mc", "n": 2048, "n_eval": 2048,
+            "stop_at": THRESHOLD, "etas": e, "kind": kind}
+
+
+def pilot_cells():
+    return [Cell(dynamics_cell, params(s, etas(m), "joint"), seed, label=f"pilot {s} m={m} seed {seed}")
+            for s in SETTINGS for m in MULTIPLIERS for seed in PILOT_SEEDS]
+
+
+def eta_cells():
+    cells = [Cell(dynamics_cell, params(CENTRE, etas(m, r), "joint", ETA_BUDGET), seed,
+                  label=f"etas m={m} r={r:.3g} {seed}")
+             for m in ETA_MULTIPLIERS["joint"] for r in ETA_RATIOS for seed in ETA_SEEDS]
+    cells += [Cell(dynamics_cell, params(CENTRE, etas(m), "alternating", ETA_BUDGET), seed, label=f"etas alt m={m} {seed}")
+              for m in ETA_MULTIPLIERS["alternating"] for seed in ETA_SEEDS]
+    return cells
+
+
+# ----------------------------------------------------------------------------- reading the cache
+class CacheReader:
+    """Cells of a cache by their parameters, whatever popgrad sources wrote them (cache files name cells by a
+    key that includes the source hash; files written before keys carried one are found by the older key)."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        records = [json.load(open(p)) for p in glob.glob(os.path.join(directory, "*.json"))]
+        self.sources = sorted({r["source"] for r in records if r.get("source")})
+        self.legacy_versions = sorted({r.get("popgrad") for r in records if not r.get("source")})
+
+    def keys(self, cell: Cell):
+        yield from (cell_key(cell, source=src) for src in self.sources)
+        for version in self.legacy_versions:
+            desc = {"fn": cell.fn_name, "params": canonical(cell.params), "seed": int(cell.seed), "popgrad": version}
+            yield hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()
+
+    def get(self, cell: Cell):
+        for key in self.keys(cell):
+            path = os.path.join(self.directory, key + ".json")
+            if os.path.exists(path):
+                return json.load(open(path))
+        return None
+
+
+def first_step(rows, th=THRESHOLD):
+    return next((r["step"] for r in rows if r["accuracy"] >= th), None)
+
+
+def unstable(rows) -> bool:
+    """The loss ended above where it started, or is not finite."""
+    losses = [r["loss"] for r in rows if r.get("loss") is not None]
+    return bool(losses) and (not math.isfinite(losses[-1]) or losses[-1] > losses[0])
+
+
+def run_steps(reader, setting, e, kind, seeds, budget=BUDGET):
+    """{seed: (first step to 0.9 or None, unstable, wall seconds)} of the cached cells."""
+    out = {}
+    for seed in seeds:
+        rec = reader.get(Cell(dynamics_cell, params(setting, e, kind, budget), seed))
+        if rec is not None:
+            out[seed] = (first_step(rec["value"]), unstable(rec["value"]), rec["seconds"])
+    return out
+
+
+def median_interval(steps: list, resamples: int = 2000, seed: int = 0):
+    """Median (None = inf) of the steps (None = never reached) and its 95% percentile-bootstrap interval."""
+    v = np.array([np.inf if s is None else s for s in steps], dtype=float)
+    rng = np.random.default_rng(seed)
+    meds = np.sort(np.median(rng.choice(v, size=(resamples, v.size), replace=True), axis=1))
+    lo, hi = meds[int(0.025 * (resamples - 1))], meds[int(np.ceil(0.975 * (resamples - 1)))]
+    return tuple(None if not np.isfinite(x) else float(x) for x in (np.median(v), lo, hi))
+
+
+def best_multiplier(reader, setting):
+    """(m, {m: pilot runs}) with the rule of the module docstring; None when a pilot cell is missing."""
+    table = {m: run_steps(reader, setting, etas(m), "joint", PILOT_SEEDS) for m in MULTIPLIERS}
+    if any(len(v) < len(PILOT_SEEDS) for v in table.values()):
+        return None, table
+
+    def rank(m):
+        steps = [s for s, _, _ in table[m].values()]
+        reached = sum(s is not None for s in steps)
+        med = median_interval(steps)[0]
+        return (-reached, math.inf if med is None else med, m)
+
+    return min(MULTIPLIERS, key=rank), table
+
+
+def law_cells(reader):
+    cells, missing = [], []
+    for kind in ("joint", "alternating"):       # every joint cell first: the cheaper, better-resolved half
+        for s in SETTINGS:
+            m, _ = best_multiplier(reader, s)
+            if m is None:
+                missing.append(s)
+                continue
+            cells += [Cell(dynamics_cell, params(s, etas(m), kind), seed, label=f"law {s} {kind} m={m} seed {seed}")
+                      for seed in LAW_SEEDS[kind]]
+    if missing:
+        print(f"pilot cells missing for {missing}: run the pilot phase first", file=sys.stderr)
+    return cells
+
+
+# ----------------------------------------------------------------------------- the plot
+def plot(law: dict, fits: dict, path: str) -> None:
+    """Median steps to 0.9 (95% bootstrap interval) against N, T and d (each varied alone through the
+    centre), joint and alternating, log-log, with the fitted power law's line through the centre."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
+    for ax, (i, name) in zip(axes, enumerate(("N", "T", "d"))):
+        line = sorted(s for s in SETTINGS if all(s[j] == CENTRE[j] for j in range(3) if j != i))
+        for kind, colour in (("joint", "C0"), ("alternating", "C1")):
+            pts = [(s[i], law[s][kind]) for s in line if s in law and kind in law[s] and law[s][kind]["median"]]
+            if not pts:
+                continue
+            x = np.array([p[0] for p in pts], dtype=float)
+            med = np.array([p[1]["median"] for p in pts])
+            lo = np.array([p[1]["lo"] for p in pts])
+            hi = np.array([np.nan if p[1]["hi"] is None else p[1]["hi"] for p in pts])
+            ax.errorbar(x, med, yerr=[med - lo, np.nan_to_num(hi - med, nan=0.0)], fmt="o", color=colour,
+                        capsize=3, label=kind)
+            if kind in fits:
+                point = fits[kind]["point"]
+                xx = np.geomspace(x.min(), x.max(), 20)
+                centre = np.exp(point[0]) * np.prod([CENTRE[j] ** point[j + 1] for j in range(3)])
+                ax.plot(xx, centre * (xx / CENTRE[i]) ** point[i + 1], "--", color=colour,
+                        label=f"{kind} fit {name}^{point[i + 1]:+.2f}")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(name + " (others at " + ", ".join(f"{n}={CENTRE[j]}" for j, n in enumerate("NTd") if j != i) + ")")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("steps to accuracy 0.9 (median over seeds)")
+    fig.suptitle("popgrad dynamics: steps to 0.9 vs N, T, d (full loss, n = 2048, best step size per setting)")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def report(cache: str, prefix: str) -> None:
+    reader = CacheReader(cache)
+    out = {"sources": reader.sources, "pilot": {}, "law": {}, "etas": {}}
+    lines = ["## Step sizes picked on the pilot seeds (joint, seeds 100-102, steps to 0.9; '-' never)", "",
+             "| N | T | d | " + " | ".join(f"m = {m:g}" for m in MULTIPLIERS) + " | picked m |",
+             "|---|---|---|" + "---|" * (len(MULTIPLIERS) + 1)]
+    picked = {}
+    for s in SETTINGS:
+        m, table = best_multiplier(reader, s)
+        picked[s] = m
+        cells = []
+        for mm in MULTIPLIERS:
+            runs = table[mm]
+            txt = ",".join("-" if runs[sd][0] is None else str(runs[sd][0]) for sd in sorted(runs))
+            if any(u for _, u, _ in runs.values()):
+                txt += " (unstable)"
+            cells.append(txt or "?")
+        lines.append(f"| {s[0]} | {s[1]} | {s[2]} | " + " | ".join(cells) + f" | {'?' if m is None else f'{m:g}'} |")
+        out["pilot"][str(s)] = {"picked": m, "runs": {str(mm): table[mm] for mm in MULTIPLIERS}}
+
+    lines += ["", "## Steps to 0.9 at the picked step sizes (joint seeds 0-9, alternating 0-5; median [95% bootstrap CI], reached)", "",
+              "| N | T | d | etas | joint | joint reached | alternating | alternating reached | "
+              "alternating per layer | CPU-s per seed (joint, alt.) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    per = {"joint": {}, "alternating": {}}
+    for s in SETTINGS:
+        m = picked[s]
+        if m is None:
+            continue
+        row, secs = [], []
+        for kind in ("joint", "alternating"):
+            runs = run_steps(reader, s, etas(m), kind, LAW_SEEDS[kind])
+            if not runs:
+                row += ["?", "?"]
+                continue
+            steps = [runs[sd][0] for sd in sorted(runs)]
+            med, lo, hi = median_interval(steps)
+            f = lambda x: "inf" if x is None else f"{x:.0f}" 
+            row += [f"{f(med)} [{f(lo)}, {f(hi)}]", f"{sum(x is not None for x in steps)}/{len(steps)}"]
+            secs.append(sum(r[2] for r in runs.values()) / len(runs))
+            per[kind][s] = np.array([np.inf if x is None else x for x in steps], dtype=float)
+            out["law"].setdefault(str(s), {})[kind] = {"m": m, "steps": steps, "median": med, "lo": lo, "hi": hi}
+        alt = out["law"].get(str(s), {}).get("alternating")
+        per_layer = "?" if not alt or alt["median"] is None else f"{alt['median'] / 3:.0f}"
+        e = etas(m)
+        lines.append(f"| {s[0]} | {s[1]} | {s[2]} | {e['W_O2']:g}:{e['W_K2']:g}:{e['W_K1']:g} | " + " | ".join(row)
+                     + f" | {per_layer} | " + ", ".join(f"{x:.0f}" for x in secs) + " |")
+
+    lines += ["", "## The law: steps to 0.9 ~ N^b T^c d^e (least squares on the medians of the 9 settings; "
+              "95% intervals from resampling seeds)", "", "| schedule | b (N) | c (T) | e (d) | resamples dropped |",
+              "|---|---|---|---|---|"]
+    for kind in ("joint", "alternating"):
+        if len(per[kind]) < len(SETTINGS) or not all(np.isfinite(np.median(v)) for v in per[kind].values()):
+            lines.append(f"| {kind} | ? | ? | ? | settings missing or median inf |")
+            continue
+        point, lo, hi, dropped = power_law_bootstrap(per[kind])
+        out.setdefault("fit", {})[kind] = {"point": point.tolist(), "lo": lo.tolist(), "hi": hi.tolist(),
+                                            "dropped": dropped}
+        lines.append(f"| {kind} | " + " | ".join(f"{point[i]:+.2f} [{lo[i]:+.2f}, {hi[i]:+.2f}]" for i in (1, 2, 3))
+                     + f" | {dropped}/2000 |")
+
+    ms = ETA_MULTIPLIERS["joint"]
+    lines += ["", f"## Step sizes at N=32, T=16, d=256 (seeds 0-2, budget {ETA_BUDGET['joint']} steps (joint) / "
+              f"{ETA_BUDGET['alternating']} per layer (alternating); eta = m (30 : 30 r : 30 r); median steps to 0.9 "
+              "[95% CI], reached, unstable = final loss above the first step's)", "",
+              "| schedule | r = eta_K / eta_O | " + " | ".join(f"m = {m:g}" for m in ms) + " |",
+              "|---|---|" + "---|" * len(ms)]
+    for kind, ratios in (("joint", ETA_RATIOS), ("alternating", (10.0,))):
+        for r in ratios:
+            cells = []
+            for m in ms:
+                if m not in ETA_MULTIPLIERS[kind]:
+                    cells.append("")
+                    continue
+                runs = run_steps(reader, CENTRE, etas(m, r), kind, ETA_SEEDS, ETA_BUDGET)
+                if not runs:
+                    cells.append("?")
+                    continue
+                steps = [runs[sd][0] for sd in sorted(runs)]
+                med, lo, hi = median_interval(steps)
+                f = lambda x: "inf" if x is None else f"{x:.0f}" 
+                nu = sum(u for _, u, _ in runs.values())
+                cells.append(f"{f(med)} [{f(lo)}, {f(hi)}] {sum(x is not None for x in steps)}/{len(steps)}"
+                             + (f", {nu} unstable" if nu else ""))
+                out["etas"][f"{kind}/{r:.4g}/{m:g}"] = {"steps": steps, "unstable": nu, "median": med, "lo": lo,
+                                                       "hi": hi}
+            lines.append(f"| {kind} | {r:.3g} | " + " | ".join(cells) + " |")
+    law = {s: {kind: out["law"][str(s)][kind] for kind in out["law"].get(str(s), {})} for s in SETTINGS}
+    plot(law, out.get("fit", {}), prefix + ".png")
+    md = "\n".join(lines) + "\n"
+    open(prefix + ".md", "w").write(md)
+    json.dump(out, open(prefix + ".json", "w"), indent=1, default=str)
+    print(md)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("phase", choices=("pilot", "law", "etas"))
+    r.add_argument("--cache", required=True)
+    r.add_argument("--workers", type=int)
+    q = sub.add_parser("report")
+    q.add_argument("cache")
+    q.add_argument("prefix")
+    args = p.parse_args(argv)
+    if args.what == "report":
+        return report(args.cache, args.prefix)
+    cells = {"pilot": pilot_cells, "etas": eta_cells, "law": lambda: law_cells(CacheReader(args.cache))}[args.phase]()
+    run_cells(cells, SweepOptions(workers=args.workers, cache=args.cache), desc=f"dynamics {args.phase}")
+
+
+if __name__ == "__main__":
+    main()
