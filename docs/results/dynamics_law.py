@@ -252,17 +252,22 @@ def report(cache: str, prefix: str) -> None:
                      + f" | {per_layer} | " + ", ".join(f"{x:.0f}" for x in secs) + " |")
 
     lines += ["", "## The law: steps to 0.9 ~ N^b T^c d^e (least squares on the medians of the 9 settings; "
-              "95% intervals from resampling seeds)", "", "| schedule | b (N) | c (T) | e (d) | resamples dropped |",
-              "|---|---|---|---|---|"]
+              "95% intervals from resampling seeds). 'eta x steps' is m times the steps (the learning time in units "
+              "of the base step sizes): eq. (16)'s first-step signal eta/(NT) predicts eta x steps ~ N^1 T^1 d^0 for "
+              "W_O^2 if the signal accumulates linearly", "",
+              "| schedule | quantity | b (N) | c (T) | e (d) | resamples dropped |", "|---|---|---|---|---|---|"]
     for kind in ("joint", "alternating"):
         if len(per[kind]) < len(SETTINGS) or not all(np.isfinite(np.median(v)) for v in per[kind].values()):
-            lines.append(f"| {kind} | ? | ? | ? | settings missing or median inf |")
+            lines.append(f"| {kind} | steps | ? | ? | ? | settings missing or median inf |")
             continue
-        point, lo, hi, dropped = power_law_bootstrap(per[kind])
-        out.setdefault("fit", {})[kind] = {"point": point.tolist(), "lo": lo.tolist(), "hi": hi.tolist(),
-                                            "dropped": dropped}
-        lines.append(f"| {kind} | " + " | ".join(f"{point[i]:+.2f} [{lo[i]:+.2f}, {hi[i]:+.2f}]" for i in (1, 2, 3))
-                     + f" | {dropped}/2000 |")
+        for quantity, samples in (("steps", per[kind]), ("eta x steps", {s: v * picked[s] for s, v in per[kind].items()})):
+            point, lo, hi, dropped = power_law_bootstrap(samples)
+            key = kind if quantity == "steps" else kind + " eta x steps"
+            out.setdefault("fit", {})[key] = {"point": point.tolist(), "lo": lo.tolist(), "hi": hi.tolist(),
+                                               "dropped": dropped}
+            lines.append(f"| {kind} | {quantity} | "
+                         + " | ".join(f"{point[i]:+.2f} [{lo[i]:+.2f}, {hi[i]:+.2f}]" for i in (1, 2, 3))
+                         + f" | {dropped}/2000 |")
 
     ms = ETA_MULTIPLIERS["joint"]
     lines += ["", f"## Step sizes at N=32, T=16, d=256 (seeds 0-2, budget {ETA_BUDGET['joint']} steps (joint) / "
