@@ -62,9 +62,9 @@ def etas(m: float, ratio: float = 10.0) -> dict:
     return {"W_O2": eo, "W_K2": eo * ratio, "W_K1": eo * ratio}
 
 
-def params(setting, e: dict, kind: str, budget: dict = BUDGET) -> dict:
+def params(setting, e: dict, kind: str, budget: dict | None = None) -> dict:
     N, T, d = setting
-    return {"N": N, "T": T, "d": d, "dtype": "float32", "device": "cpu", "k": budget[kind], "rounds": 1,
+    return {"N": N, "T": T, "d": d, "dtype": "float32", "device": "cpu", "k": (budget or BUDGET)[kind], "rounds": 1,
             "loss": "full", "phat": "uniform", "population": "mc", "n": 2048, "n_eval": 2048,
             "stop_at": THRESHOLD, "etas": e, "kind": kind}
 
@@ -108,7 +108,8 @@ class CacheReader:
         return None
 
 
-def first_step(rows, th=THRESHOLD):
+def first_step(rows, th=None):
+    th = THRESHOLD if th is None else th
     return next((r["step"] for r in rows if r["accuracy"] >= th), None)
 
 
@@ -118,7 +119,7 @@ def unstable(rows) -> bool:
     return bool(losses) and (not math.isfinite(losses[-1]) or losses[-1] > losses[0])
 
 
-def run_steps(reader, setting, e, kind, seeds, budget=BUDGET):
+def run_steps(reader, setting, e, kind, seeds, budget=None):
     """{seed: (first step to 0.9 or None, unstable, wall seconds)} of the cached cells."""
     out = {}
     for seed in seeds:
