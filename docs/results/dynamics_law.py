@@ -136,6 +136,13 @@ def median_interval(steps: list, resamples: int = 2000, seed: int = 0):
     return dynamics_median_interval(reached, len(steps), resamples=resamples, seed=seed)
 
 
+def summary_text(steps: list) -> tuple[str, str]:
+    """('median [lo, hi]', 'reached/seeds') of first steps (None = never reached); inf where unbounded."""
+    text = lambda x: "inf" if x is None else f"{x:.0f}"   # noqa: E731
+    med, lo, hi = median_interval(steps)
+    return f"{text(med)} [{text(lo)}, {text(hi)}]", f"{sum(x is not None for x in steps)}/{len(steps)}"
+
+
 def best_multiplier(reader, setting):
     """(m, {m: pilot runs}) with the rule of the module docstring; None when a pilot cell is missing."""
     table = {m: run_steps(reader, setting, etas(m), "joint", PILOT_SEEDS) for m in MULTIPLIERS}
@@ -152,15 +159,11 @@ def best_multiplier(reader, setting):
 
 
 def law_cells(reader):
-    cells, missing = [], []
-    for kind in ("joint", "alternating"):       # every joint cell first: the cheaper, better-resolved half
-        for s in SETTINGS:
-            m, _ = best_multiplier(reader, s)
-            if m is None:
-                missing.append(s)
-                continue
-            cells += [Cell(dynamics_cell, params(s, etas(m), kind), seed, label=f"law {s} {kind} m={m} seed {seed}")
-                      for seed in LAW_SEEDS[kind]]
+    picked = {s: best_multiplier(reader, s)[0] for s in SETTINGS}
+    missing = [s for s, m in picked.items() if m is None]
+    cells = [Cell(dynamics_cell, params(s, etas(m), kind), seed, label=f"law {s} {kind} m={m} seed {seed}")
+             for kind in ("joint", "alternating")       # every joint cell first: the cheaper, better-resolved half
+             for s, m in picked.items() if m is not None for seed in LAW_SEEDS[kind]]
     if missing:
         print(f"pilot cells missing for {missing}: run the pilot phase first", file=sys.stderr)
     return cells
@@ -248,8 +251,7 @@ def report(cache: str, prefix: str, plot_path: str | None = None) -> None:
                 continue
             steps = [runs[sd][0] for sd in sorted(runs)]
             med, lo, hi = median_interval(steps)
-            f = lambda x: "inf" if x is None else f"{x:.0f}" 
-            row += [f"{f(med)} [{f(lo)}, {f(hi)}]", f"{sum(x is not None for x in steps)}/{len(steps)}"]
+            row += list(summary_text(steps))
             secs.append(sum(r[2] for r in runs.values()) / len(runs))
             per[kind][s] = np.array([np.inf if x is None else x for x in steps], dtype=float)
             out["law"].setdefault(str(s), {})[kind] = {"m": m, "steps": steps, "median": med, "lo": lo, "hi": hi}
@@ -296,10 +298,8 @@ def report(cache: str, prefix: str, plot_path: str | None = None) -> None:
                     continue
                 steps = [runs[sd][0] for sd in sorted(runs)]
                 med, lo, hi = median_interval(steps)
-                f = lambda x: "inf" if x is None else f"{x:.0f}" 
                 nu = sum(u for _, u, _ in runs.values())
-                cells.append(f"{f(med)} [{f(lo)}, {f(hi)}] {sum(x is not None for x in steps)}/{len(steps)}"
-                             + (f", {nu} unstable" if nu else ""))
+                cells.append(" ".join(summary_text(steps)) + (f", {nu} unstable" if nu else ""))
                 out["etas"][f"{kind}/{r:.4g}/{m:g}"] = {"steps": steps, "unstable": nu, "median": med, "lo": lo,
                                                        "hi": hi}
             lines.append(f"| {kind} | {r:.3g} | " + " | ".join(cells) + " |")

@@ -16,6 +16,7 @@ with standard errors across seeds; a contradiction of the paper is a measured re
 from __future__ import annotations
 
 import math
+import tempfile
 
 import numpy as np
 import torch
@@ -643,8 +644,6 @@ def measure_resume_exact() -> Measurement:
     # A run stopped after step 17 and resumed from its step-15 checkpoint (weights, optimizer state,
     # data stream generator, probe rows) must continue exactly as the run that never stopped: every
     # probe row and every final weight equal, bit for bit.
-    import tempfile  # lazy: only this claim writes files
-
     cfg = TrainConfig(**RESUME, seed=3)
 
     def stop(step, row):
