@@ -25,7 +25,8 @@ SETTINGS = [(kind, pop, n) for kind in ("joint", "alternating") for pop in ("mc"
 PLAN = {("joint", "mc", 2048): range(10), ("alternating", "mc", 2048): range(10),      # in the order they run
         ("joint", "fixed", 2048): range(5), ("alternating", "fixed", 2048): range(4),
         ("joint", "mc", 8192): range(10), ("alternating", "mc", 8192): range(10),
-        ("joint", "mc", 32768): range(10), ("alternating", "mc", 32768): range(5)}
+        ("joint", "mc", 32768): range(10), ("alternating", "mc", 32768): range(10),
+        ("alternating", "mc", 131072): range(10), ("joint", "mc", 131072): range(10)}
 
 
 def cell(kind, pop, n, seed) -> Cell:
