@@ -381,3 +381,7 @@ def add_sweep_options(parser: argparse.ArgumentParser) -> None:
                         "left) before giving up with exit 2 (default 60)")
     g.add_argument("--cache", metavar="DIR", default=None,
                    help="store each finished cell as JSON in DIR; a re-run computes only the missing cells")
+    g.add_argument("--reuse-other-sources", action="store_true",
+                   help="with --cache: read cells that other popgrad sources cached (same parameters and seed) "
+                        "instead of recomputing them after a code change; the fastest such cell of each source is "
+                        "recomputed first and must come out identical, or the run stops")

@@ -15,7 +15,15 @@ and computes only the missing ones. Each file also carries that source hash and 
 own content; a file that does not parse, does not match its key, fails its checksum (an edited
 value) or was written by other sources is reported with a `SweepCacheWarning` and recomputed.
 Writes are atomic (temporary file + os.replace), so a kill never leaves a half-written cell.
-`popgrad cache list|verify|clear DIR` inspects and empties a cache.
+`popgrad cache list|verify|clear DIR` inspects and empties a cache; `popgrad cache sources DIR` lists
+the popgrad sources that wrote its cells.
+
+A long sweep need not be recomputed after an unrelated code change: with `reuse_other_sources`
+(`--reuse-other-sources`) a cell missing under this code's key is read from the file another popgrad
+source wrote for the same function, parameters and seed (checksum and key checked as for any cell).
+That is only sound if the change left the cell's value alone, so the run first recomputes, for each
+other source it reuses, its fastest reused cell here and requires the same value bit for bit; any
+difference stops the run with a PopgradError before a reused value is returned.
 
 Every result goes through one JSON round trip whether it was computed here, on a worker or read
 from the cache, so the three give identical values. Dask is optional: the core never imports it
@@ -31,6 +39,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -60,11 +69,13 @@ class SweepCacheWarning(UserWarning):
 # ----------------------------------------------------------------------------- cells and keys
 @dataclass(frozen=True)
 class CellResult:
-    """The value of a cell, the seconds it took when it was computed, and whether it came from the cache."""
+    """The value of a cell, the seconds it took when it was computed, whether it came from the cache, and
+    the source hash that computed it when that was not this code (`reuse_other_sources`)."""
 
     value: Any
     seconds: float
     cached: bool
+    source: str | None = None
 
 
 def canonical(obj):
@@ -184,11 +195,43 @@ def cache_files(directory: str) -> list[str]:
     return [os.path.join(directory, n) for n in sorted(names)]
 
 
+def cache_sources(directory: str) -> dict[tuple[str, str], int]:
+    """{(popgrad version, source hash): number of cell files} of the cache records in `directory`
+    (files that are not cache records of this format are left out; `popgrad cache verify` names them)."""
+    counts: dict[tuple[str, str], int] = {}
+    for path in cache_files(directory):
+        code = _record_code(path)
+        if code is not None:
+            counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
+def _record_code(path: str) -> tuple[str, str] | None:
+    """(version, source) of a cache record, read from the file's head where `Cache.store` writes them."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            head = fh.read(1024)
+        version, source = (_HEAD_FIELD[f].search(head) for f in ("popgrad", "source"))
+        if version and source:
+            return version.group(1), source.group(1)
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("format") != CACHE_FORMAT:
+        return None
+    return str(record.get("popgrad")), str(record.get("source"))
+
+
+_HEAD_FIELD = {f: re.compile(rf'^\{{"format": {CACHE_FORMAT}, .*?"{f}": "([^"]*)"') for f in ("popgrad", "source")}
+
+
 class Cache:
     """A directory of finished cells, one JSON file per key, written atomically."""
 
     def __init__(self, directory: str):
         self.directory = ensure_cache_dir(directory)
+        self._other_codes: list[tuple[str, str]] | None = None
 
     def path(self, key: str) -> str:
         return os.path.join(self.directory, f"{key}.json")
@@ -205,11 +248,38 @@ class Cache:
             warnings.warn(f"popgrad sweep: cache file {path} {why}; recomputing the cell",
                           SweepCacheWarning, stacklevel=3)
             return None
-        try:
-            seconds = float(record.get("seconds", math.nan))
-        except (TypeError, ValueError):
-            seconds = math.nan
-        return CellResult(record["value"], seconds, True)
+        return CellResult(record["value"], _seconds(record), True)
+
+    def other_codes(self) -> list[tuple[str, str]]:
+        """The (version, source) pairs other than this code's that wrote cells here, most cells first."""
+        if self._other_codes is None:
+            counts = cache_sources(self.directory)
+            counts.pop((popgrad.__version__, source_hash()), None)
+            self._other_codes = sorted(counts, key=lambda code: (-counts[code], code))
+        return self._other_codes
+
+    def find(self, cell: Cell) -> CellResult | None:
+        """The cell as this code or, failing that, another popgrad source cached it (no recomputation check:
+        for reading finished sweeps whose sources are known to agree)."""
+        return self.load(cell_key(cell), cell) or self.load_other(cell)
+
+    def load_other(self, cell: Cell) -> CellResult | None:
+        """The cell as another popgrad source wrote it (same function, parameters and seed), None if no
+        other source did; files failing the checks of `load` (checksum, key, content) are warned about
+        and skipped."""
+        for version, source in self.other_codes():
+            path = self.path(cell_key(cell, version=version, source=source))
+            if not os.path.exists(path):
+                continue
+            status, record, why = inspect_file(path)
+            if status == "stale" and (record.get("fn") != cell.fn_name or record.get("seed") != int(cell.seed)
+                                      or record.get("source") != source or record.get("popgrad") != version):
+                status, why = "bad", "is corrupted: its key does not match its content"
+            if status != "stale":
+                warnings.warn(f"popgrad sweep: cache file {path} {why}; not reused", SweepCacheWarning, stacklevel=3)
+                continue
+            return CellResult(record["value"], _seconds(record), True, source=source)
+        return None
 
     def store(self, key: str, cell: Cell, value, seconds: float) -> None:
         """Write the record (with its checksum) to a temporary file in the same directory, then
@@ -231,6 +301,13 @@ class Cache:
             except OSError:
                 pass
             raise
+
+
+def _seconds(record: dict) -> float:
+    try:
+        return float(record.get("seconds", math.nan))
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def ensure_cache_dir(directory: str) -> str:
@@ -259,6 +336,7 @@ class SweepOptions:
     cache: str | None = None
     client: Any = field(default=None, repr=False)       # a dask.distributed.Client (tests, notebooks)
     scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT  # seconds to wait for a first (or a new) worker
+    reuse_other_sources: bool = False                   # read cells other popgrad sources cached (checked first)
 
     @property
     def distributed(self) -> bool:
@@ -268,7 +346,8 @@ class SweepOptions:
 def options_from_args(args) -> SweepOptions:
     """SweepOptions from --workers / --scheduler / --cache, checked before any computing."""
     opts = SweepOptions(getattr(args, "workers", None), getattr(args, "scheduler", None), getattr(args, "cache", None),
-                        scheduler_timeout=getattr(args, "scheduler_timeout", None) or DEFAULT_SCHEDULER_TIMEOUT)
+                        scheduler_timeout=getattr(args, "scheduler_timeout", None) or DEFAULT_SCHEDULER_TIMEOUT,
+                        reuse_other_sources=bool(getattr(args, "reuse_other_sources", False)))
     validate_options(opts)
     return opts
 
@@ -284,6 +363,8 @@ def validate_options(opts: SweepOptions) -> None:
         require_dask()
     if opts.cache is not None:
         ensure_cache_dir(opts.cache)
+    elif opts.reuse_other_sources:
+        raise PopgradError("--reuse-other-sources: needs --cache DIR (the cache whose cells it reuses)")
 
 
 def require_dask():
@@ -353,6 +434,8 @@ def run_cells(cells: Sequence[Cell], options: SweepOptions | None = None, desc: 
     if cache is not None:
         for i, (c, k) in enumerate(zip(cells, keys)):
             results[i] = cache.load(k, c)
+        if options.reuse_other_sources:
+            _reuse_other_sources(cells, keys, results, cache)
     todo = [i for i, r in enumerate(results) if r is None]
     bar = _bar(len(cells), len(cells) - len(todo), desc)
     try:
@@ -364,6 +447,36 @@ def run_cells(cells: Sequence[Cell], options: SweepOptions | None = None, desc: 
     finally:
         bar.close()
     return results  # type: ignore[return-value]
+
+
+def _reuse_other_sources(cells, keys, results, cache) -> None:
+    """Fill the missing results from cells other sources cached, after recomputing, for each such source,
+    its fastest reused cell here and finding the same value (PopgradError otherwise)."""
+    reused = {i: r for i, r in enumerate(results) if r is None for r in [cache.load_other(cells[i])] if r is not None}
+    by_source: dict[str, list[int]] = {}
+    for i, r in reused.items():
+        by_source.setdefault(r.source, []).append(i)
+    for source, idx in by_source.items():
+        i = min(idx, key=lambda j: (math.inf if math.isnan(reused[j].seconds) else reused[j].seconds, j))
+        out = execute(cells[i].fn, cells[i].params, cells[i].seed)
+        if not same_value(out["value"], reused[i].value):
+            raise PopgradError(
+                f"--reuse-other-sources: cell {cells[i].label or cells[i].fn_name} (seed {cells[i].seed}) computed by "
+                f"this code differs from the one source {source[:12]} cached, so that source's {len(idx)} cells "
+                f"cannot stand in for this code's; rerun without --reuse-other-sources")
+        cache.store(keys[i], cells[i], out["value"], out["seconds"])
+        reused[i] = CellResult(out["value"], out["seconds"], False)
+    for i, r in reused.items():
+        results[i] = r
+    if reused:
+        counts = ", ".join(f"{len(idx)} from {source[:12]}" for source, idx in by_source.items())
+        print(f"--reuse-other-sources: {len(reused)} cells read from other popgrad sources ({counts}); the fastest "
+              f"cell of each source was recomputed here and is identical", file=sys.stderr)
+
+
+def same_value(a, b) -> bool:
+    """Whether two normalized cell values are identical (NaN equal to NaN, 0.0 distinct from -0.0)."""
+    return json.dumps(a, sort_keys=True, allow_nan=True) == json.dumps(b, sort_keys=True, allow_nan=True)
 
 
 def runner(options: SweepOptions | None = None):

@@ -1,18 +1,16 @@
 """Test the dynamics-law script (docs/results/dynamics_law.py) on a tiny plan: cells through the sweep cache,
-the step-size pick against a direct loop over the cell values, and reading cells written by older code."""
+the step-size pick against a direct loop over the cell values, and reading cells written by other sources."""
 
-import hashlib
 import importlib.util
-import json
 import math
-import os
 import statistics
 from pathlib import Path
 
 import pytest
 
+from popgrad import sweep
 from popgrad.commands.dynamics import dynamics_cell
-from popgrad.sweep import SweepOptions, canonical, run_cells
+from popgrad.sweep import SweepOptions, run_cells
 
 SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "results" / "dynamics_law.py"
 
@@ -39,7 +37,7 @@ def test_pick_equals_a_loop_over_the_cells(law, tmp_path):
     smaller m), recomputed here from the cells' own rows."""
     cells = law.pilot_cells()
     run_cells(cells, SweepOptions(cache=str(tmp_path)), desc="pilot")
-    reader = law.CacheReader(str(tmp_path))
+    reader = sweep.Cache(str(tmp_path))
     picked, table = law.best_multiplier(reader, (4, 6, 16))
     direct = {}
     for m in law.MULTIPLIERS:
@@ -54,15 +52,17 @@ def test_pick_equals_a_loop_over_the_cells(law, tmp_path):
     assert len({v[:2] for v in direct.values()}) > 1, "the tiny plan should tell the multipliers apart"
 
 
-def test_reader_finds_cells_of_other_sources_and_legacy_keys(law, tmp_path):
-    """Test that a cell stored under another source hash, or under a key without one, is found."""
-    cell = law.pilot_cells()[0]
-    desc = {"fn": cell.fn_name, "params": canonical(cell.params), "seed": int(cell.seed), "popgrad": "0.0.1"}
-    legacy = hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()
-    (tmp_path / f"{legacy}.json").write_text(json.dumps({"popgrad": "0.0.1", "value": [{"step": 0}], "seconds": 1.0}))
-    assert law.CacheReader(str(tmp_path)).get(cell)["value"] == [{"step": 0}]
-    from popgrad.sweep import cell_key
-    other = cell_key(cell, source="f" * 64)
-    os.remove(tmp_path / f"{legacy}.json")
-    (tmp_path / f"{other}.json").write_text(json.dumps({"source": "f" * 64, "value": [{"step": 1}], "seconds": 1.0}))
-    assert law.CacheReader(str(tmp_path)).get(cell)["value"] == [{"step": 1}]
+def test_report_reads_cells_of_other_sources(law, tmp_path, monkeypatch):
+    """Test that the step-size pick reads pilot cells cached by other popgrad sources (Cache.find), equal to
+    the pick on cells cached by this code."""
+    here = str(tmp_path / "here")
+    run_cells(law.pilot_cells(), SweepOptions(cache=here), desc="pilot")
+    other = str(tmp_path / "other")
+    with monkeypatch.context() as m:
+        m.setattr(sweep, "source_hash", lambda: "f" * 64)
+        run_cells(law.pilot_cells(), SweepOptions(cache=other), desc="pilot")
+    assert sweep.cache_sources(other) == {(sweep.popgrad.__version__, "f" * 64): len(law.pilot_cells())}
+    (m_other, t_other), (m_here, t_here) = (law.best_multiplier(sweep.Cache(c), (4, 6, 16)) for c in (other, here))
+    without_seconds = {m: {seed: run[:2] for seed, run in runs.items()} for m, runs in t_here.items()}
+    assert m_other == m_here and {m: {seed: run[:2] for seed, run in runs.items()} for m, runs in t_other.items()} \
+        == without_seconds

@@ -211,6 +211,104 @@ def test_code_change_recomputes_and_leaves_stale_files(tmp_path, monkeypatch, ca
     assert sorted(r["status"] for r in rows) == ["ok", "ok", "stale", "stale"]
 
 
+def _cache_as_other_source(cells, cache, monkeypatch, source="a" * 64, value=None):
+    """Cache `cells` as popgrad sources with hash `source` would (their value, or `value` for every cell)."""
+    with monkeypatch.context() as m:
+        m.setattr(sweep, "source_hash", lambda: source)
+        if value is None:
+            run_cells(cells, SweepOptions(cache=cache))
+        else:
+            for c in cells:
+                Cache(cache).store(cell_key(c), c, value, 1.0)
+
+
+def test_reuse_other_sources_reads_their_cells_after_recomputing_one(tmp_path, monkeypatch):
+    """Test that --reuse-other-sources returns the cells another source cached, recomputing exactly one of
+    them here (stored under this code's key), and that the values equal a fresh in-process run."""
+    log, cache = tmp_path / "log", str(tmp_path / "cache")
+    _cache_as_other_source(_toy_cells(log, n=4), cache, monkeypatch)
+    assert _calls(log) == [0, 1, 2, 3]
+    got = run_cells(_toy_cells(log, n=4), SweepOptions(cache=cache, reuse_other_sources=True))
+    recomputed = _calls(log)[4:]
+    assert len(recomputed) == 1
+    assert [r.source for r in got] == [None if x in recomputed else "a" * 64 for x in range(4)]
+    assert [r.cached for r in got] == [x not in recomputed for x in range(4)]
+    fresh = run_cells(_toy_cells(tmp_path / "log2", n=4))
+    assert _values(got) == _values(fresh)
+    assert sweep.cache_sources(cache) == {(sweep.popgrad.__version__, "a" * 64): 4, (sweep.popgrad.__version__, sweep.source_hash()): 1}
+    again = run_cells(_toy_cells(log, n=4), SweepOptions(cache=cache))     # without reuse: only this code's cell
+    assert [r.cached for r in again] == [x in recomputed for x in range(4)]
+
+
+def test_reuse_other_sources_refuses_when_the_recomputed_cell_differs(tmp_path, monkeypatch):
+    """Test that a source whose cached value differs from this code's stops the run with a PopgradError
+    naming the source, and that nothing of it is stored under this code's keys."""
+    log, cache = tmp_path / "log", str(tmp_path / "cache")
+    cells = _toy_cells(log, n=3)
+    _cache_as_other_source(cells, cache, monkeypatch, source="b" * 64, value={"x": -1})
+    with pytest.raises(PopgradError, match="--reuse-other-sources: .*differs from the one source bbbbbbbbbbbb cached"):
+        run_cells(cells, SweepOptions(cache=cache, reuse_other_sources=True))
+    assert sweep.cache_sources(cache) == {(sweep.popgrad.__version__, "b" * 64): 3}
+
+
+def test_reuse_other_sources_skips_an_edited_file(tmp_path, monkeypatch):
+    """Test that another source's file whose checksum fails is warned about and its cell computed here."""
+    log, cache = tmp_path / "log", str(tmp_path / "cache")
+    cells = _toy_cells(log, n=2)
+    _cache_as_other_source(cells, cache, monkeypatch)
+    path = Cache(cache).path(cell_key(cells[1], source="a" * 64))
+    record = json.load(open(path))
+    record["value"]["x"] = 99
+    json.dump(record, open(path, "w"))
+    with pytest.warns(SweepCacheWarning, match="checksum .*not reused"):
+        got = run_cells(cells, SweepOptions(cache=cache, reuse_other_sources=True))
+    assert _values(got) == _values(run_cells(_toy_cells(tmp_path / "log2", n=2)))
+    assert not got[1].cached and got[1].source is None
+
+
+def test_reuse_other_sources_needs_a_cache(capsys):
+    """Test that --reuse-other-sources without --cache exits 2 naming both options."""
+    assert main(GRIDS["dynamics"] + ["--reuse-other-sources"]) == 2
+    assert "--reuse-other-sources: needs --cache" in capsys.readouterr().err
+
+
+def test_cache_find_prefers_this_code_then_other_sources(tmp_path, monkeypatch):
+    """Test Cache.find: this code's cell when cached, else another source's, else None."""
+    log, cache = tmp_path / "log", str(tmp_path / "cache")
+    cells = _toy_cells(log, n=3)
+    _cache_as_other_source(cells[:2], cache, monkeypatch, value={"other": True})
+    run_cells(cells[:1], SweepOptions(cache=cache))
+    found = [Cache(cache).find(c) for c in cells]
+    assert found[0].value["x"] == 0 and found[0].source is None
+    assert found[1].value == {"other": True} and found[1].source == "a" * 64
+    assert found[2] is None
+
+
+def test_cache_sources_equals_reading_every_record(tmp_path, monkeypatch, capsys):
+    """Test that cache_sources (which reads each file's head) counts what parsing every file gives, for
+    records written by Cache.store, a record with its fields in another order (full parse) and a file
+    that is no record; and that `popgrad cache sources` lists the same."""
+    log, cache = tmp_path / "log", str(tmp_path / "cache")
+    _cache_as_other_source(_toy_cells(log, n=3), cache, monkeypatch, source="c" * 64)
+    run_cells(_toy_cells(log, n=2), SweepOptions(cache=cache))
+    reordered = {"value": 1, "format": sweep.CACHE_FORMAT, "popgrad": "9.9", "source": "d" * 64, "key": "e" * 64}
+    json.dump(reordered, open(os.path.join(cache, "e" * 64 + ".json"), "w"))
+    open(os.path.join(cache, "f" * 64 + ".json"), "w").write("not json")
+    direct = {}
+    for path in sweep.cache_files(cache):
+        try:
+            rec = json.load(open(path))
+        except ValueError:
+            continue
+        code = (rec["popgrad"], rec["source"])
+        direct[code] = direct.get(code, 0) + 1
+    assert sweep.cache_sources(cache) == direct and len(direct) == 3
+    assert main(["cache", "sources", cache, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert {(r["popgrad"], r["source"]): r["cells"] for r in rows} == direct
+    assert [r["source"] for r in rows if r["this_code"]] == [sweep.source_hash()]
+
+
 def _perturbed(value):
     """Every copy of `value` with one leaf changed (ints, floats by one ulp, strings, booleans, one
     array entry, one dataclass field, one list item or dict entry)."""

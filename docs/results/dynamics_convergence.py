@@ -5,18 +5,16 @@ sequences, stopped at 0.9 with a budget of 200 steps (joint) / 200 per layer (al
     OMP_NUM_THREADS=1 python -m popgrad dynamics --N 32 --T 16 --d 256 --etas 30:300:300 --schedule KIND \\
         --population POP --n N --n-eval 2048 --k 200 --seed S0 --seeds S --stop --cache CACHE --json
 Run the plan (any part of it; cached cells are skipped), then write markdown and JSON from the cache:
-    OMP_NUM_THREADS=1 python docs/results/dynamics_convergence.py run CACHE --workers 2 --skip-cached-in CACHE
+    OMP_NUM_THREADS=1 python docs/results/dynamics_convergence.py run CACHE --workers 2 --reuse-other-sources
     python docs/results/dynamics_convergence.py report CACHE docs/results/dynamics_convergence
 """
 
 import argparse
 import json
-import os
-import sys
 
 from popgrad.cells import Cell
 from popgrad.commands.dynamics import dynamics_cell, summarize
-from popgrad.sweep import SweepOptions, run_cells
+from popgrad.sweep import Cache, SweepOptions, run_cells
 
 BASE = {"N": 32, "T": 16, "d": 256, "dtype": "float32", "device": "cpu", "k": 200, "rounds": 1, "loss": "full",
         "phat": "uniform", "n_eval": 2048, "stop_at": 0.9, "etas": {"W_O2": 30.0, "W_K2": 300.0, "W_K1": 300.0}}
@@ -37,9 +35,9 @@ def load(reader, kind, pop, n):
     """{seed: curve rows and seconds} of the cached cells of one setting."""
     out = {}
     for seed in range(20):
-        rec = reader.get(cell(kind, pop, n, seed))
+        rec = reader.find(cell(kind, pop, n, seed))
         if rec is not None:
-            out[seed] = {"rows": rec["value"], "seconds": rec["seconds"]}
+            out[seed] = {"rows": rec.value, "seconds": rec.seconds}
     return out
 
 
@@ -48,10 +46,7 @@ def first(rows, th):
 
 
 def report(cache, prefix):
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from dynamics_law import CacheReader
-
-    reader = CacheReader(cache)
+    reader = Cache(cache)
     table, data = [], {}
     for kind, pop, n in SETTINGS:
         runs = load(reader, kind, pop, n)
@@ -87,9 +82,9 @@ def main(argv=None):
     r = sub.add_parser("run")
     r.add_argument("cache")
     r.add_argument("--workers", type=int)
-    r.add_argument("--skip-cached-in", metavar="CACHE",
-                   help="skip the cells CACHE holds from any popgrad sources (the cache keys carry a hash of the "
-                        "sources, so a plain rerun after a code change recomputes every cell)")
+    r.add_argument("--reuse-other-sources", action="store_true",
+                   help="read the cells other popgrad sources cached (the cache keys carry a hash of the sources, so "
+                        "a plain rerun after a code change recomputes every cell; popgrad.sweep checks one per source)")
     q = sub.add_parser("report")
     q.add_argument("cache")
     q.add_argument("prefix")
@@ -97,13 +92,8 @@ def main(argv=None):
     if args.what == "report":
         return report(args.cache, args.prefix)
     cells = [cell(*setting, seed) for setting, seeds in PLAN.items() for seed in seeds]
-    if args.skip_cached_in:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from dynamics_law import CacheReader
-
-        reader = CacheReader(args.skip_cached_in)
-        cells = [c for c in cells if reader.get(c) is None]
-    run_cells(cells, SweepOptions(workers=args.workers, cache=args.cache), desc="dynamics convergence")
+    run_cells(cells, SweepOptions(workers=args.workers, cache=args.cache, reuse_other_sources=args.reuse_other_sources),
+              desc="dynamics convergence")
 
 
 if __name__ == "__main__":

@@ -20,17 +20,15 @@ Everything else is `popgrad dynamics`' default (full loss, fresh n = 2048 sequen
     python docs/results/dynamics_law.py report DIR docs/results/dynamics_law --plot docs/dynamics_law.png
 
 A cache keeps cells from any popgrad sources it was written by; `report` reads a cell written by
-any of them (the sources in the cache are listed in the output).
+any of them (`popgrad.sweep.Cache.find`; the sources in the cache are listed in the output), and `run
+--reuse-other-sources` computes only the cells no source has cached, after recomputing one per source.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
-import hashlib
 import json
 import math
-import os
 import sys
 
 import numpy as np
@@ -40,7 +38,7 @@ from popgrad.commands.dynamics import dynamics_cell
 from popgrad.numerics.dynamics import median_interval as dynamics_median_interval
 from popgrad.plotting import save_figure
 from popgrad.rates import power_law_bootstrap
-from popgrad.sweep import SweepOptions, canonical, cell_key, run_cells
+from popgrad.sweep import Cache, SweepOptions, cache_sources, run_cells
 
 CENTRE = (32, 16, 256)
 SETTINGS = [CENTRE] + [(N, 16, 256) for N in (8, 16, 64)] + [(32, T, 256) for T in (8, 32)] + \
@@ -84,30 +82,6 @@ def eta_cells():
 
 
 # ----------------------------------------------------------------------------- reading the cache
-class CacheReader:
-    """Cells of a cache by their parameters, whatever popgrad sources wrote them (cache files name cells by a
-    key that includes the source hash; files written before keys carried one are found by the older key)."""
-
-    def __init__(self, directory: str):
-        self.directory = directory
-        records = [json.load(open(p)) for p in glob.glob(os.path.join(directory, "*.json"))]
-        self.sources = sorted({r["source"] for r in records if r.get("source")})
-        self.legacy_versions = sorted({r.get("popgrad") for r in records if not r.get("source")})
-
-    def keys(self, cell: Cell):
-        yield from (cell_key(cell, source=src) for src in self.sources)
-        for version in self.legacy_versions:
-            desc = {"fn": cell.fn_name, "params": canonical(cell.params), "seed": int(cell.seed), "popgrad": version}
-            yield hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()
-
-    def get(self, cell: Cell):
-        for key in self.keys(cell):
-            path = os.path.join(self.directory, key + ".json")
-            if os.path.exists(path):
-                return json.load(open(path))
-        return None
-
-
 def first_step(rows, th=None):
     th = THRESHOLD if th is None else th
     return next((r["step"] for r in rows if r["accuracy"] >= th), None)
@@ -123,9 +97,9 @@ def run_steps(reader, setting, e, kind, seeds, budget=None):
     """{seed: (first step to 0.9 or None, unstable, wall seconds)} of the cached cells."""
     out = {}
     for seed in seeds:
-        rec = reader.get(Cell(dynamics_cell, params(setting, e, kind, budget), seed))
+        rec = reader.find(Cell(dynamics_cell, params(setting, e, kind, budget), seed))
         if rec is not None:
-            out[seed] = (first_step(rec["value"]), unstable(rec["value"]), rec["seconds"])
+            out[seed] = (first_step(rec.value), unstable(rec.value), rec.seconds)
     return out
 
 
@@ -216,8 +190,8 @@ def plot(law: dict, fits: dict, path: str) -> None:
 
 
 def report(cache: str, prefix: str, plot_path: str | None = None) -> None:
-    reader = CacheReader(cache)
-    out = {"sources": reader.sources, "pilot": {}, "law": {}, "etas": {}}
+    reader = Cache(cache)
+    out = {"sources": sorted({source for _, source in cache_sources(cache)}), "pilot": {}, "law": {}, "etas": {}}
     lines = ["## Step sizes picked on the pilot seeds (joint, seeds 100-102, steps to 0.9; '-' never)", "",
              "| N | T | d | " + " | ".join(f"m = {m:g}" for m in MULTIPLIERS) + " | picked m |",
              "|---|---|---|" + "---|" * (len(MULTIPLIERS) + 1)]
@@ -318,6 +292,8 @@ def main(argv=None):
     r.add_argument("phase", choices=("pilot", "law", "etas"))
     r.add_argument("--cache", required=True)
     r.add_argument("--workers", type=int)
+    r.add_argument("--reuse-other-sources", action="store_true",
+                   help="read cells that other popgrad sources cached (popgrad.sweep checks one per source first)")
     q = sub.add_parser("report")
     q.add_argument("cache")
     q.add_argument("prefix")
@@ -325,8 +301,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.what == "report":
         return report(args.cache, args.prefix, args.plot)
-    cells = {"pilot": pilot_cells, "etas": eta_cells, "law": lambda: law_cells(CacheReader(args.cache))}[args.phase]()
-    run_cells(cells, SweepOptions(workers=args.workers, cache=args.cache), desc=f"dynamics {args.phase}")
+    cells = {"pilot": pilot_cells, "etas": eta_cells, "law": lambda: law_cells(Cache(args.cache))}[args.phase]()
+    run_cells(cells, SweepOptions(workers=args.workers, cache=args.cache, reuse_other_sources=args.reuse_other_sources),
+              desc=f"dynamics {args.phase}")
 
 
 if __name__ == "__main__":
