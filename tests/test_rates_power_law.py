@@ -45,3 +45,48 @@ def test_degenerate_design_is_refused():
     """Test that points varying only N cannot determine exponents of T and d."""
     with pytest.raises(ValueError, match="do not determine"):
         power_law_exponents({(N, 16, 256): float(N) for N in (8, 16, 32, 64)})
+
+
+FACTORIAL = [(N, T, d) for N in (8, 32) for T in (8, 16) for d in (64, 256)]
+
+
+def test_interactions_recovered_exactly_on_a_factorial():
+    """Test that on a 2^3 factorial, data with known pairwise interactions of the centred logs give back the
+    centre exponents and the interactions to round-off; without interactions they fit 0."""
+    centre = np.log(FACTORIAL).mean(axis=0)
+
+    def with_interactions(N, T, d, g=(0.3, -0.2, 0.1)):
+        u = np.log([N, T, d]) - centre
+        return law(N, T, d) * np.exp(g[0] * u[0] * u[1] + g[1] * u[0] * u[2] + g[2] * u[1] * u[2])
+
+    fit = power_law_exponents({s: with_interactions(*s) for s in FACTORIAL}, interactions=True)
+    np.testing.assert_allclose(fit, [3.0, 0.7, 0.4, -0.2, 0.3, -0.2, 0.1], atol=1e-10)
+    plain = power_law_exponents({s: law(*s) for s in FACTORIAL}, interactions=True)
+    np.testing.assert_allclose(plain, [3.0, 0.7, 0.4, -0.2, 0, 0, 0], atol=1e-10)
+
+
+def test_interaction_is_the_change_of_an_exponent_across_the_other_factor():
+    """Test the meaning of g_12 by a direct computation: on a 2^2 design, g_12 equals the difference of the
+    N-exponents measured at the two T levels, divided by the distance in log T."""
+    y = {(8, 8): 5.0, (32, 8): 11.0, (8, 16): 6.0, (32, 16): 21.0}
+    slope = {T: np.log(y[(32, T)] / y[(8, T)]) / np.log(4) for T in (8, 16)}
+    fit = power_law_exponents(y, interactions=True)
+    np.testing.assert_allclose(fit[3], (slope[16] - slope[8]) / np.log(2), atol=1e-12)
+    np.testing.assert_allclose(fit[1], (slope[8] + slope[16]) / 2, atol=1e-12)
+
+
+def test_star_design_cannot_determine_interactions():
+    """Test that the star design (each factor varied alone) is refused for the interaction model."""
+    with pytest.raises(ValueError, match="do not determine"):
+        power_law_exponents({s: law(*s) for s in STAR}, interactions=True)
+
+
+def test_bootstrap_with_interactions_covers_zero_when_there_are_none():
+    """Test that noisy data without interactions give interaction intervals containing 0 and main-effect
+    intervals containing the truth."""
+    rng = np.random.default_rng(3)
+    samples = {s: law(*s) * np.exp(rng.normal(0, 0.1, size=10)) for s in FACTORIAL}
+    point, lo, hi, dropped = power_law_bootstrap(samples, resamples=500, interactions=True)
+    assert dropped == 0 and point.shape == (7,)
+    assert np.all(lo[4:] <= 0) and np.all(0 <= hi[4:])
+    assert np.all(lo[1:4] <= [0.7, 0.4, -0.2]) and np.all([0.7, 0.4, -0.2] <= hi[1:4])

@@ -4,9 +4,12 @@ The design, run through the sweep layer (`popgrad.sweep.run_cells`: --workers, r
 
 * settings: a star through the centre (N, T, d) = (32, 16, 256), each axis varied alone over
   N in {8, 16, 32, 64}, T in {8, 16, 32}, d in {64, 128, 256, 512} (9 settings);
+* a 2^3 factorial N in {8, 32}, T in {8, 16}, d in {64, 256} (4 more settings; 4 are on the star) to
+  measure the interactions the star cannot see;
 * step sizes: eta = m * (30 : 300 : 300). Phase `pilot` runs joint, m in MULTIPLIERS, on pilot seeds
   100-102 (never reported in the law); per setting the best m is the one with the most pilot seeds
-  reaching 0.9, then the smallest median step to 0.9, then the smaller m;
+  reaching 0.9, then the smallest median step to 0.9, then the smaller m; a pick at the smallest
+  (largest) m tried adds m / 2 (2 m), within 1/16..8, until the pick is inside the multipliers tried;
 * phase `law`: joint (seeds 0-9) and alternating (seeds 0-4) at each setting's best m, stopped at 0.9;
 * phase `etas`: at the centre, joint over m x ratio eta_K / eta_O and alternating over m, seeds 0-2,
   budget 200 steps (per layer): the stability boundary and the best triple with an interval.
@@ -41,10 +44,13 @@ from popgrad.rates import power_law_bootstrap
 from popgrad.sweep import Cache, SweepOptions, cache_sources, run_cells
 
 CENTRE = (32, 16, 256)
-SETTINGS = [CENTRE] + [(N, 16, 256) for N in (8, 16, 64)] + [(32, T, 256) for T in (8, 32)] + \
-           [(32, 16, d) for d in (64, 128, 512)]
+STAR = [CENTRE] + [(N, 16, 256) for N in (8, 16, 64)] + [(32, T, 256) for T in (8, 32)] + \
+       [(32, 16, d) for d in (64, 128, 512)]
+CORNERS = [(N, T, d) for N in (8, 32) for T in (8, 16) for d in (64, 256)]      # 2^3 factorial: interactions
+SETTINGS = STAR + [s for s in CORNERS if s not in STAR]
 BASE_ETAS = (30.0, 300.0, 300.0)
 MULTIPLIERS = (0.25, 0.5, 1.0, 2.0)
+EXTEND_WITHIN = (1 / 16, 8.0)   # a pick at the edge of the multipliers tried adds the next power of 2 within these
 PILOT_SEEDS = (100, 101, 102)
 LAW_SEEDS = {"joint": tuple(range(10)), "alternating": tuple(range(5))}
 ETA_SEEDS = tuple(range(3))
@@ -67,9 +73,10 @@ def params(setting, e: dict, kind: str, budget: dict | None = None) -> dict:
             "stop_at": THRESHOLD, "etas": e, "kind": kind}
 
 
-def pilot_cells():
+def pilot_cells(reader):
+    """The pilot cells of every setting at the multipliers `pilot_multipliers` asks for (given what is cached)."""
     return [Cell(dynamics_cell, params(s, etas(m), "joint"), seed, label=f"pilot {s} m={m} seed {seed}")
-            for s in SETTINGS for m in MULTIPLIERS for seed in PILOT_SEEDS]
+            for s in SETTINGS for m in pilot_multipliers(reader, s) for seed in PILOT_SEEDS]
 
 
 def eta_cells():
@@ -117,9 +124,30 @@ def summary_text(steps: list) -> tuple[str, str]:
     return f"{text(med)} [{text(lo)}, {text(hi)}]", f"{sum(x is not None for x in steps)}/{len(steps)}"
 
 
+def pilot_multipliers(reader, setting) -> list:
+    """MULTIPLIERS, extended while the pick is the smallest (largest) multiplier tried by halving (doubling)
+    it, within EXTEND_WITHIN; stops at the first multiplier whose pilot cells are not all cached."""
+    ms = list(MULTIPLIERS)
+    while True:
+        m, _ = pick(reader, setting, ms)
+        if m is not None and m == ms[0] and ms[0] / 2 >= EXTEND_WITHIN[0]:
+            ms.insert(0, ms[0] / 2)
+        elif m is not None and m == ms[-1] and ms[-1] * 2 <= EXTEND_WITHIN[1]:
+            ms.append(ms[-1] * 2)
+        else:
+            return ms
+
+
 def best_multiplier(reader, setting):
-    """(m, {m: pilot runs}) with the rule of the module docstring; None when a pilot cell is missing."""
-    table = {m: run_steps(reader, setting, etas(m), "joint", PILOT_SEEDS) for m in MULTIPLIERS}
+    """(m, {m: pilot runs}) over `pilot_multipliers` with the rule of the module docstring; m is None when a
+    pilot cell is missing."""
+    return pick(reader, setting, pilot_multipliers(reader, setting))
+
+
+def pick(reader, setting, multipliers):
+    """(m, {m: pilot runs}): the most pilot seeds reaching 0.9, then the smallest median step, then the
+    smaller m; m is None when a pilot cell is missing."""
+    table = {m: run_steps(reader, setting, etas(m), "joint", PILOT_SEEDS) for m in multipliers}
     if any(len(v) < len(PILOT_SEEDS) for v in table.values()):
         return None, table
 
@@ -129,7 +157,7 @@ def best_multiplier(reader, setting):
         med = median_interval(steps)[0]
         return (-reached, math.inf if med is None else med, m)
 
-    return min(MULTIPLIERS, key=rank), table
+    return min(multipliers, key=rank), table
 
 
 def law_cells(reader):
@@ -154,7 +182,7 @@ def plot(law: dict, fits: dict, path: str) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
     for ax, (i, name) in zip(axes, enumerate(("N", "T", "d"))):
-        line = sorted(s for s in SETTINGS if all(s[j] == CENTRE[j] for j in range(3) if j != i))
+        line = sorted(s for s in STAR if all(s[j] == CENTRE[j] for j in range(3) if j != i))
         for kind, colour in (("joint", "C0"), ("alternating", "C1")):
             pts = [(s[i], law[s][kind]) for s in line if s in law and kind in law[s] and law[s][kind]["median"]]
             if not pts:
@@ -192,22 +220,25 @@ def plot(law: dict, fits: dict, path: str) -> None:
 def report(cache: str, prefix: str, plot_path: str | None = None) -> None:
     reader = Cache(cache)
     out = {"sources": sorted({source for _, source in cache_sources(cache)}), "pilot": {}, "law": {}, "etas": {}}
-    lines = ["## Step sizes picked on the pilot seeds (joint, seeds 100-102, steps to 0.9; '-' never)", "",
-             "| N | T | d | " + " | ".join(f"m = {m:g}" for m in MULTIPLIERS) + " | picked m |",
-             "|---|---|---|" + "---|" * (len(MULTIPLIERS) + 1)]
+    tables = {s: best_multiplier(reader, s) for s in SETTINGS}
+    tried = sorted({m for _, table in tables.values() for m in table})
+    lines = ["## Step sizes picked on the pilot seeds (joint, seeds 100-102, steps to 0.9; '-' never; blank: not "
+             "tried)", "",
+             "| N | T | d | " + " | ".join(f"m = {m:g}" for m in tried) + " | picked m |",
+             "|---|---|---|" + "---|" * (len(tried) + 1)]
     picked = {}
     for s in SETTINGS:
-        m, table = best_multiplier(reader, s)
+        m, table = tables[s]
         picked[s] = m
         cells = []
-        for mm in MULTIPLIERS:
-            runs = table[mm]
+        for mm in tried:
+            runs = table.get(mm, {})
             txt = ",".join("-" if runs[sd][0] is None else str(runs[sd][0]) for sd in sorted(runs))
             if any(u for _, u, _ in runs.values()):
                 txt += " (unstable)"
-            cells.append(txt or "?")
+            cells.append(txt or ("?" if mm in table else ""))
         lines.append(f"| {s[0]} | {s[1]} | {s[2]} | " + " | ".join(cells) + f" | {'?' if m is None else f'{m:g}'} |")
-        out["pilot"][str(s)] = {"picked": m, "runs": {str(mm): table[mm] for mm in MULTIPLIERS}}
+        out["pilot"][str(s)] = {"picked": m, "runs": {str(mm): table[mm] for mm in table}}
 
     lines += ["", "## Steps to 0.9 at the picked step sizes (joint seeds 0-9, alternating 0-4; median [95% bootstrap CI], reached)", "",
               "| N | T | d | etas | joint | joint reached | alternating | alternating reached | "
@@ -235,16 +266,17 @@ def report(cache: str, prefix: str, plot_path: str | None = None) -> None:
         lines.append(f"| {s[0]} | {s[1]} | {s[2]} | {e['W_O2']:g}:{e['W_K2']:g}:{e['W_K1']:g} | " + " | ".join(row)
                      + f" | {per_layer} | " + ", ".join(f"{x:.0f}" for x in secs) + " |")
 
-    lines += ["", "## The law: steps to 0.9 ~ N^b T^c d^e (least squares on the medians of the 9 settings; "
+    lines += ["", "## The law: steps to 0.9 ~ N^b T^c d^e (least squares on the medians of the 9 star settings; "
               "95% intervals from resampling seeds). 'eta x steps' is m times the steps (the learning time in units "
               "of the base step sizes): eq. (16)'s first-step signal eta/(NT) predicts eta x steps ~ N^1 T^1 d^0 for "
               "W_O^2 if the signal accumulates linearly", "",
               "| schedule | quantity | b (N) | c (T) | e (d) | resamples dropped |", "|---|---|---|---|---|---|"]
     for kind in ("joint", "alternating"):
-        if len(per[kind]) < len(SETTINGS) or not all(np.isfinite(np.median(v)) for v in per[kind].values()):
+        star = {s: v for s, v in per[kind].items() if s in STAR}
+        if len(star) < len(STAR) or not all(np.isfinite(np.median(v)) for v in star.values()):
             lines.append(f"| {kind} | steps | ? | ? | ? | settings missing or median inf |")
             continue
-        for quantity, samples in (("steps", per[kind]), ("eta x steps", {s: v * picked[s] for s, v in per[kind].items()})):
+        for quantity, samples in (("steps", star), ("eta x steps", {s: v * picked[s] for s, v in star.items()})):
             point, lo, hi, dropped = power_law_bootstrap(samples)
             key = kind if quantity == "steps" else kind + " eta x steps"
             out.setdefault("fit", {})[key] = {"point": point.tolist(), "lo": lo.tolist(), "hi": hi.tolist(),
@@ -252,6 +284,23 @@ def report(cache: str, prefix: str, plot_path: str | None = None) -> None:
             lines.append(f"| {kind} | {quantity} | "
                          + " | ".join(f"{point[i]:+.2f} [{lo[i]:+.2f}, {hi[i]:+.2f}]" for i in (1, 2, 3))
                          + f" | {dropped}/2000 |")
+
+    lines += ["", "## Interactions: the 2^3 factorial N in {8, 32}, T in {8, 16}, d in {64, 256} (eta x steps; least "
+              "squares with the pairwise products of centred logs: b, c, e are the exponents at the factorial's "
+              "geometric centre, g_XY how much X's exponent changes per unit of log Y, 0 if the factors act "
+              "independently; 95% intervals from resampling seeds)", "",
+              "| schedule | b (N) | c (T) | e (d) | g_NT | g_Nd | g_Td | resamples dropped |",
+              "|---|---|---|---|---|---|---|---|"]
+    for kind in ("joint", "alternating"):
+        corners = {s: v * picked[s] for s, v in per[kind].items() if s in CORNERS}
+        if len(corners) < len(CORNERS) or not all(np.isfinite(np.median(v)) for v in corners.values()):
+            lines.append(f"| {kind} | ? | ? | ? | ? | ? | ? | settings missing or median inf |")
+            continue
+        point, lo, hi, dropped = power_law_bootstrap(corners, interactions=True)
+        out.setdefault("fit", {})[kind + " eta x steps factorial"] = {
+            "point": point.tolist(), "lo": lo.tolist(), "hi": hi.tolist(), "dropped": dropped}
+        lines.append(f"| {kind} | " + " | ".join(f"{point[i]:+.2f} [{lo[i]:+.2f}, {hi[i]:+.2f}]" for i in range(1, 7))
+                     + f" | {dropped}/2000 |")
 
     ms = ETA_MULTIPLIERS["joint"]
     lines += ["", f"## Step sizes at N=32, T=16, d=256 (seeds 0-2, budget {ETA_BUDGET['joint']} steps (joint) / "
@@ -301,9 +350,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.what == "report":
         return report(args.cache, args.prefix, args.plot)
-    cells = {"pilot": pilot_cells, "etas": eta_cells, "law": lambda: law_cells(Cache(args.cache))}[args.phase]()
-    run_cells(cells, SweepOptions(workers=args.workers, cache=args.cache, reuse_other_sources=args.reuse_other_sources),
-              desc=f"dynamics {args.phase}")
+    options = SweepOptions(workers=args.workers, cache=args.cache, reuse_other_sources=args.reuse_other_sources)
+    if args.phase == "pilot":                   # until no pick sits at the edge of the multipliers tried
+        while [c for c in pilot_cells(Cache(args.cache)) if Cache(args.cache).find(c) is None]:
+            run_cells(pilot_cells(Cache(args.cache)), options, desc="dynamics pilot")
+        return
+    cells = {"etas": eta_cells, "law": lambda: law_cells(Cache(args.cache))}[args.phase]()
+    run_cells(cells, options, desc=f"dynamics {args.phase}")
 
 
 if __name__ == "__main__":
