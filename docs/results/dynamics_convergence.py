@@ -25,7 +25,7 @@ PLAN = {("joint", "mc", 2048): range(10), ("alternating", "mc", 2048): range(10)
         ("joint", "mc", 8192): range(10), ("alternating", "mc", 8192): range(10),
         ("joint", "mc", 32768): range(10), ("alternating", "mc", 32768): range(10),
         ("alternating", "mc", 131072): range(10),
-        ("joint", "fixed", 8192): range(10), ("joint", "fixed", 32768): range(5), ("alternating", "fixed", 8192): range(5),
+        ("joint", "fixed", 8192): range(10), ("joint", "fixed", 32768): range(10), ("alternating", "fixed", 8192): range(5),
         ("joint", "mc", 131072): range(10)}
 
 
