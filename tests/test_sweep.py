@@ -526,6 +526,21 @@ def test_dynamics_seeds_cached_identical_to_in_process(tmp_path, capsys):
     assert len(os.listdir(tmp_path)) == 2                                  # 2 seeds x 1 schedule x 1 etas
 
 
+
+def test_dynamics_reuse_other_sources_prints_the_fresh_curves(tmp_path, capsys, monkeypatch):
+    """Test `popgrad dynamics --cache DIR --reuse-other-sources` after a (simulated) code change: it prints
+    the curves of a fresh run, recomputes one of the 2 cells and says so on stderr."""
+    with monkeypatch.context() as m:
+        m.setattr(sweep, "source_hash", lambda: "e" * 64)
+        _json_run(GRIDS["dynamics"] + ["--cache", str(tmp_path)], capsys)
+    fresh = _results(_json_run(GRIDS["dynamics"], capsys))
+    assert main(GRIDS["dynamics"] + ["--cache", str(tmp_path), "--reuse-other-sources", "--json"]) == 0
+    out = capsys.readouterr()
+    assert _results(json.loads(out.out)) == fresh
+    assert "2 cells read from other popgrad sources (2 from eeeeeeeeeeee)" in out.err
+    assert sweep.cache_sources(str(tmp_path)) == {(sweep.popgrad.__version__, "e" * 64): 2,
+                                                  (sweep.popgrad.__version__, sweep.source_hash()): 1}
+
 # ----------------------------------------------------------------------------- workers come and go
 class _Bar:
     """Records what a run shows on its progress bar and writes above it."""
