@@ -452,10 +452,12 @@ def run_cells(cells: Sequence[Cell], options: SweepOptions | None = None, desc: 
 def _reuse_other_sources(cells, keys, results, cache) -> None:
     """Fill the missing results from cells other sources cached, after recomputing, for each such source,
     its fastest reused cell here and finding the same value (PopgradError otherwise)."""
-    reused = {i: r for i, r in enumerate(results) if r is None for r in [cache.load_other(cells[i])] if r is not None}
-    by_source: dict[str, list[int]] = {}
-    for i, r in reused.items():
-        by_source.setdefault(r.source, []).append(i)
+    reused, by_source = {}, {}
+    for i in [i for i, r in enumerate(results) if r is None]:
+        found = cache.load_other(cells[i])
+        if found is not None:
+            reused[i] = found
+            by_source.setdefault(found.source, []).append(i)
     for source, idx in by_source.items():
         i = min(idx, key=lambda j: (math.inf if math.isnan(reused[j].seconds) else reused[j].seconds, j))
         out = execute(cells[i].fn, cells[i].params, cells[i].seed)
