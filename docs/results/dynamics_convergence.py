@@ -11,6 +11,7 @@ Run the plan (any part of it; cached cells are skipped), then write markdown and
 
 import argparse
 import json
+import math
 
 from popgrad.cells import Cell
 from popgrad.commands.dynamics import dynamics_cell, summarize
@@ -18,6 +19,7 @@ from popgrad.sweep import Cache, SweepOptions, run_cells
 
 BASE = {"N": 32, "T": 16, "d": 256, "dtype": "float32", "device": "cpu", "k": 200, "rounds": 1, "loss": "full",
         "phat": "uniform", "n_eval": 2048, "stop_at": 0.9, "etas": {"W_O2": 30.0, "W_K2": 300.0, "W_K1": 300.0}}
+STALL_STEP = 90
 SETTINGS = [(kind, pop, n) for kind in ("joint", "alternating") for pop in ("mc", "fixed")
             for n in (2048, 8192, 32768, 131072)]
 PLAN = {("joint", "mc", 2048): range(10), ("alternating", "mc", 2048): range(10),      # in the order they run
@@ -72,10 +74,40 @@ def report(cache, prefix):
     head = ("| schedule | samples | n per step | seeds | median step to 0.5 [95% CI] | reached 0.5 | "
             "median step to 0.9 [95% CI] | reached 0.9 | wall s per seed | per seed 0.5/0.9 |\n"
             "|---|---|---|---|---|---|---|---|---|---|")
-    md = head + "\n" + "\n".join(table) + "\n"
+    md = head + "\n" + "\n".join(table) + "\n" + stall_table(reader, data)
     open(prefix + ".md", "w").write(md)
     json.dump(data, open(prefix + ".json", "w"), indent=1, default=str)
     print(md)
+
+
+def stall_table(reader, data) -> str:
+    """Alternating, fresh samples: Spearman correlation between W_K1's recall (9) after STALL_STEP steps and
+    the steps to 0.9 (never reached = +inf, ranked last), per n and pooled."""
+    from scipy.stats import spearmanr
+
+    lines = ["", f"## Alternating: W_K1 recall after {STALL_STEP} steps vs steps to 0.9 (Spearman; never reached "
+             "ranks last)", "", "| n per step | seeds | rho | p | (recall, steps) per seed |", "|---|---|---|---|---|"]
+    pooled = []
+    for kind, pop, n in SETTINGS:
+        if kind != "alternating" or pop != "mc":
+            continue
+        pts = []
+        for seed, run in sorted(load(reader, kind, pop, n).items()):
+            at = [r for r in run["rows"] if r["step"] == STALL_STEP]
+            if at:
+                pts.append((at[0]["recall_W_K1"], first(run["rows"], 0.9)))
+        if len(pts) < 3:
+            continue
+        pooled += pts
+        rho, pv = spearmanr([p[0] for p in pts], [math.inf if p[1] is None else p[1] for p in pts])
+        data.setdefault("stall", {})[str(n)] = {"rho": rho, "p": pv, "points": pts}
+        lines.append(f"| {n} | {len(pts)} | {rho:+.2f} | {pv:.3f} | "
+                     + ", ".join(f"({r:.2f}, {'-' if st is None else st})" for r, st in sorted(pts)) + " |")
+    if pooled:
+        rho, pv = spearmanr([p[0] for p in pooled], [math.inf if p[1] is None else p[1] for p in pooled])
+        data.setdefault("stall", {})["pooled"] = {"rho": rho, "p": pv}
+        lines.append(f"| pooled | {len(pooled)} | {rho:+.2f} | {pv:.1g} | |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
