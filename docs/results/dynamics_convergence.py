@@ -102,7 +102,7 @@ def stall_table(reader, data) -> str:
         rho, pv = spearmanr([p[0] for p in pts], [math.inf if p[1] is None else p[1] for p in pts])
         data.setdefault("stall", {})[str(n)] = {"rho": rho, "p": pv, "points": pts}
         lines.append(f"| {n} | {len(pts)} | {rho:+.2f} | {pv:.3f} | "
-                     + ", ".join(f"({r:.2f}, {'-' if st is None else st})" for r, st in sorted(pts)) + " |")
+                     + ", ".join(f"({r:.2f}, {'-' if st is None else st})" for r, st in sorted(pts, key=lambda p: (p[0], math.inf if p[1] is None else p[1]))) + " |")
     if pooled:
         rho, pv = spearmanr([p[0] for p in pooled], [math.inf if p[1] is None else p[1] for p in pooled])
         data.setdefault("stall", {})["pooled"] = {"rho": rho, "p": pv}
