@@ -44,6 +44,8 @@ def convergence(data, path):
             for pop, style in (("mc", "-o"), ("fixed", "--s")):
                 pts = []
                 for key, v in data.items():
+                    if key.count("/") != 2:                 # not a (schedule, samples, n) row, e.g. "stall"
+                        continue
                     kind, p, n = key.split("/")
                     if kind != key_kind or p != pop:
                         continue
@@ -58,7 +60,7 @@ def convergence(data, path):
                                 capsize=3, label=f"{key_kind}, {'fresh' if pop == 'mc' else 'fixed'}")
         ax.set(xscale="log", xlabel="sequences per step $n$", ylabel=f"median steps to accuracy {th}",
                title=f"N=32, T=16, d=256: accuracy {th}")
-        ax.set_xticks([2048, 8192, 32768], ["2048", "8192", "32768"])
+        ax.set_xticks([2048, 8192, 32768, 131072], ["2048", "8192", "32768", "131072"])
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=7)
     fig.tight_layout()
