@@ -19,6 +19,7 @@ from popgrad.sweep import Cache, SweepOptions, run_cells
 
 BASE = {"N": 32, "T": 16, "d": 256, "dtype": "float32", "device": "cpu", "k": 200, "rounds": 1, "loss": "full",
         "phat": "uniform", "n_eval": 2048, "stop_at": 0.9, "etas": {"W_O2": 30.0, "W_K2": 300.0, "W_K1": 300.0}}
+THRESHOLDS = (0.5, 0.9)
 STALL_STEP = 90
 SETTINGS = [(kind, pop, n) for kind in ("joint", "alternating") for pop in ("mc", "fixed")
             for n in (2048, 8192, 32768, 131072)]
@@ -57,22 +58,23 @@ def report(cache, prefix):
         if not runs:
             continue
         rows = [r for s in sorted(runs) for r in runs[s]["rows"]]
-        summ = {s["threshold"]: s for s in summarize(rows, [0.5, 0.9])}
+        summ = {s["threshold"]: s for s in summarize(rows, list(THRESHOLDS))}
         data[f"{kind}/{pop}/{n}"] = {"seeds": sorted(runs), "first": {th: {s: first(runs[s]["rows"], th) for s in runs}
-                                                                      for th in (0.5, 0.9)},
+                                                                      for th in THRESHOLDS},
                                      "seconds": {s: runs[s]["seconds"] for s in runs}}
         cells = []
-        for th in (0.5, 0.9):
+        for th in THRESHOLDS:
             s = summ[th]
             med = "-" if s["steps_median"] is None else f"{s['steps_median']:.0f}"
             lo = "-" if s["steps_median_lo"] is None else f"{s['steps_median_lo']:.0f}"
             hi = "inf" if s["steps_median_hi"] is None else f"{s['steps_median_hi']:.0f}"
             cells.append(f"{med} [{lo}, {hi}] | {s['reached']}/{s['seeds']}")
-        per = "; ".join(f"{s}: {first(runs[s]['rows'], 0.5)}/{first(runs[s]['rows'], 0.9)}" for s in sorted(runs))
+        per = "; ".join(f"{s}: " + "/".join(str(first(runs[s]["rows"], th)) for th in THRESHOLDS) for s in sorted(runs))
         secs = sum(r["seconds"] for r in runs.values()) / len(runs)
         table.append(f"| {kind} | {pop} | {n} | {len(runs)} | {cells[0]} | {cells[1]} | {secs:.0f} | {per} |")
-    head = ("| schedule | samples | n per step | seeds | median step to 0.5 [95% CI] | reached 0.5 | "
-            "median step to 0.9 [95% CI] | reached 0.9 | wall s per seed | per seed 0.5/0.9 |\n"
+    lo_th, hi_th = THRESHOLDS
+    head = (f"| schedule | samples | n per step | seeds | median step to {lo_th} [95% CI] | reached {lo_th} | "
+            f"median step to {hi_th} [95% CI] | reached {hi_th} | wall s per seed | per seed {lo_th}/{hi_th} |\n"
             "|---|---|---|---|---|---|---|---|---|---|")
     md = head + "\n" + "\n".join(table) + "\n" + stall_table(reader, data)
     open(prefix + ".md", "w").write(md)
@@ -82,10 +84,10 @@ def report(cache, prefix):
 
 def stall_table(reader, data) -> str:
     """Alternating, fresh samples: Spearman correlation between W_K1's recall (9) after STALL_STEP steps and
-    the steps to 0.9 (never reached = +inf, ranked last), per n and pooled."""
+    the steps to the higher threshold (never reached = +inf, ranked last), per n and pooled."""
     from scipy.stats import spearmanr
 
-    lines = ["", f"## Alternating: W_K1 recall after {STALL_STEP} steps vs steps to 0.9 (Spearman; never reached "
+    lines = ["", f"## Alternating: W_K1 recall after {STALL_STEP} steps vs steps to {THRESHOLDS[1]} (Spearman; never reached "
              "ranks last)", "", "| n per step | seeds | rho | p | (recall, steps) per seed |", "|---|---|---|---|---|"]
     pooled = []
     for kind, pop, n in SETTINGS:
@@ -95,7 +97,7 @@ def stall_table(reader, data) -> str:
         for seed, run in sorted(load(reader, kind, pop, n).items()):
             at = [r for r in run["rows"] if r["step"] == STALL_STEP]
             if at:
-                pts.append((at[0]["recall_W_K1"], first(run["rows"], 0.9)))
+                pts.append((at[0]["recall_W_K1"], first(run["rows"], THRESHOLDS[1])))
         if len(pts) < 3:
             continue
         pooled += pts
