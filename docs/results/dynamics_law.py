@@ -217,6 +217,15 @@ def plot(law: dict, fits: dict, path: str) -> None:
     save_figure(fig, path)
 
 
+def fit_cells(out: dict, key: str, samples: dict, interactions: bool = False) -> str:
+    """Fit `samples` (power_law_bootstrap), store it in out['fit'][key], return the table cells of every
+    coefficient but the intercept ('point [lo, hi]') and the dropped resamples."""
+    point, lo, hi, dropped = power_law_bootstrap(samples, interactions=interactions)
+    out.setdefault("fit", {})[key] = {"point": point.tolist(), "lo": lo.tolist(), "hi": hi.tolist(), "dropped": dropped}
+    return (" | ".join(f"{point[i]:+.2f} [{lo[i]:+.2f}, {hi[i]:+.2f}]" for i in range(1, len(point)))
+            + f" | {dropped}/2000 |")
+
+
 def report(cache: str, prefix: str, plot_path: str | None = None) -> None:
     reader = Cache(cache)
     out = {"sources": sorted({source for _, source in cache_sources(cache)}), "pilot": {}, "law": {}, "etas": {}}
@@ -277,13 +286,8 @@ def report(cache: str, prefix: str, plot_path: str | None = None) -> None:
             lines.append(f"| {kind} | steps | ? | ? | ? | settings missing or median inf |")
             continue
         for quantity, samples in (("steps", star), ("eta x steps", {s: v * picked[s] for s, v in star.items()})):
-            point, lo, hi, dropped = power_law_bootstrap(samples)
             key = kind if quantity == "steps" else kind + " eta x steps"
-            out.setdefault("fit", {})[key] = {"point": point.tolist(), "lo": lo.tolist(), "hi": hi.tolist(),
-                                               "dropped": dropped}
-            lines.append(f"| {kind} | {quantity} | "
-                         + " | ".join(f"{point[i]:+.2f} [{lo[i]:+.2f}, {hi[i]:+.2f}]" for i in (1, 2, 3))
-                         + f" | {dropped}/2000 |")
+            lines.append(f"| {kind} | {quantity} | " + fit_cells(out, key, samples))
 
     lines += ["", "## Interactions: the 2^3 factorial N in {8, 32}, T in {8, 16}, d in {64, 256} (least squares with the "
               "pairwise products of centred logs: b, c, e are the exponents at the factorial's geometric centre, "
@@ -297,13 +301,8 @@ def report(cache: str, prefix: str, plot_path: str | None = None) -> None:
             lines.append(f"| {kind} | steps | ? | ? | ? | ? | ? | ? | settings missing or median inf |")
             continue
         for quantity, samples in (("steps", corners), ("eta x steps", {s: v * picked[s] for s, v in corners.items()})):
-            point, lo, hi, dropped = power_law_bootstrap(samples, interactions=True)
             key = kind + (" factorial" if quantity == "steps" else " eta x steps factorial")
-            out.setdefault("fit", {})[key] = {"point": point.tolist(), "lo": lo.tolist(), "hi": hi.tolist(),
-                                               "dropped": dropped}
-            lines.append(f"| {kind} | {quantity} | "
-                         + " | ".join(f"{point[i]:+.2f} [{lo[i]:+.2f}, {hi[i]:+.2f}]" for i in range(1, 7))
-                         + f" | {dropped}/2000 |")
+            lines.append(f"| {kind} | {quantity} | " + fit_cells(out, key, samples, interactions=True))
 
     ms = ETA_MULTIPLIERS["joint"]
     lines += ["", f"## Step sizes at N=32, T=16, d=256 (seeds 0-2, budget {ETA_BUDGET['joint']} steps (joint) / "
