@@ -241,10 +241,8 @@ class Cache:
         path = self.path(key)
         if not os.path.exists(path):
             return None
-        status, record, why = inspect_file(path)
-        if status == "ok" and (record.get("fn") != cell.fn_name or record.get("seed") != int(cell.seed)):
-            status, why = "bad", "is corrupted: its key does not match its content"
-        if status != "ok":
+        record, why = _cell_record(path, cell, "ok")
+        if record is None:
             warnings.warn(f"popgrad sweep: cache file {path} {why}; recomputing the cell",
                           SweepCacheWarning, stacklevel=3)
             return None
@@ -271,11 +269,8 @@ class Cache:
             path = self.path(cell_key(cell, version=version, source=source))
             if not os.path.exists(path):
                 continue
-            status, record, why = inspect_file(path)
-            if status == "stale" and (record.get("fn") != cell.fn_name or record.get("seed") != int(cell.seed)
-                                      or record.get("source") != source or record.get("popgrad") != version):
-                status, why = "bad", "is corrupted: its key does not match its content"
-            if status != "stale":
+            record, why = _cell_record(path, cell, "stale", popgrad=version, source=source)
+            if record is None:
                 warnings.warn(f"popgrad sweep: cache file {path} {why}; not reused", SweepCacheWarning, stacklevel=3)
                 continue
             return CellResult(record["value"], _seconds(record), True, source=source)
@@ -301,6 +296,17 @@ class Cache:
             except OSError:
                 pass
             raise
+
+
+def _cell_record(path: str, cell: Cell, usable: str, **expected) -> tuple[dict | None, str]:
+    """(record, '') when `inspect_file` gives the file status `usable` ('ok': this code's; 'stale': another
+    source's) and the record holds `cell` (its function and seed, and the `expected` fields); (None, why)
+    otherwise."""
+    status, record, why = inspect_file(path)
+    if status == usable and (record.get("fn") != cell.fn_name or record.get("seed") != int(cell.seed)
+                             or any(record.get(k) != v for k, v in expected.items())):
+        status, why = "bad", "is corrupted: its key does not match its content"
+    return (record, "") if status == usable else (None, why)
 
 
 def _seconds(record: dict) -> float:

@@ -101,15 +101,20 @@ def stall_table(reader, data) -> str:
         if len(pts) < 3:
             continue
         pooled += pts
-        rho, pv = spearmanr([p[0] for p in pts], [math.inf if p[1] is None else p[1] for p in pts])
+        rho, pv = spearmanr([p[0] for p in pts], [_last_if_never(p[1]) for p in pts])
         data.setdefault("stall", {})[str(n)] = {"rho": rho, "p": pv, "points": pts}
         lines.append(f"| {n} | {len(pts)} | {rho:+.2f} | {pv:.3f} | "
-                     + ", ".join(f"({r:.2f}, {'-' if st is None else st})" for r, st in sorted(pts, key=lambda p: (p[0], math.inf if p[1] is None else p[1]))) + " |")
+                     + ", ".join(f"({r:.2f}, {'-' if st is None else st})" for r, st in sorted(pts, key=lambda p: (p[0], _last_if_never(p[1])))) + " |")
     if pooled:
-        rho, pv = spearmanr([p[0] for p in pooled], [math.inf if p[1] is None else p[1] for p in pooled])
+        rho, pv = spearmanr([p[0] for p in pooled], [_last_if_never(p[1]) for p in pooled])
         data.setdefault("stall", {})["pooled"] = {"rho": rho, "p": pv}
         lines.append(f"| pooled | {len(pooled)} | {rho:+.2f} | {pv:.1g} | |")
     return "\n".join(lines) + "\n"
+
+
+def _last_if_never(step):
+    """A first step for ranking: never reached (None) ranks after every reached step."""
+    return math.inf if step is None else step
 
 
 def main(argv=None):

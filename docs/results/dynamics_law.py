@@ -125,23 +125,23 @@ def summary_text(steps: list) -> tuple[str, str]:
 
 
 def pilot_multipliers(reader, setting) -> list:
-    """MULTIPLIERS, extended while the pick is the smallest (largest) multiplier tried by halving (doubling)
-    it, within EXTEND_WITHIN; stops at the first multiplier whose pilot cells are not all cached."""
+    """The multipliers of a setting's pilot, smallest first (`best_multiplier`)."""
+    return sorted(best_multiplier(reader, setting)[1])
+
+
+def best_multiplier(reader, setting):
+    """(m, {m: pilot runs}) with the rule of the module docstring over MULTIPLIERS, extended while the pick is
+    the smallest (largest) multiplier tried by halving (doubling) it, within EXTEND_WITHIN; m is None when a
+    pilot cell is missing (the table then ends at the first multiplier whose pilot cells are not all cached)."""
     ms = list(MULTIPLIERS)
     while True:
-        m, _ = pick(reader, setting, ms)
+        m, table = pick(reader, setting, ms)
         if m is not None and m == ms[0] and ms[0] / 2 >= EXTEND_WITHIN[0]:
             ms.insert(0, ms[0] / 2)
         elif m is not None and m == ms[-1] and ms[-1] * 2 <= EXTEND_WITHIN[1]:
             ms.append(ms[-1] * 2)
         else:
-            return ms
-
-
-def best_multiplier(reader, setting):
-    """(m, {m: pilot runs}) over `pilot_multipliers` with the rule of the module docstring; m is None when a
-    pilot cell is missing."""
-    return pick(reader, setting, pilot_multipliers(reader, setting))
+            return m, table
 
 
 def pick(reader, setting, multipliers):
@@ -354,9 +354,12 @@ def main(argv=None):
         return report(args.cache, args.prefix, args.plot)
     options = SweepOptions(workers=args.workers, cache=args.cache, reuse_other_sources=args.reuse_other_sources)
     if args.phase == "pilot":                   # until no pick sits at the edge of the multipliers tried
-        while [c for c in pilot_cells(Cache(args.cache)) if Cache(args.cache).find(c) is None]:
-            run_cells(pilot_cells(Cache(args.cache)), options, desc="dynamics pilot")
-        return
+        while True:
+            reader = Cache(args.cache)
+            cells = pilot_cells(reader)
+            if all(reader.find(c) is not None for c in cells):
+                return
+            run_cells(cells, options, desc="dynamics pilot")
     cells = {"etas": eta_cells, "law": lambda: law_cells(Cache(args.cache))}[args.phase]()
     run_cells(cells, options, desc=f"dynamics {args.phase}")
 
