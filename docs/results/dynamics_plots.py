@@ -1,7 +1,8 @@
 """Figures of docs/dynamics.md (computes only the small Monte-Carlo-vs-exact sweep; ~30 CPU-s):
     OMP_NUM_THREADS=1 python docs/results/dynamics_plots.py docs/results/dynamics_convergence.json docs
 writes docs/dynamics_mc_exact.png (RMS distance to the exact trajectory vs n) and docs/dynamics_convergence.png
-(median steps to 0.5 / 0.9 vs n at N=32, T=16, d=256, with 95% bootstrap intervals over seeds)."""
+(median steps to 0.5 / 0.9 vs n at N=32, T=16, d=256, at the default and at half the step sizes, with 95%
+bootstrap intervals over seeds)."""
 
 import json
 import sys
@@ -37,32 +38,41 @@ def mc_exact(path):
     fig.savefig(path, dpi=120)
 
 
+def convergence_series(data) -> dict:
+    """{(schedule, samples, step multiplier): [(n, first steps per seed by threshold)]} from the report's JSON
+    (keys KIND/POP/N at the default step sizes, KIND/POP/N/xM at M times them; other keys are other tables)."""
+    out = {}
+    for key, v in data.items():
+        parts = key.split("/")
+        if len(parts) not in (3, 4) or not parts[2].isdigit():
+            continue
+        m = float(parts[3][1:]) if len(parts) == 4 else 1.0
+        out.setdefault((parts[0], parts[1], m), []).append((int(parts[2]), v["first"]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def convergence(data, path):
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=False)
+    styles = {("mc", 1.0): "-o", ("fixed", 1.0): "--s", ("mc", 0.5): ":^", ("fixed", 0.5): ":v"}
     for ax, th in zip(axes, ("0.5", "0.9")):
-        for key_kind, color in (("joint", "C0"), ("alternating", "C1")):
-            for pop, style in (("mc", "-o"), ("fixed", "--s")):
-                pts = []
-                for key, v in data.items():
-                    if key.count("/") != 2:                 # not a (schedule, samples, n) row, e.g. "stall"
-                        continue
-                    kind, p, n = key.split("/")
-                    if kind != key_kind or p != pop:
-                        continue
-                    steps = [s for s in v["first"][th].values() if s is not None]
-                    med, lo, hi = median_interval(steps, len(v["first"][th]))
-                    if med is not None:
-                        pts.append((int(n), med, lo, hi if hi is not None else np.nan))
-                if pts:
-                    pts.sort()
-                    n, med, lo, hi = map(np.array, zip(*pts))
-                    ax.errorbar(n, med, yerr=[med - lo, np.nan_to_num(hi - med, nan=0.0)], fmt=style, color=color,
-                                capsize=3, label=f"{key_kind}, {'fresh' if pop == 'mc' else 'fixed'}")
+        for (kind, pop, m), rows in sorted(convergence_series(data).items(), key=lambda kv: (-kv[0][2], kv[0])):
+            pts = []
+            for n, firsts in rows:
+                steps = [s for s in firsts[th].values() if s is not None]
+                med, lo, hi = median_interval(steps, len(firsts[th]))
+                if med is not None:
+                    pts.append((n, med, lo, hi if hi is not None else np.nan))
+            if pts:
+                n, med, lo, hi = map(np.array, zip(*pts))
+                step = "default step" if m == 1 else f"step x{m:g}"
+                ax.errorbar(n, med, yerr=[med - lo, np.nan_to_num(hi - med, nan=0.0)], fmt=styles[(pop, m)],
+                            color="C0" if kind == "joint" else "C1", capsize=3,
+                            label=f"{kind}, {'fresh' if pop == 'mc' else 'fixed'}, {step}")
         ax.set(xscale="log", xlabel="sequences per step $n$", ylabel=f"median steps to accuracy {th}",
                title=f"N=32, T=16, d=256: accuracy {th}")
         ax.set_xticks([2048, 8192, 32768, 131072], ["2048", "8192", "32768", "131072"])
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
