@@ -8,7 +8,7 @@ the sampling of the gradient (`popgrad.numerics.dynamics_reference.counts_vs_exa
 Joint schedule, float64, d = 32, etas 3:10:10, budget 120 steps, thresholds 0.5 and 0.9; embedding seeds 0-4,
 4 streams each, n in {64, 256, 1024, 4096, 16384}. Run through the sweep layer (resumable), then report:
 
-    OMP_NUM_THREADS=1 python docs/results/dynamics_population_counts.py run --cache DIR --workers 2
+    OMP_NUM_THREADS=1 python docs/results/dynamics_population_counts.py run --cache DIR
     python docs/results/dynamics_population_counts.py report DIR docs/results/dynamics_population_counts
 
 (`report` computes any cell the cache lacks.)
