@@ -37,7 +37,7 @@ CURVE = ("etas", "schedule", "seed", "step", "round", "layer", "steps_W_O2", "st
 SUMMARY = ("etas", "schedule", "threshold", "reached", "seeds", "fraction", "steps_median", "steps_median_lo",
            "steps_median_hi", "steps_mean", "steps_se", "steps_per_layer_mean",
            "best_accuracy", "best_accuracy_se", "final_accuracy", "final_accuracy_se", "n_eval", "steps_run")
-DEFAULT_ETAS = "30:300:300"
+DEFAULT_ETAS = "15:150:150"   # at these step sizes the step counts are converged in n from n = 2048 (docs/dynamics.md)
 MAX_STEPS = 1_000_000      # steps per layer (k x rounds), and --every
 MAX_SEEDS = 1000
 
