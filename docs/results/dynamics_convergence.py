@@ -1,7 +1,7 @@
 """The convergence-in-n runs of `popgrad dynamics`: run them (sweep layer, resumable cache) and tabulate them.
 
 Every row of the plan is `popgrad dynamics` at N=32, T=16, d=256, float32, 2048 evaluation sequences, stopped
-at 0.9, at the default step sizes 30:300:300 (budget 200 steps (joint) / 200 per layer (alternating)) or at half
+at 0.9, at the step sizes 30:300:300 of the law's centre (budget 200 steps (joint) / 200 per layer (alternating)) or at half
 of them, 15:150:150 (budget 300 joint steps / 400 per layer); the same cells as
     OMP_NUM_THREADS=1 python -m popgrad dynamics --N 32 --T 16 --d 256 --etas 30:300:300 --schedule KIND \\
         --population POP --n N --n-eval 2048 --k 200 --seed S0 --seeds S --stop --cache CACHE --json
@@ -48,7 +48,7 @@ def cell(kind, pop, n, seed, m=1.0) -> Cell:
 
 
 def key(kind, pop, n, m) -> str:
-    """The JSON key of a setting: KIND/POP/N at the default step sizes, KIND/POP/N/xM at M times them."""
+    """The JSON key of a setting: KIND/POP/N at BASE's step sizes (30:300:300), KIND/POP/N/xM at M times them."""
     return f"{kind}/{pop}/{n}" + ("" if m == 1 else f"/x{m:g}")
 
 
