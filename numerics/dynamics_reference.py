@@ -105,6 +105,11 @@ def count_cell(N, T, d, etas, kind, k, population, n, thresholds, emb_seed, seed
     return [first[th] for th in thresholds]
 
 
+def close_counts(count: int, population_count: int) -> bool:
+    """|count - population count| <= max(2, 5 % of the population count): a step count that meets it."""
+    return abs(count - population_count) <= max(2, 0.05 * population_count)
+
+
 def counts_vs_exact(N, T, d, etas, kind, k, ns, emb_seeds, streams, thresholds, population="mc", run=None) -> dict:
     """The population count per embedding seed, and the Monte-Carlo counts at each n (every embedding seed x
     `streams` streams), paired with it.
@@ -130,7 +135,7 @@ def counts_vs_exact(N, T, d, etas, kind, k, ns, emb_seeds, streams, thresholds, 
         for th in thresholds:
             pairs = [(run_[th], exact[e][th]) for e in emb_seeds for run_ in per_n[n][e]]
             diffs = [a - b for a, b in pairs if a is not None and b is not None]
-            within = [a is not None and b is not None and abs(a - b) <= max(2, 0.05 * b) for a, b in pairs]
+            within = [a is not None and b is not None and close_counts(a, b) for a, b in pairs]
             summary[n][th] = {"reached": sum(a is not None for a, _ in pairs), "runs": len(pairs),
                               "median_diff": float(np.median(diffs)) if diffs else None,
                               "median_abs_diff": float(np.median(np.abs(diffs))) if diffs else None,
