@@ -25,8 +25,9 @@ BASE = {"N": 32, "T": 16, "d": 256, "dtype": "float32", "device": "cpu", "k": 20
 THRESHOLDS = (0.5, 0.9)
 STALL_STEP = 90
 NS = (2048, 8192, 32768, 131072)
-STEPS = (1.0, 0.5)                                  # multipliers of BASE's step sizes
-BUDGET = {1.0: {"joint": 1.0, "alternating": 1.0}, 0.5: {"joint": 1.5, "alternating": 2.0}}   # k, in units of BASE's
+STEPS = (1.0, 0.5, 0.25)                            # multipliers of BASE's step sizes
+BUDGET = {1.0: {"joint": 1.0, "alternating": 1.0}, 0.5: {"joint": 1.5, "alternating": 2.0},   # k, in units of BASE's
+          0.25: {"joint": 2.0, "alternating": 3.0}}
 SETTINGS = [(kind, pop, n, m) for m in STEPS for kind in ("joint", "alternating") for pop in ("mc", "fixed") for n in NS]
 PLAN = {("joint", "mc", 2048, 1.0): range(10), ("alternating", "mc", 2048, 1.0): range(10),   # in the order they run
         ("joint", "fixed", 2048, 1.0): range(5), ("alternating", "fixed", 2048, 1.0): range(4),
@@ -36,7 +37,8 @@ PLAN = {("joint", "mc", 2048, 1.0): range(10), ("alternating", "mc", 2048, 1.0):
         ("joint", "fixed", 8192, 1.0): range(10), ("joint", "fixed", 32768, 1.0): range(10),
         ("alternating", "fixed", 8192, 1.0): range(5), ("joint", "mc", 131072, 1.0): range(10),
         **{("joint", "mc", n, 0.5): range(10) for n in (131072, 32768, 8192, 2048)},
-        **{("alternating", "mc", n, 0.5): range(10) for n in NS}}
+        **{("alternating", "mc", n, 0.5): range(10) for n in NS},
+        ("joint", "mc", 131072, 0.25): range(4)}
 
 
 def cell(kind, pop, n, seed, m=1.0) -> Cell:
