@@ -53,8 +53,8 @@ def convergence_series(data) -> dict:
 
 def convergence(data, path):
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=False)
-    styles = {("mc", 1.0): "-o", ("fixed", 1.0): "--s", ("mc", 0.5): ":^", ("fixed", 0.5): ":v"}
-    shift = {("mc", 1.0): 1.0, ("fixed", 1.0): 0.92, ("mc", 0.5): 1.08, ("fixed", 0.5): 1.16}   # x offsets: bars apart
+    styles = {("mc", 1.0): "-o", ("fixed", 1.0): "--s", ("mc", 0.5): ":^", ("mc", 0.25): "-.D"}
+    shift = {("mc", 1.0): 1.0, ("fixed", 1.0): 0.92, ("mc", 0.5): 1.08, ("mc", 0.25): 1.16}   # x offsets: bars apart
     for ax, th in zip(axes, ("0.5", "0.9")):
         for (kind, pop, m), rows in sorted(convergence_series(data).items(), key=lambda kv: (-kv[0][2], kv[0])):
             pts = []
