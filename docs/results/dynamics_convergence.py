@@ -2,7 +2,8 @@
 
 Every row of the plan is `popgrad dynamics` at N=32, T=16, d=256, float32, 2048 evaluation sequences, stopped
 at 0.9, at the step sizes 30:300:300 of the law's centre (budget 200 steps (joint) / 200 per layer (alternating)) or at half
-of them, 15:150:150 (budget 300 joint steps / 400 per layer); the same cells as
+of them, 15:150:150 (budget 300 joint steps / 400 per layer), or, joint at n = 131072 only, at a quarter,
+7.5:75:75 (budget 400); the same cells as
     OMP_NUM_THREADS=1 python -m popgrad dynamics --N 32 --T 16 --d 256 --etas 30:300:300 --schedule KIND \\
         --population POP --n N --n-eval 2048 --k 200 --seed S0 --seeds S --stop --cache CACHE --json
 Run the plan (any part of it; cached cells are skipped), then write markdown and JSON from the cache:
