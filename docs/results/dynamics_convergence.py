@@ -42,17 +42,25 @@ PLAN = {("joint", "mc", 2048, 1.0): range(10), ("alternating", "mc", 2048, 1.0):
         ("joint", "mc", 131072, 0.25): range(4)}
 
 
+def budget(kind, m) -> int:
+    """k (steps, or steps per layer) of a run at `m` times BASE's step sizes."""
+    return round(BASE["k"] * BUDGET[m][kind])
+
+
 def cell(kind, pop, n, seed, m=1.0) -> Cell:
     """Seed `seed` of a setting, at `m` times BASE's step sizes (with that multiplier's budget of steps)."""
     etas = {layer: m * eta for layer, eta in BASE["etas"].items()}
-    return Cell(dynamics_cell, {**BASE, "kind": kind, "population": pop, "n": n, "k": round(BASE["k"] * BUDGET[m][kind]),
-                                      "etas": etas},
+    return Cell(dynamics_cell, {**BASE, "kind": kind, "population": pop, "n": n, "k": budget(kind, m), "etas": etas},
                 seed, label=f"{kind} {pop} {n} {seed}" + ("" if m == 1 else f" step x{m:g}"))
+
+
+def _step_suffix(m) -> str:
+    return "" if m == 1 else f"/x{m:g}"
 
 
 def key(kind, pop, n, m) -> str:
     """The JSON key of a setting: KIND/POP/N at BASE's step sizes (30:300:300), KIND/POP/N/xM at M times them."""
-    return f"{kind}/{pop}/{n}" + ("" if m == 1 else f"/x{m:g}")
+    return f"{kind}/{pop}/{n}{_step_suffix(m)}"
 
 
 def etas_text(m) -> str:
@@ -82,15 +90,14 @@ def report(cache, prefix):
             continue
         rows = [r for s in sorted(runs) for r in runs[s]["rows"]]
         summ = {s["threshold"]: s for s in summarize(rows, list(THRESHOLDS))}
-        data[key(kind, pop, n, m)] = {
-            "seeds": sorted(runs), "etas": etas_text(m), "k": round(BASE["k"] * BUDGET[m][kind]),
+        entry = data[key(kind, pop, n, m)] = {
+            "seeds": sorted(runs), "etas": etas_text(m), "k": budget(kind, m),
             "first": {th: {s: first(runs[s]["rows"], th) for s in runs} for th in THRESHOLDS},
             "median": {th: [summ[th]["steps_median"], summ[th]["steps_median_lo"], summ[th]["steps_median_hi"]]
                        for th in THRESHOLDS},
             "reached": {th: summ[th]["reached"] for th in THRESHOLDS},
             "seconds": {s: runs[s]["seconds"] for s in runs}}
-        cells = [f"{_interval_text(data[key(kind, pop, n, m)]['median'][th])} | {summ[th]['reached']}/{summ[th]['seeds']}"
-                 for th in THRESHOLDS]
+        cells = [f"{_interval_text(entry['median'][th])} | {summ[th]['reached']}/{summ[th]['seeds']}" for th in THRESHOLDS]
         per = "; ".join(f"{s}: " + "/".join(str(first(runs[s]["rows"], th)) for th in THRESHOLDS) for s in sorted(runs))
         secs = sum(r["seconds"] for r in runs.values()) / len(runs)
         table.append(f"| {kind} | {pop} | {n} | {etas_text(m)} | {len(runs)} | {cells[0]} | {cells[1]} | {secs:.0f} | {per} |")
@@ -161,13 +168,13 @@ def stall_table(reader, data) -> str:
                 continue
             pooled += pts
             rho, pv = spearmanr([p[0] for p in pts], [_last_if_never(p[1]) for p in pts])
-            data.setdefault("stall", {})[key("", "", n, m).strip("/")] = {"rho": rho, "p": pv, "points": pts}
+            data.setdefault("stall", {})[f"{n}{_step_suffix(m)}"] = {"rho": rho, "p": pv, "points": pts}
             lines.append(f"| {n} | {etas_text(m)} | {len(pts)} | {rho:+.2f} | {pv:.3f} | "
                          + ", ".join(f"({r:.2f}, {'-' if st is None else st})"
                                      for r, st in sorted(pts, key=lambda p: (p[0], _last_if_never(p[1])))) + " |")
         if pooled:
             rho, pv = spearmanr([p[0] for p in pooled], [_last_if_never(p[1]) for p in pooled])
-            data.setdefault("stall", {})[key("", "", "pooled", m).strip("/")] = {"rho": rho, "p": pv}
+            data.setdefault("stall", {})[f"pooled{_step_suffix(m)}"] = {"rho": rho, "p": pv}
             lines.append(f"| pooled | {etas_text(m)} | {len(pooled)} | {rho:+.2f} | {pv:.1g} | |")
     return "\n".join(lines) + "\n"
 

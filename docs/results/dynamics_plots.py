@@ -1,8 +1,8 @@
 """Figures of docs/dynamics.md (computes only the small Monte-Carlo-vs-exact sweep; ~30 CPU-s):
     OMP_NUM_THREADS=1 python docs/results/dynamics_plots.py docs/results/dynamics_convergence.json docs
 writes docs/dynamics_mc_exact.png (RMS distance to the exact trajectory vs n) and docs/dynamics_convergence.png
-(median steps to 0.5 / 0.9 vs n at N=32, T=16, d=256, at the default and at half the step sizes, with 95%
-bootstrap intervals over seeds)."""
+(median steps to 0.5 / 0.9 vs n at N=32, T=16, d=256, at step sizes 30:300:300 and at a half and a quarter
+of them, with 95% bootstrap intervals over seeds)."""
 
 import json
 import sys
@@ -39,15 +39,15 @@ def mc_exact(path):
 
 
 def convergence_series(data) -> dict:
-    """{(schedule, samples, step multiplier): [(n, first steps per seed by threshold)]} from the report's JSON
-    (keys KIND/POP/N at 30:300:300, KIND/POP/N/xM at M times them; other keys are other tables)."""
+    """{(schedule, samples, step multiplier, step sizes): [(n, first steps per seed by threshold)]} from the
+    report's JSON (keys KIND/POP/N at 30:300:300, KIND/POP/N/xM at M times them; other keys are other tables)."""
     out = {}
     for key, v in data.items():
         parts = key.split("/")
         if len(parts) not in (3, 4) or not parts[2].isdigit():
             continue
         m = float(parts[3][1:]) if len(parts) == 4 else 1.0
-        out.setdefault((parts[0], parts[1], m), []).append((int(parts[2]), v["first"]))
+        out.setdefault((parts[0], parts[1], m, v["etas"]), []).append((int(parts[2]), v["first"]))
     return {k: sorted(v) for k, v in out.items()}
 
 
@@ -56,7 +56,7 @@ def convergence(data, path):
     styles = {("mc", 1.0): "-o", ("fixed", 1.0): "--s", ("mc", 0.5): ":^", ("mc", 0.25): "-.D"}
     shift = {("mc", 1.0): 1.0, ("fixed", 1.0): 0.92, ("mc", 0.5): 1.08, ("mc", 0.25): 1.16}   # x offsets: bars apart
     for ax, th in zip(axes, ("0.5", "0.9")):
-        for (kind, pop, m), rows in sorted(convergence_series(data).items(), key=lambda kv: (-kv[0][2], kv[0])):
+        for (kind, pop, m, etas), rows in sorted(convergence_series(data).items(), key=lambda kv: (-kv[0][2], kv[0])):
             pts = []
             for n, firsts in rows:
                 steps = [s for s in firsts[th].values() if s is not None]
@@ -65,10 +65,9 @@ def convergence(data, path):
                     pts.append((n, med, lo, hi if hi is not None else np.nan))
             if pts:
                 n, med, lo, hi = map(np.array, zip(*pts))
-                step = f"{30 * m:g}:{300 * m:g}:{300 * m:g}"
                 ax.errorbar(n * shift[(pop, m)], med, yerr=[med - lo, np.nan_to_num(hi - med, nan=0.0)], fmt=styles[(pop, m)],
                             color="C0" if kind == "joint" else "C1", capsize=3,
-                            label=f"{kind}, {'fresh' if pop == 'mc' else 'fixed'}, {step}")
+                            label=f"{kind}, {'fresh' if pop == 'mc' else 'fixed'}, {etas}")
         ax.set(xscale="log", xlabel="sequences per step $n$", ylabel=f"median steps to accuracy {th}",
                title=f"N=32, T=16, d=256: accuracy {th}")
         ax.set_xticks([2048, 8192, 32768, 131072], ["2048", "8192", "32768", "131072"])
