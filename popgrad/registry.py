@@ -45,6 +45,7 @@ class Measurement:
     rate: str = ""               # fitted rate for approx claims, e.g. "d^-0.50"
     note: str = ""               # one line: what was found (the erratum, the gap, ...)
     details: Mapping = field(default_factory=dict)
+    value: str = ""              # the measured value in words, beside its target, e.g. "0.91 ± 0.02 vs 0.55 (3 seeds)"
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -74,6 +75,8 @@ class Claim:
     slow: bool = False           # takes more than ~10 s
     sides: tuple = ()            # (side A, side B): dotted names of the code of each compared side;
                                  # tests/test_claim_independence.py shows their call graphs share only data
+    finding: str = ""            # set on claims that test a finding of the paper or a talk: the finding in
+                                 # a few words; these claims make the README's findings table
 
 
 _REGISTRY: dict[str, Claim] = {}
