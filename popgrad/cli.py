@@ -16,7 +16,7 @@ from popgrad.cliutil import strict_list_options
 from popgrad.errors import PopgradError
 
 # Fixed order in --help; commands not listed here come after, alphabetically.
-ORDER = ("claims", "recall-table", "theorem3", "scaling", "capacity", "report", "bench", "cache")
+ORDER = ("claims", "findings", "recall-table", "theorem3", "scaling", "capacity", "report", "bench", "cache")
 
 
 def _command_modules(only: str | None = None):
