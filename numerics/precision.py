@@ -291,8 +291,9 @@ def resolve_precision(precision: str, device, cfg=None, hardware: Hardware | Non
 
 def check_precision(precision: str, dtype: str) -> None:
     """bfloat16 keeps float32 master weights: it needs --dtype float32. With --dtype float64,
-    `float32` and `auto` both mean: no reduced precision (float64 throughout, recorded as 'float64')."""
-    if dtype == "float64" and precision == "float64":
+    `float32` and `auto` both mean: no reduced precision (float64 throughout, recorded as 'float64').
+    'float64', the record of such a run, is accepted back with any dtype: the run's own dtype throughout."""
+    if precision == "float64":
         return
     choice("precision", precision, PRECISIONS)
     if precision == "bfloat16" and dtype != "float32":
@@ -300,9 +301,12 @@ def check_precision(precision: str, dtype: str) -> None:
 
 
 def run_precision(precision: str, dtype: str) -> str | None:
-    """The precision a run records for a requested one: 'float64' for every --dtype float64 run
-    (its matmuls run in float64), else None (resolve it: `resolve_precision`)."""
-    return "float64" if dtype == "float64" else None
+    """The precision a run records without measuring: 'float64' for every --dtype float64 run (its
+    matmuls run in float64); 'float32' for a float32 run whose config came from a float64 run's
+    record; else None (resolve it: `resolve_precision`)."""
+    if dtype == "float64":
+        return "float64"
+    return "float32" if precision == "float64" else None
 
 
 def autocast(precision: Precision, device):

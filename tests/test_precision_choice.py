@@ -169,3 +169,5 @@ def test_float64_runs_record_float64(precision, capsys):
     run = trn.setup(cfg(dtype="float64", precision=precision))
     assert run.cfg.precision == "float64" and run.precision.name == "float64" and not run.precision.autocast
     assert run.ws.low is None
+    again = trn.setup(trn.TrainConfig(**{**vars(run.cfg), "dtype": "float32"}))    # a float64 record, rerun in float32
+    assert again.cfg.precision == "float32" and not again.precision.autocast
