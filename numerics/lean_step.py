@@ -13,6 +13,8 @@ paper-structure module `popgrad.numerics.paper_model` in float64 to 1e-12). What
 - The backward pass computes only the gradients of the trained matrices: layer 1 is
   differentiated only when W_K^1 trains, and the softmax backward uses
   sum_s P_ts dP_ts = dA_t . A_t (no extra (B, T, T) reduction).
+- In bfloat16 (`Workspace(low=torch.bfloat16)`, `--precision bfloat16`) the attention matmuls of
+  both layers take bfloat16-rounded inputs; softmax, residuals, loss and gradients stay float32.
 """
 
 from __future__ import annotations
@@ -28,10 +30,17 @@ LAYER1_BLOCKS = 4       # causal query blocks of layer 1
 
 
 class Workspace:
-    """Named flat buffers that grow to the largest size asked for and are then reused."""
+    """Named flat buffers that grow to the largest size asked for and are then reused.
 
-    def __init__(self):
+    `low` (None or torch.bfloat16): the dtype of the inputs of the attention matmuls of both
+    layers (scores, weighted values and their gradients: the O(B T^2 d) work); their products
+    come back in the buffers' own dtype (float32), where the softmax, the residual sums, the
+    d x d projections and every reduction run.
+    """
+
+    def __init__(self, low: torch.dtype | None = None):
         self.flat: dict = {}
+        self.low = low
 
     def get(self, name: str, shape, like: torch.Tensor) -> torch.Tensor:
         n = math.prod(shape)
@@ -40,6 +49,20 @@ class Workspace:
             buf = torch.empty(max(n, 1), dtype=like.dtype, device=like.device)
             self.flat[name] = buf
         return buf[:n].view(shape)
+
+
+def _bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, low) -> torch.Tensor:
+    """out <- a @ b (batched); with `low`, the product of the inputs rounded to `low`."""
+    if low is None:
+        return torch.bmm(a, b, out=out)
+    return out.copy_(torch.bmm(a.to(low), b.to(low)))
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor, low) -> torch.Tensor:
+    """a @ b; with `low`, the product of the inputs rounded to `low`, returned in a's dtype."""
+    if low is None:
+        return torch.matmul(a, b)
+    return torch.matmul(a.to(low), b.to(low)).to(a.dtype)
 
 
 def causal_softmax_(S: torch.Tensor, hidden: torch.Tensor, ws: Workspace, name: str) -> torch.Tensor:
@@ -78,12 +101,17 @@ def layer1_forward(tab: tr.FrozenTables, z: torch.Tensor, W_K1: torch.Tensor, c:
     torch.matmul(X, W_K1 * c, out=Q)
     H = ws.get("h", (B, T, d), tab.E)
     hidden = _upper(T, z.device, ws)
+    low = ws.low
+    Xl, Vl, Ql = (X, V, Q) if low is None else (X.to(low), V.to(low), Q.to(low))
     Ps = []
     for i, (t0, t1) in enumerate(query_blocks(T)):
         P = ws.get(f"p1.{i}", (B, t1 - t0, t1), tab.E)
-        torch.bmm(Q[:, t0:t1], X[:, :t1].transpose(1, 2), out=P)
+        _bmm(Ql[:, t0:t1], Xl[:, :t1].transpose(1, 2), P, low)
         causal_softmax_(P, hidden[t0:t1, :t1], ws, "p1")
-        H[:, t0:t1].copy_(torch.bmm(P, V[:, :t1], out=ws.get("blk", (B, t1 - t0, d), X)))
+        if low is None:
+            H[:, t0:t1].copy_(torch.bmm(P, V[:, :t1], out=ws.get("blk", (B, t1 - t0, d), X)))
+        else:
+            _bmm(P, Vl[:, :t1], H[:, t0:t1], low)
         Ps.append(P)
     H.add_(X)
     return X, V, Ps, H
@@ -139,6 +167,7 @@ def lean_step(tab: tr.FrozenTables, z: torch.Tensor, mask: torch.Tensor, tgt: to
     WF = params.get("W_F")
     WF = None if WF is None else WF.detach()
     train = {k: bool(v.requires_grad) for k, v in params.items() if v is not None}
+    low = ws.low
     X, V, Ps, H = layer1_forward(tab, z, W1, c, ws)
     Phi2 = WO @ tab.V2
     need_dH = train.get("W_K1", False)
@@ -171,10 +200,11 @@ def lean_step(tab: tr.FrozenTables, z: torch.Tensor, mask: torch.Tensor, tgt: to
             ctx = valid
             hidden = torch.arange(T, device=z.device) > pos[..., None]            # (g, m, T)
         weight = valid.to(X.dtype) / max(n_loss, 1)
+        Hl = Hg if low is None else Hg.to(low)
         Q2 = Hq @ (W2 * c)
-        P2 = torch.matmul(Q2, Hg.transpose(1, 2))
+        P2 = _mm(Q2, Hl.transpose(1, 2), low)
         causal_softmax_(P2, hidden, ws, "p2")
-        G = torch.matmul(P2, Hg)                                                  # (g, m, d)
+        G = _mm(P2, Hl, low)                                                      # (g, m, d)
         O = torch.addmm(Hq.reshape(-1, d), G.reshape(-1, d), Phi2.T).view_as(Hq)   # h_t + Phi_2 G
         Y = O if WF is None else torch.addmm(O.reshape(-1, d), O.reshape(-1, d), WF.T).view_as(O)
         L = Y @ tab.U.T                                                           # (g, m, N)
@@ -201,15 +231,15 @@ def lean_step(tab: tr.FrozenTables, z: torch.Tensor, mask: torch.Tensor, tgt: to
         if not (train.get("W_K2", False) or need_dH):
             continue
         dG = dO @ Phi2                                                            # (g, m, d)
-        dP = torch.matmul(dG, Hg.transpose(1, 2))                                 # (g, m, T)
+        dP = _mm(dG, Hl.transpose(1, 2), low)                                     # (g, m, T)
         rs = (dG * G).sum(-1, keepdim=True)
         dS = dP.sub_(rs).mul_(P2)
-        dQ2 = torch.matmul(dS, Hg)                                                # (g, m, d)
+        dQ2 = _mm(dS, Hl, low)                                                    # (g, m, d)
         if train.get("W_K2", False):
             dW2.addmm_(Hq.reshape(-1, d).T, dQ2.reshape(-1, d), alpha=c)
         if need_dH:
-            dHg = torch.matmul(P2.transpose(1, 2), dG)                            # values
-            dHg.add_(torch.matmul(dS.transpose(1, 2), Q2))                        # keys
+            dHg = _mm(P2.transpose(1, 2), dG, low)                                # values
+            dHg.add_(_mm(dS.transpose(1, 2), Q2, low))                            # keys
             dHq = dO + (dQ2 @ W2.T) * c                                           # residual + queries
             if rows is None:
                 dH.add_(dHg).add_(dHq)
@@ -236,9 +266,14 @@ def layer1_backward(X, V, Ps, H, dH, c: float, ws: Workspace) -> torch.Tensor:
     rs = ws.get("rs1", (B, T, 1), X)
     torch.sum(A.mul_(dH), dim=-1, keepdim=True, out=rs)                           # sum_s P dP = dA_t . A_t
     dQ = ws.get("dq1", (B, T, d), X)
+    low = ws.low
+    dHl, Vl, Xl = (dH, V, X) if low is None else (dH.to(low), V.to(low), X.to(low))
     for i, ((t0, t1), P) in enumerate(zip(query_blocks(T), Ps)):
         dP = ws.get(f"dp1.{i}", P.shape, X)
-        torch.bmm(dH[:, t0:t1], V[:, :t1].transpose(1, 2), out=dP)
+        _bmm(dHl[:, t0:t1], Vl[:, :t1].transpose(1, 2), dP, low)
         dP.sub_(rs[:, t0:t1]).mul_(P)
-        dQ[:, t0:t1].copy_(torch.bmm(dP, X[:, :t1], out=ws.get("blk", (B, t1 - t0, d), X)))
+        if low is None:
+            dQ[:, t0:t1].copy_(torch.bmm(dP, X[:, :t1], out=ws.get("blk", (B, t1 - t0, d), X)))
+        else:
+            _bmm(dP, Xl[:, :t1], dQ[:, t0:t1], low)
     return (X.reshape(-1, d).T @ dQ.reshape(-1, d)).mul_(c)

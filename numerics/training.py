@@ -24,7 +24,7 @@ from popgrad.errors import PopgradError, choice, memory_budget, positive_float, 
 from popgrad.numerics import checkpoint as ckpt
 from popgrad.numerics.presets import CPU_SIZE, FULL_SIZE, MAX_STEPS, PRESET_GROUPS, PRESETS  # noqa: F401 (re-exported)
 from popgrad.numerics import lean_step as lean
-from popgrad.numerics.precision import Precision, autocast, check_precision, resolve_precision
+from popgrad.numerics.precision import Precision, autocast, check_precision, resolve_precision, run_precision
 from popgrad.numerics import probes, samplers
 from popgrad.numerics import transformer as tr
 from popgrad.numerics.recall import build_model_c
@@ -56,7 +56,7 @@ class TrainConfig:
     probe_every: int = 10
     seed: int = 0
     dtype: str = "float32"
-    precision: str = "float32"      # matmuls: float32, bfloat16 (autocast, float32 master weights) or auto
+    precision: str = "float32"      # matmuls: float32, bfloat16 (float32 master weights) or auto (measured); float64 runs: float64
     device: str = "auto"
     scale: str = "none"             # attention logit factor: 'none' (1) or 'sqrt' (1/sqrt(d))
     embed: str = "unit"             # 'unit' (N(0, 1/d), App. B) or 'code' (N(0, 1), public code)
@@ -201,9 +201,11 @@ def setup(cfg: TrainConfig) -> Run:
         p.requires_grad_(True)
     init = {k: v.detach().clone() for k, v in params.items()}
     opt = torch.optim.SGD(list(params.values()), lr=cfg.eta, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    prec = resolve_precision(cfg.precision, dev) if cfg.dtype == "float32" else Precision("float32", f"--dtype {cfg.dtype}: no autocast")
+    recorded = run_precision(cfg.precision, cfg.dtype)
+    prec = (Precision(recorded, f"--dtype {cfg.dtype}: {recorded} throughout") if recorded
+            else resolve_precision(cfg.precision, dev, cfg=cfg))
     return Run(replace(cfg, device=str(dev), precision=prec.name), emb, tr.frozen_tables(emb, cfg.embed), params, init, opt,
-               model, precision=prec)
+               model, ws=lean.Workspace(low=torch.bfloat16 if prec.autocast else None), precision=prec)
 
 
 def apply_schedule(run: Run, step: int) -> None:
@@ -237,17 +239,16 @@ def step_loss(run: Run, z, mask, tgt):
 
 
 def sgd_step(run: Run, z, mask, tgt, probe: bool) -> dict:
-    """Loss, counts and gradients of one batch by the lean step (`popgrad.numerics.lean_step`),
-    or, in bfloat16, by autograd under autocast (`autocast_step`)."""
-    if run.precision.autocast:
-        return autocast_step(run, z, mask, tgt)
+    """Loss, counts and gradients of one batch by the lean step (`popgrad.numerics.lean_step`); in
+    bfloat16 its matmuls take bfloat16 inputs (the run's Workspace), everything else stays float32."""
     keep = None if run.cfg.loss == "in-context" else mask | other_mask(mask, run.cfg.data)
     return lean.lean_step(run.tab, z, mask, tgt, run.params, run.cfg.scale, run.ws, keep=keep,
                           want_per=probe and keep is not None)
 
 
 def autocast_step(run: Run, z, mask, tgt) -> dict:
-    """`sgd_step` with the model's matmuls in bfloat16 (torch.autocast) and float32 master weights:
+    """`sgd_step` by autograd (the reference of the lean step), in bfloat16 runs under torch.autocast
+    with float32 master weights:
     the logits come out of bfloat16 GEMMs, the cross-entropy and its reductions run in float32
     (autocast's float32 list), and the gradients land on the float32 parameters."""
     with autocast(run.precision, run.tab.E.device):

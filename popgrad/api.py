@@ -27,8 +27,7 @@ from __future__ import annotations
 import dataclasses
 
 import popgrad
-from popgrad.cliutil import progress as progress_bar
-from popgrad.commands.claims import claim_rows
+from popgrad.cells import progress as progress_bar
 from popgrad.data import (BigramTriggerModel, FiniteMixture, FinitePairs, SecondOccurrenceModel, bigram_trigger_model,
                           positional_noise_mixture, random_finite_pairs)
 from popgrad.embeddings import Embeddings, make_embeddings
@@ -40,7 +39,7 @@ from popgrad.sweep import SweepOptions, runner as sweep_runner
 from popgrad.numerics.recall import recall_grid
 from popgrad.numerics.scaling import scaling_study as _scaling_study
 from popgrad.numerics.training import TrainConfig
-from popgrad.registry import Claim, Measurement, all_claims, get_claim
+from popgrad.registry import Claim, Measurement, all_claims, claim_rows, get_claim
 from popgrad.theory.lemma1 import lemma1_gradient
 from popgrad.theory.lemma2 import lemma2_gradient, lemma2_population_loss
 from popgrad.theory.theorem3 import recall_per_step, step1_W_O2, step2_W_K2, step3_W_K1, three_steps

@@ -16,11 +16,12 @@ import math
 import platform
 import sys
 import time
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 import popgrad
+from popgrad.cells import jsonable, progress  # noqa: F401 (re-export: the commands import them from here)
 from popgrad.errors import PopgradError
 from popgrad.plotting import save_figure  # noqa: F401 (re-export: the commands import it from here)
 
@@ -271,28 +272,6 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def jsonable(v, nonfinite_as_text: bool = True):
-    """Plain Python for JSON: dicts, lists, numbers, strings (numpy and tensors converted). Non-finite
-    floats become the strings 'inf' / 'nan' for the --json outputs, or stay floats
-    (`nonfinite_as_text=False`, the sweep cache's JSON with allow_nan)."""
-    if isinstance(v, dict):
-        return {str(k): jsonable(x, nonfinite_as_text) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [jsonable(x, nonfinite_as_text) for x in v]
-    if isinstance(v, np.ndarray):
-        return jsonable(v.tolist(), nonfinite_as_text)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        v = float(v)
-        return v if math.isfinite(v) or not nonfinite_as_text else str(v)
-    if isinstance(v, (np.bool_,)):
-        return bool(v)
-    if hasattr(v, "tolist"):
-        return jsonable(v.tolist(), nonfinite_as_text)
-    return v
-
-
 def run_metadata(args: argparse.Namespace | None = None, **extra) -> dict:
     """Parameters, versions and time of a run, recorded with every JSON output (torch's version from
     its metadata: a command that never needs torch does not load it for this)."""
@@ -347,13 +326,6 @@ def write_csv(path: str, rows: Sequence[dict], columns: Sequence[str], interrupt
             fh.write(buf.getvalue())
     except OSError as exc:
         raise PopgradError(f"--csv: cannot write {path!r}: {exc.strerror}") from None
-
-
-def progress(iterable: Iterable | None = None, total: int | None = None, desc: str = ""):
-    """A tqdm progress bar on stderr (hidden when stderr is not a terminal)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, disable=None, leave=False)
 
 
 # ----------------------------------------------------------------------------- sweeps

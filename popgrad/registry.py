@@ -27,6 +27,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping
 
+from popgrad.cells import progress
 from popgrad.independence import resolve
 
 import popgrad.claims as claim_modules
@@ -217,3 +218,16 @@ def assert_claim(claim_id: str) -> Measurement:
             f"claim {claim.id} names code it does not run: {', '.join(missing)} never ran while it "
             f"was measured (every name in code= and sides= must execute; docs/ADDING_A_CLAIM.md)")
     return m
+
+
+def claim_rows(claims, show_progress: bool = True) -> list[dict]:
+    """Run `claims` and return one row per claim (`popgrad claims`, `popgrad report`, `popgrad.run_claims`)."""
+    rows = []
+    for claim in progress(claims, desc="claims") if show_progress else claims:
+        m, seconds = run_claim(claim.id)
+        rows.append({"claim": claim.id, "where": claim.where, "statement": claim.statement,
+                     "compared": claim.compared, "kind": claim.kind, "error": m.error,
+                     "tolerance": m.tolerance, "tolerance_text": claim.tolerance,
+                     "verdict": m.shown_verdict, "rate": m.rate, "note": m.note,
+                     "seconds": round(seconds, 2), "code": list(claim.code), "details": dict(m.details)})
+    return rows

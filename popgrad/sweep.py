@@ -51,8 +51,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 import popgrad
-from popgrad.cells import Cell
-from popgrad.cliutil import jsonable
+from popgrad.cells import Cell, jsonable
 from popgrad.errors import PopgradError
 
 INSTALL_HINT = 'pip install -e ".[distributed]"'

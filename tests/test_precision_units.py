@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from popgrad.errors import PopgradError
-from popgrad.numerics import precision as pr
 from popgrad.numerics import training as trn
 
 SMALL = dict(T=24, d=12, batch=6, K=3, steps=1, probe_every=1, cutoff=8, device="cpu")
@@ -51,18 +50,6 @@ def test_bfloat16_step_is_a_rounding_of_the_float32_step():
     assert 1e-4 < max(errs) < 5e-2, errs          # really rounded, and only by a rounding
 
 
-def test_resolve_precision_auto_follows_the_hardware(monkeypatch):
-    """Test that auto picks bfloat16 exactly where the CPU reports amx_bf16 or avx512_bf16."""
-    monkeypatch.setattr(pr, "cpu_flags", lambda path="/proc/cpuinfo": frozenset({"avx2", "fma"}))
-    p = pr.resolve_precision("auto", "cpu")
-    assert p.name == "float32" and "emulated" in p.reason
-    monkeypatch.setattr(pr, "cpu_flags", lambda path="/proc/cpuinfo": frozenset({"avx2", "amx_bf16"}))
-    p = pr.resolve_precision("auto", "cpu")
-    assert p.name == "bfloat16" and "amx_bf16" in p.reason
-    assert pr.resolve_precision("float32", "cpu").name == "float32"
-    assert pr.resolve_precision("bfloat16", "cpu").name == "bfloat16"
-
-
 def test_precision_arguments_are_checked():
     """Test that a bad --precision, or bfloat16 with float64 master weights, is refused by name."""
     with pytest.raises(PopgradError, match="precision"):
@@ -70,7 +57,7 @@ def test_precision_arguments_are_checked():
     with pytest.raises(PopgradError, match="--precision bfloat16 needs --dtype float32"):
         trn.TrainConfig(**SMALL, precision="bfloat16", dtype="float64").validated()
     run = trn.setup(trn.TrainConfig(**SMALL, precision="auto", dtype="float64"))
-    assert run.cfg.precision == "float32" and not run.precision.autocast
+    assert run.cfg.precision == "float64" and not run.precision.autocast
 
 
 @pytest.mark.gpu

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from popgrad import registry
-from popgrad.cliutil import add_output_options, emit, progress
+from popgrad.cliutil import add_output_options, emit
 from popgrad.errors import PopgradError
+from popgrad.registry import claim_rows  # noqa: F401 (re-export: `popgrad report` imports it from here)
 
 NAME = "claims"
 HELP = "run the paper's claims and print verdicts (exact / approx with rate / erratum / fail)"
@@ -16,19 +17,6 @@ def add_arguments(p):
     p.add_argument("--list", action="store_true", help="list claim ids and statements without running them")
     p.add_argument("--fast", action="store_true", help="skip claims marked slow")
     add_output_options(p, plot=False)
-
-
-def claim_rows(claims, show_progress: bool = True) -> list[dict]:
-    """Run `claims` and return one row per claim (shared with `popgrad report`)."""
-    rows = []
-    for claim in progress(claims, desc="claims") if show_progress else claims:
-        m, seconds = registry.run_claim(claim.id)
-        rows.append({"claim": claim.id, "where": claim.where, "statement": claim.statement,
-                     "compared": claim.compared, "kind": claim.kind, "error": m.error,
-                     "tolerance": m.tolerance, "tolerance_text": claim.tolerance,
-                     "verdict": m.shown_verdict, "rate": m.rate, "note": m.note,
-                     "seconds": round(seconds, 2), "code": list(claim.code), "details": dict(m.details)})
-    return rows
 
 
 def run(args) -> int:

@@ -52,8 +52,8 @@ def add_arguments(p):
     p.add_argument("--seeds", type=positive_int, default=1, help="number of seeds (seed, seed+1, ...)")
     p.add_argument("--dtype", choices=("float32", "float64"), help="parameters and activations (default float32)")
     p.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
-                   help="matmuls: float32 (default), bfloat16 (autocast, float32 master weights and loss) or auto "
-                        "(bfloat16 where the CPU has AMX/AVX-512 BF16 or the GPU has bf16 tensor cores)")
+                   help="matmuls: float32 (default), bfloat16 (float32 master weights and loss) or auto "
+                        "(bfloat16 where a few timed steps at the run's shapes find it faster here; cached)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's; 1 is faster on a busy machine)")
     p.add_argument("--scale", choices=("none", "sqrt"), help="attention logit factor: none (App. B, default) or 1/sqrt(d)")
@@ -86,20 +86,16 @@ def configs(args):
     """[(label, [TrainConfig per seed])] and the notes to print (shrinking on the CPU)."""
     from popgrad.device import resolve_device  # lazy: torch loads only after the arguments are validated
     from popgrad.numerics import training as trn  # lazy: torch loads only after the arguments are validated
-    from popgrad.numerics.precision import check_precision, resolve_precision  # lazy: as above
+    from popgrad.numerics.precision import check_precision, resolve_precision, run_precision  # lazy: as above
 
     device = str(resolve_device(args.device))
     given = {f: getattr(args, f) for f in FIELDS if getattr(args, f, None) is not None}
     if args.freeze is not None:
         given["freeze"] = trn.parse_freeze(args.freeze)
     check_precision(args.precision, args.dtype or "float32")
-    precision = resolve_precision(args.precision, device) if (args.dtype or "float32") == "float32" else None
-    if precision is not None:
-        given["precision"] = precision.name
+    given["precision"] = run_precision(args.precision, args.dtype or "float32") or args.precision
     names = PRESET_GROUPS.get(args.preset, (args.preset,)) if args.preset else (None,)
     out, notes = [], []
-    if precision is not None and args.precision != "float32":
-        notes.append(f"precision {precision.name}: {precision.reason}")
     for name in names:
         base = dict(PRESETS[name]) if name else {}
         size = dict(FULL_SIZE) if name else {}
@@ -120,6 +116,10 @@ def configs(args):
             cfg = replace(cfg, probe_every=min(cfg.probe_every, cfg.steps))
         seeds = [replace(cfg, seed=args.seed + s).validated() for s in range(args.seeds)]
         out.append((name or "custom", seeds))
+    if given["precision"] in ("auto", "bfloat16"):                  # auto: measured at the first run's shapes
+        precision = resolve_precision(given["precision"], device, cfg=out[0][1][0])
+        out = [(label, [replace(c, precision=precision.name) for c in cfgs]) for label, cfgs in out]
+        notes.insert(0, f"precision {precision.name}: {precision.reason}")
     return out, notes
 
 
