@@ -228,6 +228,6 @@ def claim_rows(claims, show_progress: bool = True) -> list[dict]:
         rows.append({"claim": claim.id, "where": claim.where, "statement": claim.statement,
                      "compared": claim.compared, "kind": claim.kind, "error": m.error,
                      "tolerance": m.tolerance, "tolerance_text": claim.tolerance,
-                     "verdict": m.shown_verdict, "rate": m.rate, "note": m.note,
-                     "seconds": round(seconds, 2), "code": list(claim.code), "details": dict(m.details)})
+                     "verdict": m.shown_verdict, "rate": m.rate, "note": m.note, "value": m.value,
+                     "finding": claim.finding, "slow": claim.slow, "seconds": round(seconds, 2), "code": list(claim.code), "details": dict(m.details)})
     return rows

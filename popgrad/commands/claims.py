@@ -9,7 +9,7 @@ from popgrad.registry import claim_rows  # noqa: F401 (re-export: `popgrad repor
 
 NAME = "claims"
 HELP = "run the paper's claims and print verdicts (exact / approx with rate / erratum / fail)"
-COLUMNS = ("claim", "where", "compared", "error", "tolerance", "verdict", "rate", "note", "seconds")
+COLUMNS = ("claim", "where", "compared", "error", "tolerance", "verdict", "rate", "value", "note", "seconds")
 
 
 def add_arguments(p):
