@@ -33,3 +33,9 @@ def test_uncertainty_slope_se():
     # Slopes and exponents carry the least-squares se (linregress, curve_fit), match the Monte-Carlo spread of
     # slopes, and the 95 % exponent interval covers at >= 95 %.
     assert_claim("uncertainty.slope_se")
+
+
+def test_uncertainty_moments_se():
+    # App. A: the Monte-Carlo se of a mean and of a variance (behind every 4-stderr tolerance) equal the spread of
+    # those estimates over 400 independent runs; se_mean = scipy.stats.sem.
+    assert_claim("uncertainty.moments_se")

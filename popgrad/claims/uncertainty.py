@@ -14,6 +14,7 @@ uncertainty.wilson_interval    capacity_search.wilson_interval vs scipy binomtes
                                NestedMemory.evaluate's Bonferroni quantile; exact coverage at 95 %
 uncertainty.median_bootstrap   dynamics.median_interval vs the exact bootstrap distribution of a median
                                (binomial order statistics); coverage of the median over repeated samples
+uncertainty.moments_se         App. A monte_carlo_moments: se_mean and se_var vs the spread over 400 runs
 uncertainty.slope_se           regression slopes and their se (dynamics_reference.fit_slope,
                                capacity_law.fit_law / log_capacity_se / local_slopes, rates.loglog_slope)
                                vs scipy.stats.linregress / curve_fit, the spread of slopes over repeated
@@ -40,6 +41,7 @@ from popgrad.numerics.capacity_search import NestedMemory, look_sizes, wilson_in
 from popgrad.numerics.recall import RecallCell
 from popgrad.numerics.samplers import make_generator, sample_model_d
 from popgrad.rates import loglog_slope
+from popgrad.theory.appendix_a import monte_carlo_moments, sample_quantity
 from popgrad.registry import Claim, Measurement, register
 
 Z975 = float(stats.norm.ppf(0.975))      # the two-sided 95 % normal quantile (scipy's, not popgrad's 1.96)
@@ -292,6 +294,14 @@ def measure_slope_se() -> Measurement:
                                         sigma=s, absolute_sigma=g["chi2_per_dof"] <= 1, **TIGHT)
         parts[f"fit_law log power vs curve_fit (noise {noise})"] = (max(
             _rel(g["log_power"], popt[1]), _rel(g["log_power_se"], math.sqrt(pcov[1, 1]))), 1e-6)
+    # one-parameter laws: a = weighted mean of ln C - p ln d, chi^2 with n - 1 degrees of freedom
+    C = np.exp(0.7 + 2 * np.log(d) + 2 * s * rng.normal(size=d.size))
+    h = capacity_law.fit_law("d^p", d, C, s)
+    w = 1 / s ** 2
+    a = float(np.sum(w * (np.log(C) - 2 * np.log(d))) / np.sum(w))
+    chi2 = float(np.sum(w * (np.log(C) - 2 * np.log(d) - a) ** 2))
+    parts["fit_law d^p: c, chi2, chi2/(n-1)"] = (max(_rel(h["c"], math.exp(a)), _rel(h["chi2"], chi2),
+                                                     _rel(h["chi2_per_dof"], chi2 / (d.size - 1))), 1e-10)
     # log_capacity_se of one seed's 95 % interval: (ln upper - ln lower) / (2 z_0.975)
     row = {"upper": 900, "lower": 700, "se": None}
     parts["log_capacity_se vs norm.ppf(0.975)"] = (_rel(capacity_law.log_capacity_se(row),
@@ -316,6 +326,25 @@ def measure_slope_se() -> Measurement:
                                     f"{var_b:.2e} ({R} draws); local slope sd {sd:.4f} vs se {sl[0]['se']:.4f}; "
                                     f"exponent interval coverage {cover / R2:.3f}",
                         value=f"coverage {cover / R2:.3f} (nominal 0.95, conservative)")
+
+
+# ----------------------------------------------------------------------------- App. A Monte-Carlo moments
+def measure_moments_se() -> Measurement:
+    """monte_carlo_moments' se_mean and se_var: E[se_mean^2] = Var(mean) and E[se_var^2] ~ Var(var) over 400
+    independent runs of n = 200 samples (norm_sq and inner at d = 8)."""
+    parts, R, n = {}, 400, 200
+    for q in ("norm_sq", "inner"):
+        runs = [monte_carlo_moments(q, 8, n, seed=s) for s in range(R)]
+        means, var_hats = np.array([r["mean"] for r in runs]), np.array([r["var"] for r in runs])
+        se_m2, se_v2 = np.array([r["se_mean"] for r in runs]) ** 2, np.array([r["se_var"] for r in runs]) ** 2
+        for name, est, se2 in (("mean", means, se_m2), ("var", var_hats, se_v2)):
+            v = float(est.var(ddof=1))
+            err = math.sqrt(se2.var(ddof=1) / R + 2 * v ** 2 / (R - 1))
+            parts[f"{q} E[se_{name}^2] = Var({name})"] = (abs(float(se2.mean()) - v), MC_SIGMAS * err)
+        ref = scipy_mean_se(sample_quantity(q, 8, n, torch.Generator().manual_seed(0)).numpy())
+        parts[f"{q} se_mean vs scipy.stats.sem"] = (_rel(runs[0]["se_mean"], ref[1]), 1e-10)
+    return _measurement(parts, note=f"App. A Monte-Carlo se of the mean and of the variance = their spread over {R} runs "
+                                    f"of n = {n} (within 4 Monte-Carlo se); se_mean = scipy.stats.sem")
 
 
 _SHARED = "shared: the values (data) only"
@@ -405,3 +434,14 @@ register(Claim(
             "popgrad.numerics.capacity_law.fit_law", "popgrad.numerics.capacity_law.log_capacity_se",
             "popgrad.numerics.capacity_law.local_slopes"),
            ("popgrad.claims.uncertainty.scipy_slope",))))
+
+register(Claim(
+    id="uncertainty.moments_se",
+    statement="the App. A Monte-Carlo standard errors of a mean and of a variance (which every App. A claim's "
+              "4-stderr tolerance uses) equal the spread of those estimates over independent runs",
+    where="App. A (facts on random vectors), Monte-Carlo side",
+    compared="theory.appendix_a.monte_carlo_moments se_mean / se_var vs the variance of mean / var over 400 "
+             f"independent runs, and scipy.stats.sem; {_SHARED}",
+    kind="exact", tolerance="MC within 4 se; rel <= 1e-10 vs scipy", measure=measure_moments_se,
+    code=("popgrad.theory.appendix_a.monte_carlo_moments",),
+    sides=(("popgrad.theory.appendix_a.monte_carlo_moments",), ("popgrad.claims.uncertainty.scipy_mean_se",))))
