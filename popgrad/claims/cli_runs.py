@@ -4,7 +4,9 @@ numbers that an independent computation from its own JSON output reproduces.
 cli.commands_at_defaults   one subprocess (`popgrad.cli.main` with --json; claims may not import the CLI layer)
                            runs recall-table, scaling, capacity, train, dynamics and theorem3; then:
                            train        each row = numpy mean and scipy.stats.sem of the per-seed rows; the
-                                        configuration = TrainConfig's defaults except the sizes given
+                                        configuration = TrainConfig's defaults except the sizes given; with
+                                        --preset fig3-wo2-first: preset_config's App. E settings, the freezing
+                                        steps scaled to the CPU size
                            dynamics     final / best accuracy ± se = mean and sem over the seeds' curves; each
                                         point's accuracy se = scipy binomial std / n_eval
                            recall-table r1 / probe mean ± se = mean and sem of the per-seed values
@@ -33,7 +35,8 @@ from scipy import stats
 from popgrad.data import SecondOccurrenceModel
 from popgrad.embeddings import make_embeddings
 from popgrad.numerics import theorem3_mc as mc
-from popgrad.numerics.training import TrainConfig
+from popgrad.numerics.presets import FULL_SIZE
+from popgrad.numerics.training import TrainConfig, cpu_size, preset_config
 from popgrad.registry import Claim, Measurement, register
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +45,8 @@ TRAIN_SIZES = {"T": 32, "d": 32, "batch": 8, "steps": 10, "probe_every": 5, "cut
 RUNS = {
     "train": ["train", "--T", "32", "--d", "32", "--batch", "8", "--steps", "10", "--probe-every", "5", "--cutoff", "8",
               "--seeds", "3", "--device", "cpu", "--threads", "1"],
+    "train --preset": ["train", "--preset", "fig3-wo2-first", "--T", "32", "--d", "32", "--batch", "8", "--steps", "10",
+                       "--probe-every", "5", "--cutoff", "8", "--device", "cpu", "--threads", "1"],
     "dynamics": ["dynamics", "--N", "6", "--T", "8", "--d", "32", "--k", "4", "--n", "256", "--n-eval", "256",
                  "--device", "cpu"],
     "recall-table": ["recall-table", "--dims", "16", "--batches", "1,2", "--device", "cpu"],
@@ -94,6 +99,23 @@ def _train(o) -> dict:
             if k in ("seed", "device", "precision") or (k == "freeze" and v == []):
                 continue
             gaps[f"train config {k}"] = max(gaps.get(f"train config {k}", 0.0), 0.0 if v == want else math.inf)
+    return gaps
+
+
+def _train_preset(o) -> dict:
+    """A preset on the CPU: App. E's settings (preset_config) with the given sizes, freezing steps scaled by the CPU
+    size (docs/training.md: in proportion to the steps)."""
+    name = o["meta"]["params"]["preset"]
+    small, full = cpu_size(name), FULL_SIZE
+    want = preset_config(name, **TRAIN_SIZES)
+    gaps = {}
+    for k, v in o["configs"][name][0].items():
+        if k in ("seed", "device", "precision"):
+            continue
+        ref = getattr(want, k)
+        if k == "freeze":
+            ref = [[m, round(u * small["steps"] / full["steps"])] for m, u in ref]
+        gaps[f"train --preset {name}: {k}"] = 0.0 if v == ref else math.inf
     return gaps
 
 
@@ -178,7 +200,7 @@ def theorem3_group_scores(p: dict) -> dict:
     return out
 
 
-CHECKS = {"train": _train, "dynamics": _dynamics, "recall-table": _recall_table, "capacity": _capacity,
+CHECKS = {"train": _train, "train --preset": _train_preset, "dynamics": _dynamics, "recall-table": _recall_table, "capacity": _capacity,
           "scaling": _scaling, "theorem3": _theorem3}
 
 
@@ -192,7 +214,7 @@ def measure_commands_at_defaults() -> Measurement:
         gaps.update(check(res[name]["out"]))
     worst = max(gaps, key=gaps.get)
     return Measurement(gaps[worst], 1e-10, "exact", details=gaps,
-                       note=f"6 commands at their defaults (CI sizes): {len(gaps)} printed values = their independent "
+                       note=f"6 commands at their defaults (train also with a preset) (CI sizes): {len(gaps)} printed values = their independent "
                             f"recomputation (largest rel. difference {gaps[worst]:.1e}, {worst})")
 
 
