@@ -52,14 +52,18 @@ def measure_power_law_exact() -> Measurement:
     inter = planted_law(fact, 0.9, [1.25, -0.6], g=[0.35])
     errs["2 x 3 factorial, interaction"] = float(np.abs(power_law_exponents(inter, interactions=True)
                                                         - [0.9, 1.25, -0.6, 0.35]).max())
+    cube = list(itertools.product((8, 32), (16, 64), (4, 8)))
+    three_way = planted_law(cube, 0.2, [0.5, -1.0, 0.25], g=[0.3, -0.2, 0.1])     # g_12, g_13, g_23
+    errs["2^3 factorial, three interactions"] = float(np.abs(power_law_exponents(three_way, interactions=True)
+                                                             - [0.2, 0.5, -1.0, 0.25, 0.3, -0.2, 0.1]).max())
     rng = np.random.default_rng(4)
     noisy = {(v,): 2.0 * v ** 0.7 * math.exp(0.2 * rng.normal()) for v in x}
     ref = stats.linregress(np.log(x), np.log([noisy[(v,)] for v in x]))
     got = power_law_exponents(noisy)
     errs["noisy vs linregress"] = max(abs(got[0] - ref.intercept), abs(got[1] - ref.slope))
     return Measurement(max(errs.values()), 1e-10, "exact", details=errs,
-                       note=f"planted exponents recovered to {max(errs.values()):.1e} (one factor, star in 3, factorial "
-                            f"with interaction 0.35); noisy fit = linregress")
+                       note=f"planted exponents recovered to {max(errs.values()):.1e} (one factor, star in 3, 2 x 3 factorial "
+                            f"with interaction 0.35, 2^3 factorial with three interactions); noisy fit = linregress")
 
 
 def exact_bootstrap_exponent_quantile(x1: float, v1, x2: float, v2, a: float) -> float:
