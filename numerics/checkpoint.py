@@ -50,13 +50,20 @@ def load(folder, cfg) -> dict | None:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:                      # a file that is not a checkpoint
         raise PopgradError(f"--resume: cannot read {path}: {exc}") from None
-    mine = config_fields(cfg)
-    theirs = state.get("config", {})
-    diff = [k for k in mine if theirs.get(k) != mine[k]]
+    diff = differing_settings(state.get("config", {}), config_fields(cfg))
     if diff:
-        k = diff[0]
-        raise PopgradError(f"--resume: {path} was written with {k}={theirs.get(k)!r}, this run has {k}={mine[k]!r}")
+        raise PopgradError(f"--resume: {path} was written with other settings; " + "; ".join(diff))
     return state
+
+
+MISSING = "(not set)"
+
+
+def differing_settings(theirs: dict, mine: dict) -> list[str]:
+    """'name: checkpoint X, this run Y' for every setting (of either side) whose values differ, in field order."""
+    names = list(mine) + [k for k in theirs if k not in mine]
+    return [f"{k}: checkpoint {theirs.get(k, MISSING)!r}, this run {mine.get(k, MISSING)!r}"
+            for k in names if theirs.get(k, MISSING) != mine.get(k, MISSING)]
 
 
 def capture(run, gen: torch.Generator, next_step: int, rows: list, seconds: float) -> dict:

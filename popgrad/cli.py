@@ -54,6 +54,26 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def option_defaults() -> dict:
+    """{command: [{"option", "default", "help"}]}: every option of every command with its argparse default
+    (JSON-able; None where the command resolves it later), in --help order. docs/defaults.md is built from it."""
+    out = {}
+    for mod in _command_modules():
+        p = _Parser(prog=f"popgrad {mod.NAME}")
+        mod.add_arguments(p)
+        out[mod.NAME] = [{"option": a.option_strings[0], "default": _jsonable(a.default), "help": a.help or ""}
+                         for a in p._actions if a.option_strings and a.dest != "help"]
+    return out
+
+
+def _jsonable(v):
+    if isinstance(v, dict):                          # step sizes per layer: as written on the command line, a:b:c
+        return ":".join(f"{x:g}" for x in v.values())
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     first = argv[0] if argv and not argv[0].startswith("-") else None

@@ -76,3 +76,18 @@ def test_cli_resume_after_sigkill(tmp_path):
                                     cwd=ROOT, env=env).stdout)
     assert out["rows"] == ref["rows"] and out["per_seed"] == ref["per_seed"]
     assert proc.returncode == -signal.SIGKILL or state["next_step"] == 161   # killed, or it had finished
+
+
+def test_resume_names_every_differing_setting(tmp_path, capsys):
+    """Test that --resume with three settings changed exits 2 with one line naming all three (and no other)."""
+    trn.train(cfg(steps=8), checkpoint_dir=tmp_path / "custom-seed0", checkpoint_every=4)
+    argv = ["train", "--T", "32", "--d", "16", "--batch", "16", "--steps", "8", "--probe-every", "4", "--device", "cpu",
+            "--cutoff", "8", "--K", "3", "--embed", "code", "--scale", "sqrt", "--eta", "0.3", "--loss", "all", "--freeze", "W_K1:6",
+            "--resume", str(tmp_path)]
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(main(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    named = sorted(part.split(":")[0].strip() for part in err.split(";")[1:])
+    assert named == ["batch", "eta", "loss"], err
