@@ -32,6 +32,7 @@ import torch
 from scipy import special
 
 from popgrad.errors import PopgradError, choice, memory_budget, positive_int
+from popgrad.rates import power_law_bootstrap
 
 MAPS = ("injective", "mod2")
 SCHEMES = ("counts", "seen", "threshold")
@@ -200,12 +201,12 @@ def _error(p, f, M, q, d, seed, exhaustive, tail):
     return memory_error(p, f, M, q, d, seed, exhaustive, tail).error
 
 
-def tune_threshold(p, f, M, d, weights_of, grid, seed, exhaustive, tail, tune_draws: int = 2) -> int:
-    """The grid value (s, or k at n = infinity) with the smallest mean error over `tune_draws` tuning
+def tune_threshold(p, f, M, d, weights_of, grid, seed, exhaustive, tail, tune_draws: int = 3) -> int:
+    """The grid value (s, or k at n = infinity) with the smallest median error over `tune_draws` tuning
     memories (seeds TUNE_SEED + ..., disjoint from the reported seeds); `weights_of(value, draw)` gives q."""
     best, best_err = grid[0], math.inf
     for v in grid:
-        err = np.mean([_error(p, f, M, weights_of(v, t), d, _seed(TUNE_SEED, seed, t, v), exhaustive, tail)
+        err = np.median([_error(p, f, M, weights_of(v, t), d, _seed(TUNE_SEED, seed, t, v), exhaustive, tail)
                        for t in range(tune_draws)])
         if err < best_err - 1e-12:
             best, best_err = v, err
@@ -253,7 +254,7 @@ def d_sweep(alpha: float, kind: str, dims, N: int, seeds: int, exhaustive: int =
             k = None
             if scheme == "threshold":
                 k = tune_threshold(p, f, M, d, lambda v, t: population_weights("threshold", p, v), k_grid(N),
-                                   d, exhaustive, tail, tune_draws=1)
+                                   d, exhaustive, tail)
             q = population_weights(scheme, p, k)
             errs = [_error(p, f, M, q, d, _seed(3, d, seed, alpha * 10), exhaustive, tail) for seed in range(seeds)]
             rows.append({"sweep": "d", "alpha": alpha, "map": kind, "scheme": scheme, "n": "inf", "d": d, "N": N,
@@ -270,3 +271,25 @@ def theorem_exponent(sweep: str, scheme: str, alpha: float) -> float | None:
     if sweep == "n":
         return (alpha - 1) / alpha
     return {"counts": (alpha - 1) / (2 * alpha), "threshold": alpha - 1, "seen": None}[scheme]
+
+
+def fitted_exponents(rows: list[dict], resamples: int = 1000) -> list[dict]:
+    """Per (sweep, alpha, map, scheme): the exponent b of error ~ x^-b fitted to the medians of the per-seed
+    errors (popgrad.rates.power_law_bootstrap, 95% percentile interval over resampled seeds), over the points
+    with a non-zero median, beside the theorem's exponent."""
+    out = []
+    keys = sorted({(r["sweep"], r["alpha"], r["map"], r["scheme"]) for r in rows}, key=str)
+    for sweep, alpha, kind, scheme in keys:
+        pts = {(float(r[sweep]),): np.asarray(r["errors"]) for r in rows
+               if (r["sweep"], r["alpha"], r["map"], r["scheme"]) == (sweep, alpha, kind, scheme)}
+        pts = {k: v for k, v in pts.items() if np.median(v) > 0}
+        row = {"sweep": sweep, "alpha": alpha, "map": kind, "scheme": scheme, "points": len(pts),
+               "theorem": theorem_exponent(sweep, scheme, alpha)}
+        if len(pts) >= 3:
+            # a zero error in a resample gives log 0: floor at a tenth of the smallest non-zero error
+            floor = 0.1 * min(float(np.min(v[v > 0])) for v in pts.values())
+            pts = {k: np.maximum(v, floor) for k, v in pts.items()}
+            point, lo, hi, _ = power_law_bootstrap(pts, resamples=resamples)
+            row.update(exponent=-float(point[1]), lo=-float(hi[1]), hi=-float(lo[1]))
+        out.append(row)
+    return out
