@@ -23,7 +23,7 @@ def test_memories_readout_moments_mc():
 
 def test_memories_predicted_capacity():
     # Talk, "Capacity: Intuition": the capacity predicted from the exact moments (independent Gaussian readouts)
-    # is within a factor 1.3 of the measured capacity at d = 256 (injective, mod 2) and d = 512 (mod 2).
+    # is within a factor 1.3 of the measured capacity at d = 256 (injective, mod 2).
     assert_claim("memories.predicted_capacity")
 
 
