@@ -8,6 +8,7 @@ Parts (the first argument):
 - `zipf`: error of the one-step memory W = sum_z q(z) u_f(z) e_z^T under Zipf data against n (fixed d) and
   against d (n = infinity) for q = counts, 1{seen}, 1{seen >= s} (s tuned), fitted exponents with bootstrap
   intervals beside the theorem's (Cabannes, Dohmatob, Bietti 2024).
+- `hutter`: the infinite-memory error sum_z p (1 - p)^n, exact beside Monte-Carlo, and its exponent in n.
 - `optim`: optimizer regimes of Lemma 1's population loss under Zipf p, N = 64 (numerics/optim_regimes.py).
 """
 
@@ -30,7 +31,7 @@ from popgrad.theory import readout_moments as rm
 
 NAME = "memories"
 HELP = "associative memories: readout moments, factorized capacity, Zipf scaling laws, optimizer regimes"
-PARTS = ("moments", "factorized", "zipf", "optim")
+PARTS = ("moments", "factorized", "zipf", "hutter", "optim")
 
 
 def add_arguments(p):
@@ -134,6 +135,23 @@ def _zipf(args):
                   "infinite_memory", "chance_floor"], title, {"exponents": fits}
 
 
+def _hutter(args):
+    rows = []
+    N = args.N or 10 ** 5
+    for alpha in args.alphas:
+        p = zm.zipf_probs(N, alpha)
+        exact = zm.infinite_memory_error(p, args.ns)
+        for n, ex in zip(args.ns, exact):
+            mc = cm.multinomial_unseen_mass(p, n, 200, seed=int(n * alpha))
+            rows.append({"alpha": alpha, "N": N, "n": n, "exact": float(ex), "monte_carlo": float(mc.mean()),
+                         "mc_se": float(mc.std(ddof=1) / math.sqrt(mc.size)),
+                         "z": float((mc.mean() - ex) / (mc.std(ddof=1) / math.sqrt(mc.size)))})
+        slope = -float(np.polyfit(np.log(args.ns), np.log(exact), 1)[0])
+        print(f"alpha={alpha:g}: exponent {slope:.3f} vs (alpha-1)/alpha = {(alpha - 1) / alpha:.3f}", file=sys.stderr)
+    return rows, ["alpha", "N", "n", "exact", "monte_carlo", "mc_se", "z"], \
+        "Infinite-memory error sum_z p(z) (1 - p(z))^n: exact vs Monte-Carlo (200 samples of n tokens)", None
+
+
 def _optim(args):
 
     rows = []
@@ -233,10 +251,10 @@ def run(args) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.part == "optim" and args.plot:
-        raise PopgradError("--plot: the optim part has no figure")
+    if args.part in ("optim", "hutter") and args.plot:
+        raise PopgradError(f"--plot: the {args.part} part has no figure")
     rows, columns, title, extra = {"moments": _moments, "factorized": _factorized, "zipf": _zipf,
-                                   "optim": _optim}[args.part](args)
+                                   "hutter": _hutter, "optim": _optim}[args.part](args)
     emit(rows, columns, args, title=title, extra=extra)
     if args.plot:
         _plot(args.part, rows, extra, args.plot)
