@@ -74,3 +74,16 @@ def test_cli_bad_arguments_exit_2(argv, capsys):
         rc = exc.code
     assert rc == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_cli_zipf_json_rows_and_exponents(capsys):
+    """Test that `popgrad memories zipf --json` gives one row per (sweep point, scheme) and one fit per
+    (sweep, scheme), each fit beside the theorem's exponent."""
+    argv = ["memories", "zipf", "--maps", "mod2", "--alphas", "2", "--ns", "50,100,200", "--dims", "16,32,64",
+            "--N", "256", "--d", "32", "--seeds", "2", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["rows"]) == 2 * 3 * 3
+    assert {(f["sweep"], f["scheme"]) for f in out["exponents"]} == {(s, q) for s in "nd" for q in zm.SCHEMES}
+    assert all(0 <= r["error"] <= 1 for r in out["rows"])
+    assert [f["theorem"] for f in out["exponents"] if f["sweep"] == "n"] == [0.5, 0.5, 0.5]

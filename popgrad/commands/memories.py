@@ -40,15 +40,15 @@ def add_arguments(p):
                    help="d values (moments: 64,128,256,512,1024,2048; zipf d sweep: 32,64,128,256,512)")
     p.add_argument("--measure-dims", type=lambda t: [] if t == "none" else int_list(t), default=[64, 128, 256],
                    help="moments: d values whose capacity is also measured (default 64,128,256; 'none')")
-    p.add_argument("--d", type=positive_int, default=256, help="factorized: d (default 256); zipf: d of the n sweep "
-                   "(default 512 when not given)")
+    p.add_argument("--d", type=positive_int, default=None, help="factorized: d (default 256); zipf: d of the n sweep "
+                   "(default 512)")
     p.add_argument("--ms", type=int_list, default=None, help="factorized: m values (default d/16 .. d, doubling)")
     p.add_argument("--alphas", type=float_list, default=[1.5, 2.0], help="zipf: Zipf exponents (default 1.5,2)")
     p.add_argument("--maps", type=lambda t: split_list(t, "maps"), default=["injective", "mod2"],
                    help="zipf: maps (injective, mod2)")
     p.add_argument("--ns", type=int_list, default=[100, 300, 1000, 3000, 10000], help="zipf: sample sizes n")
     p.add_argument("--N", type=positive_int, default=None, help="zipf: tokens (n sweep 16384, d sweep 4096)")
-    p.add_argument("--seeds", type=positive_int, default=5, help="memory seeds per point (default 5; factorized 3)")
+    p.add_argument("--seeds", type=positive_int, default=None, help="memory seeds per point (default: zipf 5, factorized 3)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
     add_output_options(p, plot_help="also write the part's figure to FILE.png")
 
@@ -80,9 +80,9 @@ def _moments(args):
 
 def _factorized(args):
 
-    d = args.d
+    d = args.d or 256
     ms = args.ms or [d // 16 * 2 ** k for k in range(5) if d // 16 * 2 ** k >= 1]
-    seeds = min(args.seeds, 3) if args.seeds == 5 else args.seeds
+    seeds = args.seeds or 3
     rows, caps = [], {}
     for m in ms:
         res = [factorized_capacity(d, m, seed=s) for s in range(seeds)]
@@ -116,13 +116,14 @@ def _zipf(args):
         if not a > 1:
             raise PopgradError(f"--alphas: alpha must be > 1, got {a}")
     dims = args.dims or [32, 64, 128, 256, 512]
-    d_n = args.d if "--d" in sys.argv else 512
+    d_n = args.d or 512
+    seeds = args.seeds or 5
     rows = []
     log = lambda t: print(t, file=sys.stderr)                                  # noqa: E731
     for alpha in args.alphas:
         for kind in args.maps:
-            rows += zm.n_sweep(alpha, kind, args.ns, d_n, args.N or 16384, args.seeds, progress=log)
-            rows += zm.d_sweep(alpha, kind, dims, args.N or 4096, args.seeds, progress=log)
+            rows += zm.n_sweep(alpha, kind, args.ns, d_n, args.N or 16384, seeds, progress=log)
+            rows += zm.d_sweep(alpha, kind, dims, args.N or 4096, seeds, progress=log)
     fits = zm.fitted_exponents(rows)
     for r in rows:
         r["error_median"] = float(np.median(r["errors"]))
