@@ -49,6 +49,8 @@ def add_arguments(p):
     p.add_argument("--ns", type=int_list, default=[100, 300, 1000, 3000, 10000], help="zipf: sample sizes n")
     p.add_argument("--N", type=positive_int, default=None, help="zipf: tokens (n sweep 16384, d sweep 4096)")
     p.add_argument("--seeds", type=positive_int, default=None, help="memory seeds per point (default: zipf 5, factorized 3)")
+    p.add_argument("--bootstrap", type=positive_int, default=1000,
+                   help="zipf, factorized: bootstrap resamples of the exponent intervals (default 1000)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
     add_output_options(p, plot_help="also write the part's figure to FILE.png")
 
@@ -98,7 +100,7 @@ def _factorized(args):
     for lo_m in (ms[0], ms[1] if len(ms) > 3 else ms[0]):
         pts = {(m,): np.maximum(np.asarray(v, float), 0.5) for m, v in caps.items() if m >= lo_m}
         if len(pts) >= 3:
-            point, lo, hi, _ = power_law_bootstrap(pts, resamples=1000)
+            point, lo, hi, _ = power_law_bootstrap(pts, resamples=args.bootstrap)
             fits[lo_m] = (float(point[1]), float(lo[1]), float(hi[1]))
     extra = {"unfactorized_capacity": full, "C/d^2_unfactorized": full / d ** 2,
              "exponents": {f"m >= {k}": v for k, v in fits.items()}}
@@ -124,7 +126,7 @@ def _zipf(args):
         for kind in args.maps:
             rows += zm.n_sweep(alpha, kind, args.ns, d_n, args.N or 16384, seeds, progress=log)
             rows += zm.d_sweep(alpha, kind, dims, args.N or 4096, seeds, progress=log)
-    fits = zm.fitted_exponents(rows)
+    fits = zm.fitted_exponents(rows, resamples=args.bootstrap)
     for r in rows:
         r["error_median"] = float(np.median(r["errors"]))
         M = 2 if r["map"] == "mod2" else r["N"]
