@@ -25,10 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from popgrad.cells import Cell
 from popgrad.data import NoisyRecallModel, noisy_recall_model
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, positive_int
 from popgrad.numerics.samplers import cpu_threads, make_generator, sample_model_e
+from popgrad.rates import power_law_bootstrap
 
 
 @dataclass
@@ -164,3 +166,49 @@ def validate_sweep(Ns, T: int, eps_values, max_n: int, threshold: float) -> None
     if not 0 < threshold <= 1:
         raise PopgradError(f"--threshold must be in (0, 1], got {threshold}")
     positive_int("max_n", max_n)
+
+
+QUANTITIES = (("W_F q->noise (sequences)", "n_ff"), ("W_F q->noise (in-context pairs)", "pairs_ff"),
+              ("W_O^2 R_1 (sequences)", "n_wo2"), ("W_O^2 R_1 (in-context pairs)", "pairs_wo2"))
+
+
+def sample_complexity_cells(Ns, T: int, eps_values, seeds: int, max_n: int, threshold: float, d: int, seed: int = 0):
+    """The sweep cells, eps-major then N then seed."""
+    return [Cell(sample_complexity_cell, {"N": N, "T": T, "eps": e, "max_n": max_n, "threshold": threshold, "d": d},
+                 seed + s, label=f"eps={e} N={N} seed={seed + s}")
+            for e in eps_values for N in Ns for s in range(seeds)]
+
+
+def rate_table(values, Ns, eps_values, seeds: int, resamples: int = 2000, seed: int = 0):
+    """Rows per (eps, N) (medians over seeds) and exponents in N of each quantity of QUANTITIES with
+    percentile-bootstrap intervals (`popgrad.rates.power_law_bootstrap`, points never reached left out)."""
+    rows, fits, i = [], [], 0
+    for e in eps_values:
+        per = {}
+        for N in Ns:
+            vs = values[i:i + seeds]
+            i += seeds
+            per[N] = vs
+            med = {k: float(np.median([v[k] for v in vs])) for k in ("n_ff", "n_wo2", "pairs_ff", "pairs_wo2")}
+            rows.append({"eps": e, "N": N, "n_ff_median": med["n_ff"], "n_wo2_median": med["n_wo2"],
+                         "n_ff_per_seed": " ".join(_fmt(v["n_ff"]) for v in vs),
+                         "n_wo2_per_seed": " ".join(_fmt(v["n_wo2"]) for v in vs),
+                         "pairs_ff_median": med["pairs_ff"], "pairs_wo2_median": med["pairs_wo2"],
+                         "pairs_per_sequence": med["pairs_wo2"] / med["n_wo2"] if math.isfinite(med["n_wo2"]) else math.nan})
+        for quantity, key in QUANTITIES:
+            fits.append(fit_exponent(e, quantity, {(N,): [v[key] for v in per[N]] for N in Ns}, resamples, seed))
+    return rows, fits
+
+
+def fit_exponent(e, quantity: str, samples: dict, resamples: int, seed: int) -> dict:
+    """Exponent in N of the median with its 95% bootstrap interval (nan when < 2 points reached)."""
+    finite = {k: v for k, v in samples.items() if math.isfinite(float(np.median(v)))}
+    out = {"eps": e, "quantity": quantity, "points": len(finite)}
+    if len(finite) < 2:
+        return {**out, "exponent": math.nan, "lo": math.nan, "hi": math.nan, "dropped_resamples": resamples}
+    point, lo, hi, dropped = power_law_bootstrap(finite, resamples=resamples, seed=seed)
+    return {**out, "exponent": float(point[1]), "lo": float(lo[1]), "hi": float(hi[1]), "dropped_resamples": dropped}
+
+
+def _fmt(x: float) -> str:
+    return "inf" if math.isinf(x) else f"{x:g}"

@@ -13,13 +13,13 @@ without W_F (W_F dropped at test time, the talk's truncation):
                  the noise token right after an earlier q (the talk's Result 2)
     ff_noise     the feed-forward memory alone: 1 if argmax_k w_U(k)^T W_F w_E(q) is the noise
                  token, and its margin over the best other token
+    head_recall_no_ff / _full   recall (9) of the head's output map over the outputs k:
+                 argmax_k' w_U(k')^T M W_V^2 w_E(k) = k with M = W_O^2 (W_F removed) or (I + W_F) W_O^2
 """
 
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -52,13 +52,17 @@ def truncation_metrics(run, z: torch.Tensor, ybar: torch.Tensor) -> dict:
             res[f"p_noise_{name}"] = _mean_se(probs[:, noise])
             res[f"acc_y_{name}"] = _mean_se((probs[rec].argmax(-1) == ybar[b[rec]]).double())
             res[f"p_y_{name}"] = _mean_se(probs[rec, ybar[b[rec]]])
-        S = (h[b, i] @ (params["W_K2"] * c)) @ h[b].transpose(1, 2)     # (P, T) query i over keys
+        S = torch.einsum("pd,ptd->pt", h[b, i] @ (params["W_K2"] * c), h[b])   # (P, T) query i over keys
         S = S.masked_fill(torch.arange(z.shape[1], device=z.device)[None, :] > i[:, None], float("-inf"))
         A = torch.softmax(S.double(), -1)
         on_y = out_pos[b] & (z[b] == ybar[b][:, None])
         on_noise = out_pos[b] & (z[b] == noise)
         res["attn_y"] = _mean_se((A * on_y).sum(1))
         res["attn_noise"] = _mean_se((A * on_noise).sum(1))
+        outs = torch.as_tensor(model.outputs, device=z.device)
+        head = (params["W_O2"] @ run.tab.V2).double() @ run.tab.E[outs].double().T               # (d, L) Phi_2 w_E(k)
+        for name, M in (("no_ff", head), ("full", head + params["W_F"].double() @ head if params.get("W_F") is not None else head)):
+            res[f"head_recall_{name}"] = float(((run.tab.U.double() @ M).argmax(0) == outs).double().mean())
         if params.get("W_F") is not None:
             score = run.tab.U.double() @ params["W_F"].double() @ run.tab.E[q].double()       # (V,)
             others = torch.cat([score[:noise], score[noise + 1:]])
@@ -81,13 +85,14 @@ def train_noisy_cell(N: int, T: int, eps: float, d: int, batch: int, steps: int,
     """One seed (a pure sweep cell): train on model E, loss on all tokens, linear W_F; curves of the
     metrics every `probe_every` steps on a fixed test batch, and the final metrics on a fresh one."""
     cfg = trn.TrainConfig(data="E", N=N, T=T, eps=eps, d=d, batch=batch, steps=steps, eta=eta, loss="all",
-                          W_F=True, probe_every=probe_every, seed=seed, device="cpu", scale=scale, embed=embed)
+                          W_F=True, probe_every=probe_every, seed=seed, device="cpu", scale=scale, embed=embed,
+                          cutoff=min(64, T))
     with cpu_threads("cpu"):
         run = trn.setup(cfg)
         stream = trn.BatchStream(run.model, run.cfg, run.tab.E.device, seed=seed + 2)
         gen = samplers.make_generator(seed + 1000)
         z_probe, y_probe = samplers.sample_model_e(run.model, test_batch, gen)
-        curves, start = [], time.perf_counter()
+        curves = []
         for step in range(steps + 1):
             if step % probe_every == 0 or step == steps:
                 curves.append({"step": step, **_flat(truncation_metrics(run, z_probe, y_probe))})
@@ -101,7 +106,7 @@ def train_noisy_cell(N: int, T: int, eps: float, d: int, batch: int, steps: int,
             run.opt.step()
         z_test, y_test = samplers.sample_model_e(run.model, test_batch, gen)
         final = _flat(truncation_metrics(run, z_test, y_test))
-    return {"curves": curves, "final": final, "seconds": time.perf_counter() - start}
+    return {"curves": curves, "final": final}
 
 
 def _flat(m: dict) -> dict:

@@ -30,7 +30,7 @@ RATE_COLUMNS = ("eps", "N", "n_ff_median", "n_ff_per_seed", "n_wo2_median", "n_w
                 "pairs_wo2_median", "pairs_per_sequence")
 SIGNAL_COLUMNS = ("eps", "N", "T", "ff_noise_entry", "ff_margin", "wo2_margin", "wo2_diag", "ratio_ff_wo2", "pairs")
 TRUNC_KEYS = ("p_noise_full", "p_noise_no_ff", "acc_y_full", "acc_y_no_ff", "p_y_full", "p_y_no_ff", "attn_y",
-              "attn_noise", "ff_noise")
+              "attn_noise", "ff_noise", "head_recall_full", "head_recall_no_ff")
 
 
 def add_arguments(p):
@@ -47,14 +47,14 @@ def add_arguments(p):
                                                                "coordinates (orthonormal, default)")
     p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (2000)")
     g = p.add_argument_group("--part truncation")
-    g.add_argument("--train-N", type=positive_int, default=16, help="N (16)")
-    g.add_argument("--train-T", type=positive_int, default=64, help="T (64)")
+    g.add_argument("--train-N", type=positive_int, default=8, help="N (8)")
+    g.add_argument("--train-T", type=positive_int, default=32, help="T (32)")
     g.add_argument("--train-eps", type=positive_float, default=0.5, help="eps (0.5)")
     g.add_argument("--train-d", type=positive_int, default=64, help="d (64)")
     g.add_argument("--batch", type=positive_int, default=64, help="sequences per SGD step (64)")
-    g.add_argument("--steps", type=positive_int, default=600, help="SGD steps (600)")
+    g.add_argument("--steps", type=positive_int, default=1500, help="SGD steps (1500)")
     g.add_argument("--eta", type=positive_float, default=1.0, help="SGD step size (1.0)")
-    g.add_argument("--probe-every", type=positive_int, default=20, help="learning-curve spacing (20)")
+    g.add_argument("--probe-every", type=positive_int, default=50, help="learning-curve spacing (50)")
     g.add_argument("--train-seeds", type=positive_int, default=3, help="training seeds (3)")
     g.add_argument("--test-batch", type=positive_int, default=512, help="test sequences (512)")
     add_output_options(p, plot_help="write the figure (rates: sample complexities vs N; truncation: curves) to FILE.png")
@@ -100,14 +100,10 @@ def run_rates(args, sweep) -> int:
     from popgrad.numerics.noisy_recall import validate_sweep  # lazy: torch loads only after the arguments are validated
 
     validate_sweep(args.Ns, args.T, args.eps, args.max_n, args.threshold)
-    from popgrad.cells import Cell  # lazy: as above
-    from popgrad.numerics.noisy_recall import sample_complexity_cell  # lazy: as above
+    from popgrad.numerics.noisy_recall import sample_complexity_cells  # lazy: as above
     from popgrad.sweep import run_cells  # lazy: as above
 
-    cells = [Cell(sample_complexity_cell, {"N": N, "T": args.T, "eps": e, "max_n": args.max_n,
-                                           "threshold": args.threshold, "d": args.d}, args.seed + s,
-                  label=f"eps={e} N={N} seed={args.seed + s}")
-             for e in args.eps for N in args.Ns for s in range(args.seeds)]
+    cells = sample_complexity_cells(args.Ns, args.T, args.eps, args.seeds, args.max_n, args.threshold, args.d, args.seed)
     values = [r.value for r in run_cells(cells, sweep, desc="noisy recall cells")]
     rows, fits = rate_rows(args, values)
     emit(rows, RATE_COLUMNS, args,
@@ -126,67 +122,39 @@ def run_rates(args, sweep) -> int:
 
 def rate_rows(args, values):
     """Table rows per (eps, N) and the fitted exponents with bootstrap intervals per (eps, quantity)."""
-    from popgrad.rates import power_law_bootstrap  # lazy: numpy only
+    from popgrad.numerics.noisy_recall import rate_table  # lazy: torch loads only after the arguments are validated
 
-    rows, fits, i = [], [], 0
-    per = {}
-    for e in args.eps:
-        for N in args.Ns:
-            vs = values[i:i + args.seeds]
-            i += args.seeds
-            per[(e, N)] = vs
-            med = {k: float(np.median([v[k] for v in vs])) for k in ("n_ff", "n_wo2", "pairs_ff", "pairs_wo2")}
-            rows.append({"eps": e, "N": N, "n_ff_median": med["n_ff"], "n_wo2_median": med["n_wo2"],
-                         "n_ff_per_seed": " ".join(_fmt(v["n_ff"]) for v in vs),
-                         "n_wo2_per_seed": " ".join(_fmt(v["n_wo2"]) for v in vs),
-                         "pairs_ff_median": med["pairs_ff"], "pairs_wo2_median": med["pairs_wo2"],
-                         "pairs_per_sequence": (med["pairs_wo2"] / med["n_wo2"]) if math.isfinite(med["n_wo2"]) else math.nan})
-        for q, key in (("W_F q->noise (sequences)", "n_ff"), ("W_O^2 R_1 (sequences)", "n_wo2"),
-                       ("W_O^2 R_1 (in-context pairs)", "pairs_wo2")):
-            samples = {(N,): [v[key] for v in per[(e, N)]] for N in args.Ns}
-            fits.append(_fit(e, q, samples, args.resamples, args.seed))
-    return rows, fits
-
-
-def _fit(e, quantity, samples, resamples, seed) -> dict:
-    from popgrad.rates import power_law_bootstrap  # lazy: numpy only
-
-    finite = {k: v for k, v in samples.items() if math.isfinite(float(np.median(v)))}
-    if len(finite) < 2:
-        return {"eps": e, "quantity": quantity, "exponent": math.nan, "lo": math.nan, "hi": math.nan,
-                "dropped_resamples": resamples}
-    point, lo, hi, dropped = power_law_bootstrap(finite, resamples=resamples, seed=seed)
-    return {"eps": e, "quantity": quantity, "exponent": float(point[1]), "lo": float(lo[1]), "hi": float(hi[1]),
-            "dropped_resamples": dropped, "points": len(finite)}
-
-
-def _fmt(x: float) -> str:
-    return "inf" if math.isinf(x) else f"{x:g}"
+    return rate_table(values, args.Ns, args.eps, args.seeds, args.resamples, args.seed)
 
 
 def plot_rates(rows, fits, path: str, threshold: float) -> None:
-    """Median sequences to q -> noise (W_F) and to R_1 >= threshold (W_O^2) vs N, log-log (reads rows)."""
+    """Median sequences (left) and in-context pairs (right) to q -> noise (W_F) and to R_1 >= threshold
+    (W_O^2) vs N, log-log, with the fitted exponents in the legend (reads rows and fits)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    for e, mk in zip(sorted({r["eps"] for r in rows}), ("o", "s", "^", "D")):
-        rs = [r for r in rows if r["eps"] == e]
-        slope = {f["quantity"]: f for f in fits if f["eps"] == e}
-        for key, q, ls in (("n_ff_median", "W_F q->noise (sequences)", "--"), ("n_wo2_median", "W_O^2 R_1 (sequences)", "-")):
-            pts = [(r["N"], r[key]) for r in rs if math.isfinite(r[key])]
-            if pts:
-                f = slope.get(q, {})
-                ax.plot(*zip(*pts), ls, marker=mk, label=f"{'W_F' if key == 'n_ff_median' else 'W_O^2'}, eps={e:g}: "
-                        f"N^{f.get('exponent', math.nan):.2f}")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
-    ax.set_xlabel("N")
-    ax.set_ylabel("sequences n")
-    ax.set_title(f"one-step W_F: q -> noise; W_O^2: R_1 >= {threshold:g}", fontsize=9)
-    ax.legend(fontsize=7)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9))
+    panels = ((("n_ff_median", "W_F q->noise (sequences)"), ("n_wo2_median", "W_O^2 R_1 (sequences)"), "sequences n"),
+              (("pairs_ff_median", "W_F q->noise (in-context pairs)"), ("pairs_wo2_median", "W_O^2 R_1 (in-context pairs)"),
+               "in-context trigger pairs"))
+    for ax, (ff, wo, ylabel) in zip(axes, panels):
+        for e, mk in zip(sorted({r["eps"] for r in rows}), ("o", "s", "^", "D")):
+            rs = [r for r in rows if r["eps"] == e]
+            slope = {f["quantity"]: f for f in fits if f["eps"] == e}
+            for (key, q), ls, who in ((ff, "--", "W_F"), (wo, "-", "W_O^2")):
+                pts = [(r["N"], r[key]) for r in rs if math.isfinite(r[key])]
+                if pts:
+                    f = slope.get(q, {})
+                    ax.plot(*zip(*pts), ls, marker=mk, label=f"{who}, eps={e:g}: N^{f.get('exponent', math.nan):.2f} "
+                            f"[{f.get('lo', math.nan):.2f}, {f.get('hi', math.nan):.2f}]")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("N")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"one-step W_F: q -> noise; one-step W_O^2: R_1 >= {threshold:g} (median over seeds)", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -246,6 +214,8 @@ def plot_truncation(values, path: str, eps: float) -> None:
     ax.plot(steps, mean("acc_y_full"), label="acc on ybar, with W_F")
     ax.plot(steps, mean("acc_y_no_ff"), label="acc on ybar, W_F removed")
     ax.plot(steps, mean("ff_noise"), ls="--", label="W_F memory: q -> noise")
+    ax.plot(steps, mean("head_recall_full"), ls=":", label="head recall (9), (I + W_F) W_O^2")
+    ax.plot(steps, mean("head_recall_no_ff"), ls=":", label="head recall (9), W_O^2 alone")
     ax.set_title("in-context head vs feed-forward memory", fontsize=9)
     ax = axes[2]
     ax.plot(steps, mean("attn_y"), label="layer-2 attention on ybar positions")

@@ -99,3 +99,17 @@ def test_cli_rates_small(capsys):
                  "--resamples", "50"]) == 0
     out = capsys.readouterr().out
     assert "n_wo2_median" in out and "Exponents in N" in out
+
+
+def test_training_config_accepts_model_e_and_streams_batches():
+    """Test that TrainConfig(data='E') builds model E with V = N + 1 embeddings and in-context masks at triggers."""
+    from popgrad.numerics import training as trn
+
+    cfg = trn.TrainConfig(data="E", N=5, T=16, eps=0.5, d=8, batch=4, steps=2, probe_every=1, loss="all", W_F=True,
+                          device="cpu", cutoff=16)
+    run = trn.setup(cfg)
+    assert run.emb.N == 6 and run.model.noise == 5
+    z, mask, tgt = next(trn.BatchStream(run.model, run.cfg, torch.device("cpu"), seed=0))
+    assert z.shape == (4, 16) and bool((z[mask] == 0).all())
+    with pytest.raises(PopgradError, match="eps"):
+        trn.TrainConfig(data="E", N=5, T=16, eps=1.5, cutoff=16).validated()
