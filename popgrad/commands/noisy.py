@@ -61,7 +61,34 @@ def add_arguments(p):
     add_sweep_options(p)
 
 
+LIMITS = (("Ns", 2, 4096), ("Ts", 3, 1024), ("T", 3, 4096), ("seeds", 1, 1000), ("max_n", 1, 2 ** 22),
+          ("d", 0, 4096), ("resamples", 1, 100_000), ("train_N", 2, 1024), ("train_T", 3, 1024), ("train_d", 1, 1024),
+          ("batch", 1, 65_536), ("steps", 1, 1_000_000), ("probe_every", 1, 1_000_000), ("train_seeds", 1, 64),
+          ("test_batch", 1, 65_536))
+
+
+def validate_args(args) -> None:
+    """Refuse every out-of-range option up front, whichever --part runs (one line naming the option)."""
+    for name, lo, hi in LIMITS:
+        values = getattr(args, name)
+        for v in values if isinstance(values, list) else [values]:
+            if not lo <= v <= hi:
+                raise PopgradError(f"--{name.replace('_', '-')} must be in {lo}..{hi}, got {v}")
+    for e in args.eps:
+        if not 0 < e < 1:
+            raise PopgradError(f"--eps: each eps must be in (0, 1), got {e}")
+    if not 0 < args.train_eps < 1:
+        raise PopgradError(f"--train-eps must be in (0, 1), got {args.train_eps}")
+    if args.threshold > 1:
+        raise PopgradError(f"--threshold must be in (0, 1], got {args.threshold}")
+    if args.eta > 1e3:
+        raise PopgradError(f"--eta must be <= 1000, got {args.eta}")
+    if args.probe_every > args.steps:
+        raise PopgradError(f"--probe-every must be <= --steps ({args.steps}), got {args.probe_every}")
+
+
 def run(args) -> int:
+    validate_args(args)
     sweep = options_from_args(args)
     if args.part == "signals":
         return run_signals(args)
