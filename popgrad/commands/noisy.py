@@ -25,7 +25,14 @@ from popgrad.sweep import describe, options_from_args
 
 NAME = "noisy"
 HELP = "noisy in-context recall (model E): exact signals, sample complexities in N, truncation of W_F"
-DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else None
+DESCRIPTION = ("Noisy in-context recall (model E, SPEC §7). --part signals: the exact one-step signals at "
+               "initialization over N, T, eps (feed-forward q -> noise, W_O^2 y -> y; token coordinates). --part rates "
+               "(default): from n sampled sequences, the first n at which the one-step W_F maps q to the noise token "
+               "and at which the one-step W_O^2 reaches R_1 >= --threshold, per seed and (N, eps), with exponents in N "
+               "and bootstrap intervals. --part truncation: train the two-layer model with a linear W_F on model E "
+               "(loss on all tokens) and measure at the in-context triggers the noise probability and the accuracy "
+               "on ybar with and without W_F, and layer-2 attention on ybar / noise positions. Every (N, eps, seed) "
+               "or training seed is one sweep cell (--workers, --cache).")
 RATE_COLUMNS = ("eps", "N", "n_ff_median", "n_ff_per_seed", "n_wo2_median", "n_wo2_per_seed", "pairs_ff_median",
                 "pairs_wo2_median", "pairs_per_sequence")
 SIGNAL_COLUMNS = ("eps", "N", "T", "ff_noise_entry", "ff_margin", "wo2_margin", "wo2_diag", "ratio_ff_wo2", "pairs")
