@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from popgrad.data import BigramTriggerModel, SecondOccurrenceModel
+from popgrad.data import BigramTriggerModel, NoisyRecallModel, SecondOccurrenceModel
 from popgrad.device import resolve_device
 from popgrad.errors import PopgradError, memory_budget, positive_int
 from popgrad.numerics.ckernel import first_distinct, positions_kernel, run_positions
@@ -487,3 +487,32 @@ def cpu_threads(device, n: int = 1):
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def sample_model_e(model: NoisyRecallModel, batch: int, gen: torch.Generator):
+    """Model E (SPEC §7, noisy in-context recall): (z (B, T) int64 visible tokens, ybar (B,) int64).
+
+    One vectorized step per position: the hidden token by inverse CDF of pi_u / pi_b(.|h)
+    (ybar after the trigger), then the noise token N in place of it w.p. eps when the previous
+    hidden token is the trigger. Deterministic per generator state.
+    """
+    if not isinstance(model, NoisyRecallModel):
+        raise PopgradError(f"model must be a NoisyRecallModel, got {type(model).__name__}")
+    B, T, N = positive_int("batch", batch), model.T, model.N
+    memory_budget(f"model E batch of {B} sequences of length T={T}", 4.0 * B * T + 1.0 * B * N)
+    dev = gen.device
+    cu = torch.as_tensor(np.cumsum(model.pi_u), dtype=torch.float64, device=dev)
+    cb = torch.as_tensor(np.cumsum(model.pi_b, axis=1), dtype=torch.float64, device=dev)  # (N, N)
+    outs = torch.as_tensor(model.outputs, device=dev)
+    ybar = outs[torch.randint(outs.numel(), (B,), generator=gen, device=dev)]
+    u = torch.rand((T, B), generator=gen, dtype=torch.float64, device=dev)  # position-major: rows contiguous
+    v = torch.rand((T, B), generator=gen, dtype=torch.float64, device=dev)
+    z = torch.empty((T, B), dtype=torch.int64, device=dev)
+    h = torch.searchsorted(cu, u[0], right=True).clamp_(max=N - 1)
+    z[0] = h
+    for t in range(1, T):
+        at_q = h == model.q
+        nxt = torch.searchsorted(cb[h], u[t][:, None], right=True)[:, 0].clamp_(max=N - 1)
+        h = torch.where(at_q, ybar, nxt)
+        z[t] = torch.where(at_q & (v[t] < model.eps), N, h)
+    return z.T.contiguous(), ybar

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from popgrad.data import SecondOccurrenceModel
+from popgrad.data import SecondOccurrenceModel, noisy_recall_model
 from popgrad.device import resolve_device, resolve_dtype
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, choice, memory_budget, positive_float, positive_int
@@ -30,7 +30,7 @@ from popgrad.numerics import transformer as tr
 from popgrad.numerics.recall import build_model_c
 
 LOSSES = ("in-context", "all")
-DATA = ("C", "D")
+DATA = ("C", "D", "E")
 KQ = ("W_K1", "W_K2", "W_O2")
 
 
@@ -63,6 +63,7 @@ class TrainConfig:
     init: str = "linear"            # trained matrices: nn.Linear-like uniform, or zero
     cutoff: int = 64                # W_K^1 recall split: targets t < cutoff vs later
     onestep_batches: int = 0        # > 0: cosine probes against one-step matrices from this many 32-batches
+    eps: float = 0.5                # model E: probability that the trigger's output is the noise token
 
     def validated(self) -> "TrainConfig":
         choice("data", self.data, DATA)
@@ -98,6 +99,11 @@ class TrainConfig:
                 raise PopgradError(f"model D needs N >= 2 and T >= 3, got N={self.N}, T={self.T}")
             if self.loss != "in-context" or self.W_F:
                 raise PopgradError("model D trains on its in-context token only (--loss in-context, no W_F)")
+        if self.data == "E":
+            if self.N is None or self.N < 2 or self.T < 3:
+                raise PopgradError(f"model E needs N >= 2 and T >= 3, got N={self.N}, T={self.T}")
+            if not 0 <= self.eps < 1:
+                raise PopgradError(f"eps must be in [0, 1), got {self.eps}")
         return self
 
 
@@ -119,12 +125,14 @@ def build_data_model(cfg: TrainConfig):
     """Model C (App. E defaults) or model D (App. B.3) of the config."""
     if cfg.data == "D":
         return SecondOccurrenceModel(cfg.N, cfg.T)
+    if cfg.data == "E":
+        return noisy_recall_model(cfg.N, cfg.T, cfg.eps)
     return build_model_c(N=cfg.N, T=cfg.T, K=cfg.K, triggers=cfg.triggers, outputs=cfg.outputs,
                          uniform=cfg.N is not None and cfg.N != 65)
 
 
 class BatchStream:
-    """Fresh batches (z (B, T) int64, in-context mask (B, T), targets (B, T)) of model C or D."""
+    """Fresh batches (z (B, T) int64, in-context mask (B, T), targets (B, T)) of model C, D or E."""
 
     def __init__(self, model, cfg: TrainConfig, device, seed: int):
         self.model, self.cfg, self.s = model, cfg, samplers
@@ -133,6 +141,10 @@ class BatchStream:
 
     def __next__(self):
         B = self.cfg.batch
+        if self.cfg.data == "E":                                           # in-context: the trigger seen before
+            z, _ = self.s.sample_model_e(self.model, B, self.gen)
+            tgt = torch.cat([z[:, 1:], z[:, -1:]], dim=1)                  # last column unused
+            return z, in_context_mask(z, torch.full((B, 1), self.model.q, device=z.device)), tgt
         if self.sampler is None:
             z, y, _, _ = self.s.sample_model_d(self.model, B, self.gen)
             tgt = torch.cat([z[:, 1:], y[:, None]], dim=1)                  # (B, T) next token, o at T
@@ -194,7 +206,7 @@ def setup(cfg: TrainConfig) -> Run:
     memory_check(cfg)
     dev, dtype = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
     model = build_data_model(cfg)
-    emb = make_embeddings(cfg.d, model.N, cfg.T, seed=cfg.seed, dtype=dtype, device=dev)
+    emb = make_embeddings(cfg.d, getattr(model, "vocab_size", model.N), cfg.T, seed=cfg.seed, dtype=dtype, device=dev)
     names = KQ + (("W_F",) if cfg.W_F else ())
     params = tr.init_params(cfg.d, names, cfg.init, seed=cfg.seed + 1, dtype=dtype, device=dev)
     for p in params.values():

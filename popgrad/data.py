@@ -5,6 +5,8 @@
                               is the illustrative x = w_E(y) + p_t        (Lemma 2, App. B.1)
     C  BigramTriggerModel     bigram chain with K triggers                (Section 3, App. E)
     D  SecondOccurrenceModel  K = 1, uniform, z_T is the trigger's second occurrence (App. B.3)
+    E  NoisyRecallModel       one fixed trigger, its output replaced by a noise token w.p. eps
+                              (noisy in-context recall, SPEC §7)
 
 Tokens are integers 0..N-1; positions are code positions 0..T-1 (paper t = i + 1, see
 `popgrad.conventions`). Samplers live in `popgrad.numerics.samplers`; exact enumerations here.
@@ -254,3 +256,104 @@ def conditioned_bigram_chain(N: int, T: int):
                 key = (tuple(int(v) for v in z), o)
                 out[key] = out.get(key, 0.0) + pz / (N * N)
     return out
+
+
+# ----------------------------------------------------------------------------- model E
+@dataclass(frozen=True)
+class NoisyRecallModel:
+    """Model E (SPEC §7, noisy in-context recall): one fixed trigger q, its output poisoned w.p. eps.
+
+    Vocabulary 0..N (vocab_size = N + 1); token N is the noise token. Per sequence an output
+    ybar, uniform on [N] minus {q} (default) or on [N] (`ybar_avoids_q=False`, the talk's
+    literal law: with ybar = q the text after the first q is q q q ..., about T in-context
+    positions against about T/N for any other output, so these 1/N of the sequences carry about
+    half of all in-context positions and the q -> q association swamps the statistics). A hidden chain on [N] runs z_1 ~ pi_u, h_{t+1} ~ pi_b(.|h_t) if h_t != q and
+    h_{t+1} = ybar after q; the visible token is z_t = h_t, except that a token following a q
+    (h_{t-1} = q) is shown as the noise token N with probability eps, independently. So after a
+    visible q the next token is ybar w.p. 1 - eps and N w.p. eps (SPEC §7), the noise token never
+    follows a non-trigger, and after a noise token the chain continues from ybar (the noise
+    replaces ybar in the text: the "poisoned" data of the talk; SPEC §7 leaves this case open).
+    Trigger positions: code positions i <= T-2 with z_i = q; in-context ones have q at an
+    earlier position too (target z_{i+1}, which is ybar or the noise token).
+    """
+
+    N: int
+    T: int
+    eps: float
+    pi_u: np.ndarray
+    pi_b: np.ndarray
+    q: int = 0
+    ybar_avoids_q: bool = True
+
+    def __post_init__(self):
+        N = positive_int("N", self.N, minimum=2)
+        positive_int("T", self.T, minimum=2)
+        eps = float(self.eps)
+        if not (0.0 <= eps < 1.0):
+            raise PopgradError(f"eps must be in [0, 1), got {self.eps!r}")
+        object.__setattr__(self, "eps", eps)
+        object.__setattr__(self, "pi_u", probability_vector("pi_u", self.pi_u, N))
+        object.__setattr__(self, "pi_b", probability_table("pi_b", self.pi_b, (N, N), rows=True))
+        q = positive_int("q", self.q, minimum=0)
+        if q >= N:
+            raise PopgradError(f"trigger q must be a token in 0..{N - 1}, got {self.q}")
+        object.__setattr__(self, "q", q)
+
+    @property
+    def outputs(self) -> np.ndarray:
+        """The possible outputs ybar (uniform over them)."""
+        return np.array([k for k in range(self.N) if not (self.ybar_avoids_q and k == self.q)])
+
+    @property
+    def vocab_size(self) -> int:
+        """N + 1: the tokens of [N] and the noise token."""
+        return self.N + 1
+
+    @property
+    def noise(self) -> int:
+        """The noise token (code index N)."""
+        return self.N
+
+    def enumerate(self, max_rows: int = 2_000_000):
+        """Brute force: every (ybar, hidden chain, noise pattern) with its probability (float64).
+
+        Returns (z (M, T) int64 visible tokens, prob (M,), ybar (M,)); a visible sequence may be
+        listed several times (different hidden chains), probabilities add. Rows N * N^T * 2^T
+        before dropping zero-probability ones: tiny N, T only.
+        """
+        N, T = self.N, self.T
+        rows = N * N ** T * 2 ** T
+        if rows > max_rows:
+            raise PopgradError(f"model E with N={N}, T={T} has {rows} (ybar, chain, pattern) rows, more than "
+                               f"max_rows={max_rows}; use the exact engine (popgrad.theory.noisy_recall)")
+        memory_budget("model E enumeration", 3.0 * rows * (T + 2))
+        h = np.array(list(itertools.product(range(N), repeat=T)), dtype=np.int64)       # (N^T, T)
+        bits = np.array(list(itertools.product((0, 1), repeat=T)), dtype=bool)          # (2^T, T)
+        after_q = np.zeros_like(h, dtype=bool)
+        after_q[:, 1:] = h[:, :-1] == self.q                                            # (N^T, T)
+        zs, ps, ys = [], [], []
+        outs = self.outputs
+        for y in outs:
+            step = np.where(h[:, :-1] == self.q, (h[:, 1:] == y).astype(float), self.pi_b[h[:, :-1], h[:, 1:]])
+            p_h = self.pi_u[h[:, 0]] * step.prod(axis=1) / outs.size                           # (N^T,)
+            ok = p_h > 0
+            hh, aq, ph = h[ok], after_q[ok], p_h[ok]
+            inside = ~(bits[None, :, :] & ~aq[:, None, :]).any(-1)                      # (n, 2^T) pattern in after_q
+            n_noise = bits.sum(1)[None, :]
+            n_out = aq.sum(1)[:, None]
+            pw = ph[:, None] * self.eps ** n_noise * (1 - self.eps) ** (n_out - n_noise) * inside
+            i, b = np.nonzero(pw > 0)
+            z = np.where(bits[b], N, hh[i])
+            zs.append(z)
+            ps.append(pw[i, b])
+            ys.append(np.full(i.size, y, dtype=np.int64))
+        return np.concatenate(zs), np.concatenate(ps), np.concatenate(ys)
+
+
+def noisy_recall_model(N: int, T: int, eps: float, q: int = 0, counts=None, ybar_avoids_q: bool = True) -> NoisyRecallModel:
+    """Model E with uniform pi_u, pi_b on [N] (counts=None), or the character counts' pi_u, pi_b."""
+    if counts is None:
+        N = positive_int("N", N, minimum=2)
+        memory_budget(f"model E with N={N}", N * N + N)
+        return NoisyRecallModel(N, T, eps, np.full(N, 1.0 / N), np.full((N, N), 1.0 / N), q, ybar_avoids_q)
+    return NoisyRecallModel(counts.N, T, eps, counts.pi_u, counts.pi_b, q, ybar_avoids_q)

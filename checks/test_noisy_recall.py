@@ -1,0 +1,58 @@
+"""Checks: noisy in-context recall (model E, SPEC §7; Chen, Bruna, Bietti 2024, talk section 3)."""
+
+import os
+
+import pytest
+
+from popgrad.registry import assert_claim
+
+SLOW = pytest.mark.skipif(os.environ.get("POPGRAD_SLOW") != "1", reason="slow (minutes on CPU): run with POPGRAD_SLOW=1")
+
+
+def test_noisy_ff_gradient_vs_autograd():
+    # Talk §3: the feed-forward gradient at initialization, W_U^T G_F W_E^T (engine vs autograd of the exact loss).
+    assert_claim("noisy.ff_gradient_vs_autograd")
+
+
+def test_noisy_wo2_gradient_vs_autograd():
+    # Talk §3 / App. B.3.1: the W_O^2 gradient at initialization with uniform attention (engine vs autograd).
+    assert_claim("noisy.wo2_gradient_vs_autograd")
+
+
+def test_noisy_ff_noise_entry_closed_form():
+    # Talk §3 Result 1: G_F[noise, q] = eps - 1/(N+1) exactly, for every T and bigram table.
+    assert_claim("noisy.ff_noise_entry_closed_form")
+
+
+def test_noisy_sampler_vs_engine():
+    # SPEC §7: one model E; the sampler's gradient statistics agree with the exact engine within 4 se.
+    assert_claim("noisy.sampler_vs_engine")
+
+
+def test_noisy_signal_rates():
+    # Talk §3 Remark 1: the feed-forward q -> noise signal ~ eps; attention's y -> y signal smaller by >= N.
+    assert_claim("noisy.signal_rates")
+
+
+@pytest.mark.slow
+@SLOW
+def test_noisy_sample_complexity():
+    # Talk (Chen, Bruna, Bietti 2024, informal theorem): W_F learns q -> noise from O(1) samples, attention O(N). Slow.
+    assert_claim("noisy.sample_complexity")
+
+
+def test_noisy_sample_complexity_ci():
+    # The same at CI size (N in 8..32, T = 128, eps = 0.5, 3 seeds).
+    assert_claim("noisy.sample_complexity_ci")
+
+
+def test_noisy_ff_learns_noise_first():
+    # Talk: fast-slow dynamics, the feed-forward layer learns q -> noise before attention learns the recall.
+    assert_claim("noisy.ff_learns_noise_first")
+
+
+@pytest.mark.slow
+@SLOW
+def test_noisy_truncation():
+    # Talk §3: noise ~eps with the feed-forward layer, gone without it; attention on ybar, not on noise. Slow.
+    assert_claim("noisy.truncation")
