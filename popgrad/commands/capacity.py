@@ -179,11 +179,11 @@ def table_rows(grid, maps) -> list[dict]:
             row[f"{kind}_seconds"] = round(g["seconds"], 1)
             row[f"{kind}_peak_MiB"] = round(g["peak_bytes"] / 2**20, 1)
             row[f"{kind}_capacities"] = g["capacities"]
-            sampled = [x for x in g.get("sampled_capacities", []) if x is not None]
-            row[f"{kind}_sampled_C"] = (_fmt_mean(sampled) if len(sampled) == len(g["capacities"]) else None)
+            sampled = [x for x in g.get("sampled_capacities") or [] if x is not None]
+            row[f"{kind}_sampled_C"] = _fmt_mean(sampled) if sampled and len(sampled) == g.get("n") else None
             exact = g.get("exhaustive_recall_min")
             row[f"{kind}_exhaustive_recall"] = round(exact, 5) if exact is not None else None
-            est = [x for x in g.get("sampled_recalls", []) if x is not None]
+            est = [x for x in g.get("sampled_recalls") or [] if x is not None]
             row[f"{kind}_sampled_recall"] = round(float(np.mean(est)), 5) if est else None
     return [rows[d] for d in sorted(rows)]
 
