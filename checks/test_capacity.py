@@ -42,5 +42,5 @@ def test_capacity_sampled_bias_small():
 @pytest.mark.skipif(os.environ.get("POPGRAD_SLOW") != "1", reason="slow (minutes on CPU): run with POPGRAD_SLOW=1")
 def test_capacity_sampled_bias():
     # As above at d = 512 (seeds 0-2) and 1024 (seed 0) with the command's defaults (5000 sampled queries): bias within 2 %,
-    # every reported C with exhaustive recall >= 0.99 (slow: ~5 CPU-minutes).
+    # every reported C with exhaustive recall >= 0.99 (slow: ~3 CPU-minutes, 12 min wall at load 8).
     assert_claim("capacity.sampled_bias")
