@@ -146,6 +146,7 @@ def measure_law_exponent() -> Measurement:
     ols = float(np.polyfit(np.log(d), np.log(c), 1)[0])
     error = max(abs(fit["exponent"] - 2.0), 0.0 if lo <= ols <= hi else math.inf)
     return Measurement(error=error, tolerance=LAW_TOLERANCE, verdict="approx", rate=f"d^{fit['exponent']:.2f}",
+                       value=f"alpha = {fit['exponent']:.2f} [{lo:.2f}, {hi:.2f}] vs 2 (d = 64..256, 3 seeds)",
                        note=f"alpha = {fit['exponent']:.3f} (95% [{lo:.3f}, {hi:.3f}]; OLS over seeds {ols:.3f}) "
                             f"over d = {LAW_DIMS[0]}..{LAW_DIMS[-1]}; talk: 2 (asymptotic)",
                        details={"capacities": {g["d"]: g["capacities"] for g in grid}})
@@ -191,6 +192,7 @@ register(Claim(
 register(Claim(
     id="capacity.law_exponent",
     statement="the injective capacity grows like d^alpha with alpha near the talk's 2 (N ~ d^2) over d = 64..256",
+    finding="an injective map of N associations fits in d dimensions up to N ~ d^2",
     where="talk 'Capacity: Intuition' (f injective: N ~ d^2)",
     compared="weighted fit of compare_laws (95% interval) vs ordinary least squares over every memory seed; "
              "shared: the capacities",
