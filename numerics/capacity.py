@@ -7,7 +7,8 @@ entries N(0, 1/d), and a map f: [N] -> [M], the memory is eq. (3) with alpha = 1
     gamma_{z,y} = u_y^T W e_z,   recall R = (1/N) sum_z 1{argmax_y gamma_{z,y} = f(z)}   (eq. (9))
 
 Ties count as misses (SPEC §4). Two maps: `injective` (M = N outputs) and `mod2` (f(z) = z mod 2,
-M = 2). The capacity at dimension d is the largest N whose recall is >= a threshold.
+M = 2). The capacity at dimension d: the sampled crossing of recall = threshold, stepped down to the
+first N whose exhaustive recall is >= the threshold (`capacity_search`; docs/capacity.md).
 
 The search itself lives in `capacity_search` (a nested draw that grows W, chunked recall with a
 running max, sampled queries with a Wilson interval, galloping then bisection); this module holds
@@ -166,7 +167,11 @@ def summarize(kind: str, d: int, values: list[dict]) -> dict:
     """Mean ± se over memory seeds of the capacity; the mean interval; total seconds; max peak bytes."""
     c = np.array([v["capacity"] for v in values], dtype=np.float64)
     n = len(c)
+    exact = [v.get("exhaustive_recall") for v in values]
     return {"kind": kind, "d": d, "n": n, "capacities": c.astype(int).tolist(),
+            "sampled_capacities": [v.get("sampled_capacity") for v in values],
+            "sampled_recalls": [v.get("sampled_recall") for v in values], "exhaustive_recalls": exact,
+            "exhaustive_recall_min": min(exact) if exact and None not in exact else None,
             "lowers": [v["lower"] for v in values], "uppers": [v["upper"] for v in values],
             "mean": float(c.mean()), "se": float(c.std(ddof=1) / math.sqrt(n)) if n > 1 else None,
             "lower": float(np.mean([v["lower"] for v in values])), "upper": float(np.mean([v["upper"] for v in values])),

@@ -23,10 +23,16 @@ replacement, read in looks of doubling size; at each look a Wilson interval at l
 coverage) decides pass (lower bound >= threshold), fail (upper bound < threshold) or, after the
 last look, undecided. Exhaustive recall (S N <= queries) is exact for the drawn memories.
 
-Search: galloping then bisection on the point estimate gives the capacity C (largest N with
-recall >= threshold, to a relative resolution); the same bisection on "lower bound >= threshold"
-and on "upper bound >= threshold" (reusing every evaluation) gives the capacity interval: the N
-range where the recall interval straddles the threshold, widened by the search resolution.
+Search: galloping then bisection on the point estimate gives the sampled crossing C_s (to a
+relative resolution); the same bisection on "lower bound >= threshold" and on "upper bound >=
+threshold" (reusing every evaluation) gives the capacity interval: the N range where the recall
+interval straddles the threshold, widened by the search resolution.
+
+Verification: the reported capacity C is the first N of C_s, C_s - s, C_s - 2s', ... (s = the
+search's step max(1, floor(resolution N)) at that N) whose exhaustive recall (every stored
+association of every memory of the draw, chunked) is >= threshold; C = C_s when C_s passes. So
+recall(C) >= threshold holds exactly on the draw. The recall of one draw is not monotone in N, so
+C is not "the largest N that passes": an N above C can pass and one below it can fail.
 """
 
 from __future__ import annotations
@@ -298,13 +304,19 @@ class SearchResult:
     seconds: float = 0.0
     peak_bytes: int = 0
     maxrss_bytes: int = 0
+    sampled_capacity: int | None = None     # C_s, the crossing of the point estimate (before verification)
+    sampled_recall: float | None = None     # the point estimate at C_s (exhaustive when S C_s <= queries)
+    exhaustive_recall: float | None = None  # recall at C over every stored association (None: not verified)
+    verifications: list = field(default_factory=list)   # exhaustive evaluations from C_s down to C
 
     def as_dict(self) -> dict:
         return {"capacity": self.capacity, "lower": self.lower, "upper": self.upper, "saturated": self.saturated,
                 "memories": self.memories, "seconds": round(self.seconds, 2), "peak_bytes": self.peak_bytes,
-                "maxrss_bytes": self.maxrss_bytes,
+                "maxrss_bytes": self.maxrss_bytes, "sampled_capacity": self.sampled_capacity,
+                "sampled_recall": self.sampled_recall, "exhaustive_recall": self.exhaustive_recall,
                 "evaluations": [[e.N, e.hits, e.n, round(e.lo, 6), round(e.hi, 6), e.decided]
-                                for e in self.evaluations]}
+                                for e in self.evaluations],
+                "verifications": [[e.N, e.hits, e.n, e.population, e.decided] for e in self.verifications]}
 
 
 def _bisect(pred, lo: int, hi: int, resolution: float) -> tuple[int, int]:
@@ -326,12 +338,14 @@ def _bracket(memo: dict, pred, start: int) -> tuple[int, int | None]:
 def search_capacity(kind: str, d: int, threshold: float = 0.99, seed: int = 0, memories: int | None = None,
                     queries: int = QUERIES, resolution: float = RESOLUTION, dtype="float32", device="cpu",
                     alpha: float = ALPHA, first_look: int = FIRST_LOOK, block: int | None = None,
-                    chunk: int = CHUNK, progress=None) -> SearchResult:
-    """Capacity of one nested draw: the largest N with recall >= threshold, and its interval.
+                    chunk: int = CHUNK, progress=None, verify: bool = True) -> SearchResult:
+    """Capacity of one nested draw and its interval (module doc: sampled crossing, then verification).
 
-    Galloping from N = 1 (doubling, capped at n_cap) then bisection on the point estimate; then
-    the ends of the interval by bisection on the interval's lower and upper bounds, reusing every
-    evaluation. `progress(text)` is called after each evaluation when given.
+    Galloping from N = 1 (doubling, capped at n_cap) then bisection on the point estimate gives
+    C_s; then the ends of the interval by bisection on the interval's lower and upper bounds,
+    reusing every evaluation; then (`verify`) exhaustive recall from C_s down, one search step at
+    a time, to the first N that passes: the reported capacity. `progress(text)` is called after
+    each evaluation when given.
     """
     t0 = time.perf_counter()
     choice("map", kind, MAPS)
@@ -373,13 +387,45 @@ def search_capacity(kind: str, d: int, threshold: float = 0.99, seed: int = 0, m
         return lo, hi, False
 
     c, _, saturated = search(point, 0)
+    step = resolution
     resolution = max(resolution, ENDS) if resolution > 0 else 0.0   # the interval's ends: coarser
     lower, _, _ = search(surely, 0)
     _, upper_hi, sat_hi = search(maybe, c)
-    res = SearchResult(kind, d, S, c, min(lower, c), max(upper_hi - 1, c) if not sat_hi else cap, saturated,
+    sampled = c
+    checked = verify_down(mem, c, threshold, step, memo, progress) if verify else []
+    if checked:
+        c = checked[-1].N if checked[-1].decided == 1 else 0
+    exact = checked[-1].recall if checked and c else None
+    res = SearchResult(kind, d, S, c, min(lower, c), max(upper_hi - 1, sampled) if not sat_hi else cap, saturated,
                        [memo[N] for N in sorted(memo)], time.perf_counter() - t0, mem.peak_bytes,
-                       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+                       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, sampled,
+                       memo[sampled].recall if sampled in memo else None, exact, checked)
     return res
+
+
+def exhaustive_estimate(mem: NestedMemory, N: int, threshold: float) -> RecallEstimate:
+    """Recall at N over every stored association of every memory (S N queries, chunked); stops early
+    once failing is certain (then `n` < `population`)."""
+    return mem.evaluate(N, threshold, queries=mem.S * N)
+
+
+def verify_down(mem: NestedMemory, N: int, threshold: float, resolution: float, memo: dict | None = None,
+                progress=None) -> list[RecallEstimate]:
+    """Exhaustive recall at N, N - s, ... (s = max(1, floor(resolution N)) at each N) until one passes
+    (or N = 0): the evaluations, the last one the verified capacity's (decided 1) unless none passed."""
+    out = []
+    while N > 0:
+        e = (memo or {}).get(N)
+        if e is None or not e.exhaustive:
+            e = exhaustive_estimate(mem, N, threshold)
+            if progress:
+                progress(f"{mem.kind} d={mem.d} N={N}: exhaustive recall {e.hits}/{e.n} of {e.population} "
+                         f"{'pass' if e.decided == 1 else 'fail'}")
+        out.append(e)
+        if e.decided == 1:
+            break
+        N -= max(1, int(resolution * N))
+    return out
 
 
 def measured_gflops(dtype="float32", device="cpu", seconds: float = 0.3) -> float:

@@ -32,7 +32,9 @@ Populations: "mc" draws n fresh model-D sequences per step from a generator seed
 (seed, step) (`step_seed`); "fixed" reuses step 1's n sequences at every step (full-batch
 descent on an empirical population); "enumerated" is model D itself (exact population
 gradient, small N and T). Every step runs with one torch CPU thread and sums its gradient over
-fixed chunks in float64, so a run's numbers do not depend on the thread count or the worker.
+fixed chunks in float64, so on one machine a run's numbers do not depend on the thread count or the
+worker (float32 kernels of other CPUs round differently: per-seed counts differ between machines,
+medians over seeds agree within their intervals).
 
 Conventions: code positions 0..T-1, key-query matrices in the eq. (7) convention (query^T W key).
 A "step" with step size eta on layer l is W_l <- W_l - eta_l * grad_{W_l} L (the population
@@ -302,7 +304,8 @@ def dynamics(model, emb, eta, k=1, rounds=1, kind="consecutive", loss="full", ph
 
     Deterministic by construction: every step runs with one torch CPU thread, its sequences come
     from the stream of (seed, step) (`step_seed`), and its gradient is a fixed-order float64 sum
-    over chunks of `chunk` sequences (CHUNK by default); so the output is the same with any thread count or worker.
+    over chunks of `chunk` sequences (CHUNK by default); so on one machine the output is the same with any thread
+    count or worker.
     """
     choice("loss", loss, LOSSES)
     choice("phat", phat, PHAT)
@@ -410,3 +413,15 @@ def median_interval(steps, seeds: int, level: float = 0.95, resamples: int = 200
     lo = meds[int(np.floor((1 - level) / 2 * (resamples - 1)))]
     hi = meds[int(np.ceil((1 + level) / 2 * (resamples - 1)))]
     return tuple(None if not np.isfinite(x) else float(x) for x in (np.median(v), lo, hi))
+
+
+def median_prediction_range(steps, seeds: int, k: int, level: float = 0.95, resamples: int = 20000, seed: int = 0):
+    """The range a median over `k` fresh runs falls in: the central `level` of the medians of `resamples`
+    draws of k runs (with replacement) from these `seeds` runs (those that never reach count as +inf).
+    Returns (lo, hi), each None where it is +inf. Wider than `median_interval`'s by about sqrt(seeds / k)."""
+    v = np.array(sorted(steps) + [np.inf] * (seeds - len(steps)), dtype=float)
+    rng = np.random.default_rng(seed)
+    meds = np.sort(np.median(rng.choice(v, size=(resamples, k), replace=True), axis=1))
+    lo = meds[int(np.floor((1 - level) / 2 * (resamples - 1)))]
+    hi = meds[int(np.ceil((1 + level) / 2 * (resamples - 1)))]
+    return tuple(None if not np.isfinite(x) else float(x) for x in (lo, hi))

@@ -191,9 +191,10 @@ def capacity_table(maps=CAPACITY_MAPS, dims=(32, 64, 128), seeds: int = 3, thres
     """Storage capacity of the memory W = sum_z u_{f(z)} e_z^T (Sec. 4.1, eq. (3)): largest N recalled at each d.
 
     Random Gaussian embeddings (entries N(0, 1/d)); `maps`: "injective" (a random permutation of
-    [N]) and/or "mod2" (f(z) = z mod 2). The capacity of one memory seed is the largest N whose
-    recall (9) is >= `threshold` (a monotone search over nested draws, recall sampled with a
-    Wilson interval at large N). One row per d (increasing): d, then per map <map> (the mean
+    [N]) and/or "mod2" (f(z) = z mod 2). The capacity of one memory seed: the crossing of recall (9)
+    = `threshold` (a search over nested draws, recall sampled with a Wilson interval at large N),
+    stepped down to the first N whose recall over every stored input is >= `threshold`
+    (docs/capacity.md). One row per d (increasing): d, then per map <map> (the mean
     capacity over `seeds` memory seeds), <map>_se (None with one seed), <map>_lower and
     <map>_upper (the mean capacity interval) and <map>_saturated. The data of `popgrad capacity`.
     `sweep`: a popgrad.sweep.SweepOptions (workers, scheduler, cache), in-process by default.

@@ -11,8 +11,11 @@ Two losses (--loss): "full" (the cross-entropy at position T of the full Sec. 4.
 and "b3" (the simplified per-layer losses of App. B.3; a layer's first step from zero is the
 exact engine's when --phat uniform). See popgrad.numerics.dynamics.
 --population mc (fresh sequences per step), fixed (the same --n sequences every step) or enumerated
-(model D exactly). The same seed and arguments print the same numbers with any thread count and
-with --workers (one torch thread per step, per-(seed, step) streams, fixed-order float64 sums).
+(model D exactly). On one machine the same seed and arguments print the same numbers with any thread
+count and with --workers (one torch thread per step, per-(seed, step) streams, fixed-order float64
+sums); float32 per-seed counts differ between CPUs, the medians hold within their intervals
+(docs/dynamics.md). A seed that has not reached a threshold after --k x --rounds steps per layer
+counts as never reaching it, and the output says how many did (a note line; `out_of_budget`).
 Ctrl-C stops the run and prints (and writes) the rows collected so far.
 """
 
@@ -36,8 +39,10 @@ CURVE = ("etas", "schedule", "seed", "step", "round", "layer", "steps_W_O2", "st
          "loss", "accuracy", "accuracy_se", "n_eval", "recall_W_O2", "recall_W_K2", "recall_W_K1", "cos_engine")
 SUMMARY = ("etas", "schedule", "threshold", "reached", "seeds", "fraction", "steps_median", "steps_median_lo",
            "steps_median_hi", "steps_mean", "steps_se", "steps_per_layer_mean",
-           "best_accuracy", "best_accuracy_se", "final_accuracy", "final_accuracy_se", "n_eval", "steps_run")
+           "best_accuracy", "best_accuracy_se", "final_accuracy", "final_accuracy_se", "n_eval", "steps_run",
+           "out_of_budget")
 DEFAULT_ETAS = "15:150:150"   # at these step sizes the step counts are converged in n from n = 2048 (docs/dynamics.md)
+DEFAULT_K = 200            # reaches every count of docs/dynamics.md at 15:150:150 (joint <= 113, alternating <= 164 per layer)
 MAX_STEPS = 1_000_000      # steps per layer (k x rounds), and --every
 MAX_SEEDS = 1000
 
@@ -81,7 +86,9 @@ def add_arguments(p):
                    help=f"step sizes eta_O:eta_K2:eta_K1, several separated by commas (default {DEFAULT_ETAS})")
     p.add_argument("--schedule", default="alternating", choices=SCHEDULES + ("all",),
                    help="consecutive (k steps per layer per round), alternating (default), joint, or all three")
-    p.add_argument("--k", type=positive_int, default=100, help="steps per layer per round (default 100)")
+    p.add_argument("--k", type=positive_int, default=DEFAULT_K,
+                   help=f"steps per layer per round (default {DEFAULT_K}); a seed that has not reached a threshold "
+                        "when they run out is counted as never reaching it, and the output says how many did")
     p.add_argument("--rounds", type=positive_int, default=1, help="rounds of the top-down pass (default 1)")
     p.add_argument("--loss", default="full", choices=LOSSES, help="full Sec. 4.2 cross-entropy (default) or the B.3 losses")
     p.add_argument("--phat", default="uniform", choices=PHAT, help="--loss b3 only: p_hat = 1/N (theorem) or true")
@@ -193,9 +200,11 @@ def collect_cells(args, schedules, rows: list, sweep) -> None:
         rows.extend(res.value)
 
 
-def summarize(rows, ths) -> list[dict]:
+def summarize(rows, ths, budget: int | None = None) -> list[dict]:
     """Per (etas, schedule, threshold): seeds reaching it, the median first step with a bootstrap interval
-    (unreached seeds count as +inf), mean and se over the seeds that reach it, best and final accuracy."""
+    (unreached seeds count as +inf), mean and se over the seeds that reach it, best and final accuracy;
+    with `budget` (the steps of a full run), the seeds that ran all of them without reaching it
+    (`out_of_budget`; an interrupted seed is not counted there)."""
     from popgrad.numerics.dynamics import median_interval  # lazy: torch loads only after the arguments are validated
 
     groups = {}
@@ -211,6 +220,8 @@ def summarize(rows, ths) -> list[dict]:
             steps = [f["step"] for f in hit]
             per_layer = [max(f["steps_W_O2"], f["steps_W_K2"], f["steps_W_K1"]) for f in hit]
             med, lo, hi = median_interval(steps, len(seeds))
+            short = [seed for seed, c, f in zip(seeds, seeds.values(), firsts)
+                     if f is None and budget is not None and c[-1]["step"] >= budget]
             out.append({"etas": etas, "schedule": kind, "threshold": th, "reached": len(hit), "seeds": len(seeds),
                         "fraction": len(hit) / len(seeds), "steps_median": med, "steps_median_lo": lo,
                         "steps_median_hi": hi,
@@ -218,8 +229,17 @@ def summarize(rows, ths) -> list[dict]:
                         "best_accuracy": _mean([b["accuracy"] for b in bests]),
                         "best_accuracy_se": _pooled_se(bests), "final_accuracy": _mean([f["accuracy"] for f in finals]),
                         "final_accuracy_se": _pooled_se(finals), "n_eval": finals[0]["n_eval"],
-                        "steps_run": max(f["step"] for f in finals)})
+                        "steps_run": max(f["step"] for f in finals),
+                        "out_of_budget": len(short) if budget is not None else None, "out_of_budget_seeds": short})
     return out
+
+
+def budget_notes(summary, k: int, rounds: int, steps: int) -> list[str]:
+    """One line per (etas, schedule, threshold) where seeds ran out of the step budget before reaching it."""
+    return [f"note: {r['out_of_budget']} of {r['seeds']} seeds ({r['schedule']}, etas {r['etas']}) ran out of the "
+            f"budget (--k {k} x --rounds {rounds}: {steps} steps) before accuracy {r['threshold']:g}; they count as "
+            f"never reaching it (+inf in the median); seeds {', '.join(map(str, r['out_of_budget_seeds']))}; "
+            f"a larger --k may reach it" for r in summary if r.get("out_of_budget")]
 
 
 def _mean(v):
@@ -294,7 +314,8 @@ def run(args) -> int:
             bar.close()
     if not rows:
         return 130 if interrupted else 0
-    summary = summarize(rows, args.thresholds)
+    summary = summarize(rows, args.thresholds, budget=steps_per_run - 1)
+    notes = budget_notes(summary, args.k, args.rounds, steps_per_run - 1)
     if args.plot:
         plot(rows, args.plot)
     title = (f"popgrad dynamics (N={args.N}, T={args.T}, d={args.d}, loss={args.loss}, k={args.k}, "
@@ -302,11 +323,14 @@ def run(args) -> int:
              f"seeds {args.seed}..{args.seed + args.seeds - 1}{', INTERRUPTED' if interrupted else ''})")
     if args.json:
         emit(rows, CURVE, args, extra={"summary": summary, "summary_columns": list(SUMMARY), "interrupted": interrupted,
+                                       "budget_steps": steps_per_run - 1, "budget_notes": notes,
                                        "sweep": describe(sweep)})
     else:
         plain = argparse.Namespace(json=False, csv=None)
         shown = [r for r in rows if r["step"] % args.every == 0 or r is rows[-1]]
         emit(summary, SUMMARY, plain, title=title + ": steps to reach accuracy")
+        for line in notes:
+            print(line)
         print()
         emit(shown, CURVE, plain, title=f"curves (every {args.every}th step; --csv and --json have every step)")
         if args.csv:
