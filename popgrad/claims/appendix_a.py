@@ -149,7 +149,8 @@ register(Claim(
     sides=(('popgrad.theory.appendix_a.moments_index_counting',),
            ('popgrad.theory.appendix_a.monte_carlo_moments',))))
 register(Claim(
-    id="appendix_a.xWx_variance", statement="E(x^T W x)^2 = (1/d^3)(d M4 M2 + d(d-1) M2^3) = (d+2)/d^2 (paper: d(d-1)/2, giving (d+5)/(2d^2))",
+    id="appendix_a.xWx_variance",
+    finding="App. A's second moment of x^T W x for a random remapping W", statement="E(x^T W x)^2 = (1/d^3)(d M4 M2 + d(d-1) M2^3) = (d+2)/d^2 (paper: d(d-1)/2, giving (d+5)/(2d^2))",
     where="App. A, remapping: near-orthogonality", compared="sympy index counting and Isserlis vs paper's expression; Monte Carlo at d=4, 16 (n=200000)"
     "; shared: nothing",
     kind="exact", tolerance="MC |mc - correct| <= 4 stderr and paper rejected at > 20 stderr", measure=measure_xWx_erratum,
@@ -157,7 +158,8 @@ register(Claim(
     sides=(('popgrad.theory.appendix_a.xWx_second_moment',),
            ('popgrad.theory.appendix_a.moments_isserlis', 'popgrad.theory.appendix_a.monte_carlo_moments'))))
 register(Claim(
-    id="appendix_a.concentration", statement="u^Tu ~ 1, u_i^Tu_j = O(1/sqrt d), ||Wx|| ~ ||x||, x^TWx = O(1/sqrt d): std ~ d^-1/2",
+    id="appendix_a.concentration",
+    finding='random embeddings are near-orthonormal and random remappings near-isometric, at rate 1/sqrt(d)', statement="u^Tu ~ 1, u_i^Tu_j = O(1/sqrt d), ||Wx|| ~ ||x||, x^TWx = O(1/sqrt d): std ~ d^-1/2",
     where="App. A; Sec. 4.1", compared="fitted log-log slope of the Monte-Carlo std over d vs -1/2, and the Monte-Carlo variance vs the exact "
              "variance (index counting) at every d; shared: nothing but the dimension",
     kind="approx", tolerance="|slope + 0.5| <= 0.1 and |var_mc - var_exact| <= 4 stderr at every d", measure=measure_concentration,

@@ -118,7 +118,8 @@ register(Claim(
     sides=(('popgrad.theory.example_b1.one_step_W1_eq11', 'popgrad.theory.example_b1.one_step_W1_lemma2'),
            ('popgrad.theory.lemma2.lemma2_population_loss',))))
 register(Claim(
-    id="example_b1.readout", statement="w_U(k)^T W_1 (w_E(y) + p_t) ~ (eta/N) 1{k=y} + O(1/N^2); argmax accuracy ~ 1",
+    id="example_b1.readout",
+    finding='one gradient step stores y -> y despite positional noise: readout (eta/N) 1{k=y} + O(1/N^2)', statement="w_U(k)^T W_1 (w_E(y) + p_t) ~ (eta/N) 1{k=y} + O(1/N^2); argmax accuracy ~ 1",
     where="Sec. 6; App. B.1", compared="readout with orthonormal embeddings vs (eta/N)(1{k=y} - 1/N); Gaussian readout noise over d, N (3 seeds)"
     "; shared: the embeddings",
     kind="approx", tolerance="orthonormal limit rel <= 1e-10; |slope_d + 0.5| <= 0.1", measure=measure_readout,

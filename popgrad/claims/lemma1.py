@@ -178,7 +178,8 @@ register(Claim(
             "popgrad.theory.lemma1.outer_product_residual"),
            ("popgrad.claims.lemma1.autograd_gd", "popgrad.claims.lemma1.span_residual"))))
 register(Claim(
-    id="lemma1.optimum", statement="at the optimum of (4), p_hat_W(y=k|z) ~ p(y=k|z) (linearly independent embeddings, d >= N)",
+    id="lemma1.optimum",
+    finding="at the optimum of (4), the memory's predictions match p(y|z) (near-orthonormal embeddings)", statement="at the optimum of (4), p_hat_W(y=k|z) ~ p(y=k|z) (linearly independent embeddings, d >= N)",
     where="Lemma 1, remark after (6)", compared="closed-form minimizer (d >= N; zero autograd gradient) and the L-BFGS optimum of (4) vs the "
              "conditional p(k|z) of the table, over d"
     "; shared: the table p(z, y) and the embeddings",

@@ -98,6 +98,7 @@ register(Claim(
     code=("popgrad.theory.lemma2.symbolic_gradient_gap",)))
 register(Claim(
     id="lemma2.mu_hat_erratum",
+    finding="Lemma 2's gradient with mu_hat_k as defined in Sec. 6",
     statement="the statement's mu_hat_k := E_x[(dl(y=k|x)/d(y=k)) x] must be p(y=k)^-1 E_x[p_hat(k|x) x] (as in C.2)",
     where="Lemma 2, Sec. 6 vs App. C.2", compared="statement's readings and C.2's mu_hat_k, each plugged into the lemma, vs autograd"
     "; shared: the mixture and W_U (input validation only)",

@@ -134,6 +134,7 @@ def r1_value_gap(cells, batch_size: int = 32) -> float:
 
 register(Claim(
     id="montecarlo.recall_trend",
+    finding='Figure 9: one-step recall R_1 of W_O^2 grows with d and with the number of batches',
     statement="one-step recall R_1 improves as the dimension d grows and as more batches are used",
     where="App. E, Figure 9",
     compared="R_1 measured on model C (Shakespeare, K=5 random triggers, uniform outputs, T=256) over "

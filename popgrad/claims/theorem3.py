@@ -518,9 +518,21 @@ def measure_recall_eq9() -> Measurement:
                        details={"gaps": gaps, "values": values})
 
 
+# The claims of this module that test a finding of the paper (the README's findings table).
+FINDINGS = {
+    'theorem3.step1.eq16': 'eq. (16): the one-step W_O^2 in closed form (its two coefficients)',
+    'theorem3.step1.readouts': "after step 1, W_O^2 is an associative memory of W_O^2's target in (7)",
+    'theorem3.step2.eq25': 'eq. (25): after step 2, W_K^2 matches Phi_1 w_E(k) to w_E(k) (Omega(1/T) on the diagonal, O(T/N) off it)',
+    'theorem3.step3.abcd_values': 'App. B.3.3: the values of A, B, C, D after (29)',
+    'theorem3.step3.final_form': 'App. B.3.3: after step 3, W_K^1 is a previous-token head (final display)',
+    'theorem3.recall': 'Theorem 3: after the three steps each matrix recalls its target in (7) (recall (9))',
+}
+
+
 def _claim(id, statement, where, compared, kind, tolerance, measure, code=(), slow=False, sides=()):
     register(Claim(id=id, statement=statement, where=where, compared=compared, kind=kind, tolerance=tolerance,
-                   measure=measure, code=tuple(f"{STEP_CODE}.{c}" for c in code), slow=slow, sides=sides))
+                   measure=measure, code=tuple(f"{STEP_CODE}.{c}" for c in code), slow=slow, sides=sides,
+                   finding=FINDINGS.get(id, "")))
 
 
 EXACT = "rel <= 1e-10 (float64)"

@@ -70,7 +70,10 @@ def findings_rows(results: dict[str, dict]) -> list[dict]:
             continue
         check = (checks.get(claim.id) or ["(no check)"])[0]
         path = check.split("::")[0]
-        rows.append({"finding": f"{claim.finding} ({claim.where})", "verdict": OUTCOMES.get(row["verdict"], row["verdict"]),
+        verdict = OUTCOMES.get(row["verdict"], row["verdict"])
+        if row.get("outcome") and row["verdict"] != "fail":
+            verdict = f"**{row['outcome']}**"
+        rows.append({"finding": f"{claim.finding} ({claim.where})", "verdict": verdict,
                      "value": measured_value(row), "check": f"[`{claim.id}`]({path})",
                      "slow": claim.slow})
     if missing:
