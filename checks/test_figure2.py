@@ -36,3 +36,8 @@ def test_sec3_one_layer_exact():
 def test_sec3_one_vs_two_layers():
     # Sec. 3: two attention layers predict in-context tokens far better than one (3 seeds; slow: minutes on CPU).
     assert_claim("sec3.one_vs_two_layers")
+
+
+def test_sec3_one_vs_two_layers_ci():
+    # Sec. 3 at a CI size (fixed triggers, T = 32, batch 32, 200 steps): two attention layers beat one by >= 3 se.
+    assert_claim("sec3.one_vs_two_layers_ci")
