@@ -90,6 +90,8 @@ class TrainConfig:
         if self.momentum >= 1:
             raise PopgradError(f"momentum must be < 1, got {self.momentum}")
         choice("layers", self.layers, (1, 2))
+        if self.layers == 1 and (self.data == "D" or self.onestep_batches):
+            raise PopgradError("the one-layer model (layers=1) trains on model C without one-step probes (onestep_batches=0)")
         names = trained_names(self)
         for name, until in self.freeze:
             if name not in names:
@@ -245,7 +247,7 @@ def step_loss(run: Run, z, mask, tgt):
 
 def sgd_step(run: Run, z, mask, tgt, probe: bool) -> dict:
     """Loss, counts and gradients of one batch by the lean step (`popgrad.numerics.lean_step`),
-    or, in bfloat16, by autograd under autocast (`autocast_step`)."""
+    or, in bfloat16 and for the one-layer model, by autograd (under autocast in bfloat16; `autocast_step`)."""
     if run.precision.autocast or run.cfg.layers == 1:
         return autocast_step(run, z, mask, tgt)
     keep = None if run.cfg.loss == "in-context" else mask | other_mask(mask, run.cfg.data)

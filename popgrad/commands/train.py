@@ -176,6 +176,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     if args.checkpoint_every > MAX_STEPS:
         raise PopgradError(f"--checkpoint-every must be <= {MAX_STEPS}, got {args.checkpoint_every}")
+    if args.maps and args.layers == 1:
+        raise PopgradError("--maps draws the two-layer head (Figure 7): not with --layers 1")
     if args.resume and args.checkpoint and args.resume != args.checkpoint:
         raise PopgradError("--resume DIR already checkpoints to DIR; give --checkpoint only for a new run")
     folder = args.resume or args.checkpoint
