@@ -85,3 +85,17 @@ def test_orthonormal_limit_kl_is_zero_without_zeros():
     """Test that a strictly positive pi_b has limit KL 0 (the logits are log pi_b exactly)."""
     pb = np.full((4, 4), 0.25)
     assert ff.orthonormal_limit_kl(pb) == 0.0
+
+
+def test_one_layer_config_names_and_refusals():
+    """Test that the one-layer model trains W_K1 and W_O1 (and W_F), and refuses model D and one-step probes."""
+    from popgrad.numerics.training import TrainConfig, trained_names
+
+    assert trained_names(TrainConfig(layers=1)) == ("W_K1", "W_O1")
+    assert trained_names(TrainConfig(layers=1, W_F=True)) == ("W_K1", "W_O1", "W_F")
+    with pytest.raises(PopgradError, match="layers"):
+        TrainConfig(layers=3).validated()
+    with pytest.raises(PopgradError, match="one-layer"):
+        TrainConfig(layers=1, onestep_batches=2).validated()
+    with pytest.raises(PopgradError, match="W_K2"):
+        TrainConfig(layers=1, freeze=(("W_K2", 5),)).validated()
