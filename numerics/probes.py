@@ -95,8 +95,9 @@ def probe_row(run, step, z, mask, tgt, loss, hits, n, lsum, full) -> dict:
     if emb64 is None:
         emb64 = run.emb.to(dtype="float64")
         run._emb64 = emb64
-    row.update(recall_probes(emb64, params, cfg.cutoff))
-    row.update(code_probes(emb64, params, cfg.cutoff))
+    if "W_K2" in params:                                                    # the one-layer model has no eq. (7) targets
+        row.update(recall_probes(emb64, params, cfg.cutoff))
+        row.update(code_probes(emb64, params, cfg.cutoff))
     if "W_F" in params:
         row["kl_W_F"] = kl_probe(run.tab, params["W_F"], run.model.pi_b)
     for k, W1 in run.counterparts.items():

@@ -64,6 +64,7 @@ class TrainConfig:
     cutoff: int = 64                # W_K^1 recall split: targets t < cutoff vs later
     onestep_batches: int = 0        # > 0: cosine probes against one-step matrices from this many 32-batches
     eps: float = 0.5                # model E: probability that the trigger's output is the noise token
+    layers: int = 2                 # 1: layer 2 removed, W_K^1 and W_O^1 (and W_F) trained (autograd step)
 
     def validated(self) -> "TrainConfig":
         choice("data", self.data, DATA)
@@ -89,7 +90,10 @@ class TrainConfig:
             raise PopgradError(f"cutoff must be <= T ({self.T}), got {self.cutoff}")
         if self.momentum >= 1:
             raise PopgradError(f"momentum must be < 1, got {self.momentum}")
-        names = KQ + (("W_F",) if self.W_F else ())
+        choice("layers", self.layers, (1, 2))
+        if self.layers == 1 and (self.data == "D" or self.onestep_batches):
+            raise PopgradError("the one-layer model (layers=1) trains on model C without one-step probes (onestep_batches=0)")
+        names = trained_names(self)
         for name, until in self.freeze:
             if name not in names:
                 raise PopgradError(f"cannot freeze {name!r}: trained matrices are {', '.join(names)}")
@@ -118,6 +122,11 @@ def parse_freeze(text: str) -> tuple:
             raise PopgradError(f"--freeze: expected NAME[:STEP], got {part!r}") from None
         out.append((name.strip(), step))
     return tuple(out)
+
+
+def trained_names(cfg) -> tuple:
+    """The trained matrices: W_K1, W_K2, W_O2 (two layers) or W_K1, W_O1 (one layer), and W_F where the setting has it."""
+    return (KQ if cfg.layers == 2 else ("W_K1", "W_O1")) + (("W_F",) if cfg.W_F else ())
 
 
 # ----------------------------------------------------------------------------- data
@@ -207,7 +216,7 @@ def setup(cfg: TrainConfig) -> Run:
     dev, dtype = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
     model = build_data_model(cfg)
     emb = make_embeddings(cfg.d, getattr(model, "vocab_size", model.N), cfg.T, seed=cfg.seed, dtype=dtype, device=dev)
-    names = KQ + (("W_F",) if cfg.W_F else ())
+    names = trained_names(cfg)
     params = tr.init_params(cfg.d, names, cfg.init, seed=cfg.seed + 1, dtype=dtype, device=dev)
     for p in params.values():
         p.requires_grad_(True)
@@ -252,7 +261,10 @@ def step_loss(run: Run, z, mask, tgt):
 
 def sgd_step(run: Run, z, mask, tgt, probe: bool) -> dict:
     """Loss, counts and gradients of one batch by the lean step (`popgrad.numerics.lean_step`); in
-    bfloat16 its matmuls take bfloat16 inputs (the run's Workspace), everything else stays float32."""
+    bfloat16 its matmuls take bfloat16 inputs (the run's Workspace), everything else stays float32.
+    The one-layer model takes the autograd step (`autocast_step`)."""
+    if run.cfg.layers == 1:
+        return autocast_step(run, z, mask, tgt)
     keep = None if run.cfg.loss == "in-context" else mask | other_mask(mask, run.cfg.data)
     return lean.lean_step(run.tab, z, mask, tgt, run.params, run.cfg.scale, run.ws, keep=keep,
                           want_per=probe and keep is not None)

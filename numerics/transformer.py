@@ -44,7 +44,7 @@ from popgrad.errors import PopgradError, choice
 SCALES = ("none", "sqrt")
 EMBEDS = ("unit", "code")
 INITS = ("linear", "zero")
-TRAINABLE = ("W_K1", "W_K2", "W_O2", "W_F")
+TRAINABLE = ("W_K1", "W_K2", "W_O2", "W_F", "W_O1")   # W_O1: trained only in the one-layer model
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class FrozenTables:
     P1: torch.Tensor    # (T, d) rows Phi_1 p_t
     U: torch.Tensor     # (N, d) rows w_U(k)
     V2: torch.Tensor    # (d, d) W_V^2
+    V1: torch.Tensor | None = None   # (d, d) W_V^1 (the one-layer model's values)
 
     @property
     def d(self) -> int:
@@ -75,7 +76,8 @@ def frozen_tables(emb, embed: str = "unit") -> FrozenTables:
     Phi1 = emb.Phi1
     f, g = (1.0, 1.0) if embed == "unit" else (math.sqrt(emb.d), 1.0 / math.sqrt(3.0))
     return FrozenTables(f * emb.W_E.T.contiguous(), f * emb.P.T.contiguous(), f * g * g * (Phi1 @ emb.W_E).T.contiguous(),
-                        f * g * g * (Phi1 @ emb.P).T.contiguous(), g * emb.W_U.contiguous(), g * emb.W_V2.contiguous())
+                        f * g * g * (Phi1 @ emb.P).T.contiguous(), g * emb.W_U.contiguous(), g * emb.W_V2.contiguous(),
+                        V1=g * emb.W_V1.contiguous())
 
 
 def logit_scale(d: int, scale: str = "none") -> float:
@@ -154,6 +156,8 @@ def logits(tab: FrozenTables, z: torch.Tensor, params: dict, scale: str = "none"
            pos: torch.Tensor | None = None, residual: bool = True) -> torch.Tensor:
     """SPEC §5 model: logits (B, m, N) at query positions pos (B, m) (default all, m = T)."""
     c = logit_scale(tab.d, scale)
+    if "W_O1" in params:                                                    # one attention layer (layer 2 removed)
+        return one_layer_logits(tab, z, params, c, pos)
     h = layer1(tab, z, params["W_K1"], c)
     out = layer2(tab, h, params["W_K2"], params["W_O2"], c, pos, residual)
     if params.get("W_F") is not None:
@@ -185,3 +189,21 @@ def memory_bytes(batch: int, T: int, d: int, N: int, itemsize: int = 4, queries:
     """Rough peak bytes of one forward+backward step: a few (B, T, T) and (B, T, d) activations."""
     m = T if queries is None else queries
     return itemsize * batch * (3.0 * T * T + 2.0 * m * T + 8.0 * T * d + 2.0 * m * N)
+
+
+# ----------------------------------------------------------------------------- one attention layer
+def one_layer_logits(tab: FrozenTables, z: torch.Tensor, params: dict, c: float = 1.0,
+                     pos: torch.Tensor | None = None) -> torch.Tensor:
+    """The model with layer 2 removed, W_O^1 trained: logits (B, m, N) at positions pos (B, m) (default all).
+
+    out_t = x_t + W_O^1 W_V^1 sum_{s<=t} softmax_s(c x_t^T W_K^1 x_s) x_s;  logits_t = W_U (out_t [+ W_F out_t]).
+    """
+    T = z.shape[1]
+    x = tab.E[z] + tab.P[:T]                                                # (B, T, d)
+    attended = F.scaled_dot_product_attention(x @ (params["W_K1"] * c), x, x @ tab.V1.T, is_causal=True, scale=1.0)
+    out = x + attended @ params["W_O1"].T                                   # (B, T, d)
+    if params.get("W_F") is not None:
+        out = out + out @ params["W_F"].T
+    if pos is not None:
+        out = out.gather(1, pos[..., None].expand(-1, -1, out.shape[-1]))  # (B, m, d)
+    return out @ tab.U.T

@@ -60,6 +60,7 @@ def add_arguments(p):
     p.add_argument("--embed", choices=("unit", "code"),
                    help="unit: popgrad's N(0,1/d) embeddings (default); code: N(0,1) as the paper's code (presets)")
     p.add_argument("--init", choices=("linear", "zero"), help="trained-matrix init: nn.Linear uniform (default) or zero")
+    p.add_argument("--layers", type=int, choices=(1, 2), help="attention layers: 2 (default) or 1 (layer 2 removed, W_O^1 trained)")
     p.add_argument("--cutoff", type=positive_int, help="W_K^1 recall split at target t < cutoff (default 64)")
     p.add_argument("--onestep-batches", type=nonnegative_int,
                    help="cosine probes vs one-step population matrices from this many batches of 32 (0 = off)")
@@ -79,7 +80,7 @@ def add_arguments(p):
 
 # ----------------------------------------------------------------------------- configs
 FIELDS = ("data", "N", "T", "K", "triggers", "outputs", "d", "batch", "steps", "eta", "loss", "W_F",
-          "probe_every", "dtype", "scale", "embed", "init", "cutoff", "onestep_batches")
+          "probe_every", "dtype", "scale", "embed", "init", "cutoff", "onestep_batches", "layers")
 
 
 def configs(args):
@@ -175,6 +176,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     if args.checkpoint_every > MAX_STEPS:
         raise PopgradError(f"--checkpoint-every must be <= {MAX_STEPS}, got {args.checkpoint_every}")
+    if args.maps and args.layers == 1:
+        raise PopgradError("--maps draws the two-layer head (Figure 7): not with --layers 1")
     if args.resume and args.checkpoint and args.resume != args.checkpoint:
         raise PopgradError("--resume DIR already checkpoints to DIR; give --checkpoint only for a new run")
     folder = args.resume or args.checkpoint
@@ -316,11 +319,12 @@ def _train_one(label, cfg, folder=None, every: int = 50):
     from popgrad.numerics.training import train  # lazy: torch loads only after the arguments are validated
 
     bar = progress(total=cfg.steps, desc=f"{label} seed {cfg.seed}")
+    nan = float("nan")                                    # the one-layer model has no recall probes
 
     def update(step, row):
         bar.n = step
-        bar.set_postfix_str(f"acc {row['acc_in_context']:.2f} WO2 {row['recall_W_O2']:.2f} "
-                            f"WK2 {row['recall_W_K2']:.2f} WK1 {row['recall_W_K1']:.2f}", refresh=True)
+        bar.set_postfix_str(f"acc {row['acc_in_context']:.2f} WO2 {row.get('recall_W_O2', nan):.2f} "
+                            f"WK2 {row.get('recall_W_K2', nan):.2f} WK1 {row.get('recall_W_K1', nan):.2f}", refresh=True)
     try:
         return train(cfg, callback=update, checkpoint_dir=folder, checkpoint_every=every)
     finally:
