@@ -115,15 +115,18 @@ def replace_block(text: str, block: str, path: str) -> str:
 
 
 def run(args) -> int:
-    block = render(findings_rows(load_all(args.results or default_results())))
     target = args.check or args.write
+    text = None
+    if target is not None:
+        try:
+            text = Path(target).read_text(encoding="utf-8")
+        except OSError as exc:
+            flag = "--check" if args.check else "--write"
+            raise PopgradError(f"{flag}: cannot read {target!r}: {exc.strerror}") from None
+    block = render(findings_rows(load_all(args.results or default_results())))
     if target is None:
         sys.stdout.write(block + "\n")
         return 0
-    try:
-        text = Path(target).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PopgradError(f"cannot read {target!r}: {exc.strerror}") from None
     new = replace_block(text, block, target)
     if args.check:
         if new != text:
