@@ -32,6 +32,7 @@ from popgrad.numerics.recall import build_model_c
 LOSSES = ("in-context", "all")
 DATA = ("C", "D")
 KQ = ("W_K1", "W_K2", "W_O2")
+MODELS = ("simplified", "full")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,11 @@ class TrainConfig:
     init: str = "linear"            # trained matrices: nn.Linear-like uniform, or zero
     cutoff: int = 64                # W_K^1 recall split: targets t < cutoff vs later
     onestep_batches: int = 0        # > 0: cosine probes against one-step matrices from this many 32-batches
+    model: str = "simplified"       # 'simplified' (SPEC §5) or 'full' (App. E, Figs. 10-11: numerics/full_model.py)
+    heads: int = 1                  # full model: attention heads per layer (head dimension d / heads)
+    mlp: str = "second"             # full model: ReLU MLP (width 4d) in 'none', 'second' or 'both' layers
+    norm: str = "pre"               # full model: 'pre' (pre-layer-norm), 'none', or 'post'
+    train_embed: bool = True        # full model: train E, P, U (False: frozen at their random init)
 
     def validated(self) -> "TrainConfig":
         choice("data", self.data, DATA)
@@ -93,12 +99,25 @@ class TrainConfig:
             if name not in names:
                 raise PopgradError(f"cannot freeze {name!r}: trained matrices are {', '.join(names)}")
             positive_int(f"freeze step of {name}", until, minimum=0)
+        if self.model != "simplified":
+            self._validated_full()
         if self.data == "D":
             if self.N is None or self.N < 2 or self.T < 3:
                 raise PopgradError(f"model D needs N >= 2 and T >= 3, got N={self.N}, T={self.T}")
             if self.loss != "in-context" or self.W_F:
                 raise PopgradError("model D trains on its in-context token only (--loss in-context, no W_F)")
         return self
+
+    def _validated_full(self) -> None:
+        """The full model's options (App. E); W_F and the one-step cosines belong to the simplified model."""
+        from popgrad.numerics.full_model import check_spec  # lazy: full_model imports this module (other_mask)
+
+        choice("model", self.model, MODELS)
+        check_spec(self.d, self.heads, self.mlp, self.norm)
+        if self.W_F or self.onestep_batches:
+            raise PopgradError("the full model has its own feed-forward (--mlp): no --W-F or --onestep-batches")
+        if self.precision != "float32":
+            raise PopgradError("the full model trains in float32 or float64 matmuls only (--precision float32)")
 
 
 def parse_freeze(text: str) -> tuple:
@@ -195,6 +214,11 @@ def setup(cfg: TrainConfig) -> Run:
     dev, dtype = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
     model = build_data_model(cfg)
     emb = make_embeddings(cfg.d, model.N, cfg.T, seed=cfg.seed, dtype=dtype, device=dev)
+    if cfg.model == "full":                                                  # App. E full model (Figs. 10-11)
+        from popgrad.numerics import full_model as fm  # lazy: full_model imports this module (other_mask)
+
+        params, init, opt = fm.setup_full(cfg, dev, dtype, model, emb)
+        return Run(replace(cfg, device=str(dev)), emb, tr.frozen_tables(emb, cfg.embed), params, init, opt, model)
     names = KQ + (("W_F",) if cfg.W_F else ())
     params = tr.init_params(cfg.d, names, cfg.init, seed=cfg.seed + 1, dtype=dtype, device=dev)
     for p in params.values():
@@ -209,6 +233,8 @@ def setup(cfg: TrainConfig) -> Run:
 def apply_schedule(run: Run, step: int) -> None:
     """requires_grad of each trained matrix at `step` (frozen while step < its until-step)."""
     until = dict(run.cfg.freeze)
+    if run.cfg.model == "full" and not run.cfg.train_embed:                  # frozen embeddings of the full model
+        until.update({k: 2 ** 62 for k in ("E", "P", "U")})
     for name, p in run.params.items():
         p.requires_grad_(step >= until.get(name, 0))
 
@@ -239,6 +265,10 @@ def step_loss(run: Run, z, mask, tgt):
 def sgd_step(run: Run, z, mask, tgt, probe: bool) -> dict:
     """Loss, counts and gradients of one batch by the lean step (`popgrad.numerics.lean_step`),
     or, in bfloat16, by autograd under autocast (`autocast_step`)."""
+    if run.cfg.model == "full":                                              # autograd (numerics/full_model.py)
+        from popgrad.numerics.full_model import full_step  # lazy: full_model imports this module (other_mask)
+
+        return full_step(run, z, mask, tgt, probe)
     if run.precision.autocast:
         return autocast_step(run, z, mask, tgt)
     keep = None if run.cfg.loss == "in-context" else mask | other_mask(mask, run.cfg.data)
@@ -320,4 +350,4 @@ def preset_config(name: str, **overrides) -> TrainConfig:
 
 def cpu_size(name: str) -> dict:
     """The shrunk batch and steps a preset uses on the CPU."""
-    return CPU_SIZE["fig3"]
+    return CPU_SIZE.get(name, CPU_SIZE["fig3"])
