@@ -98,13 +98,14 @@ def layer_norm(x: torch.Tensor, p: dict, name: str) -> torch.Tensor:
 
 
 def attention(x: torch.Tensor, p: dict, layer: int, heads: int, c: float, weights: bool = False):
-    """Multi-head causal attention of block `layer` on x (B, T, d): output (B, T, d) [, A (B, H, T, T)]."""
+    """Multi-head causal attention of block `layer` on x (B, T, d): output (B, T, d) [, A (B, H, T, T)].
+    Q, K and V come from one GEMM."""
     B, T, d = x.shape
     dh = d // heads
 
-    def split(W):                                                           # (B, H, T, dh)
-        return (x @ W.T).view(B, T, heads, dh).transpose(1, 2)
-    q, k, v = split(p[f"W_Q{layer}"]), split(p[f"W_K{layer}"]), split(p[f"W_V{layer}"])
+    def split(y):                                                           # (B, H, T, dh)
+        return y.reshape(B, T, heads, dh).transpose(1, 2)
+    q, k, v = map(split, (x @ torch.cat([p[f"W_Q{layer}"], p[f"W_K{layer}"], p[f"W_V{layer}"]]).T).split(d, -1))
     if weights:
         s = (q @ k.transpose(-1, -2)) * c                                   # (B, H, T, T)
         A = torch.softmax(s.masked_fill(~torch.ones(T, T, dtype=torch.bool, device=x.device).tril(), float("-inf")), -1)
@@ -120,20 +121,25 @@ def mlp_block(x: torch.Tensor, p: dict, layer: int) -> torch.Tensor:
     return torch.relu(x @ p[f"M{layer}_in"].T) @ p[f"M{layer}_out"].T
 
 
-def block(x: torch.Tensor, p: dict, layer: int, heads: int, mlp: str, norm: str, c: float, weights: bool = False):
-    """One transformer block in the public code's layout for `norm` (module docstring)."""
+def block(x: torch.Tensor, p: dict, layer: int, heads: int, mlp: str, norm: str, c: float, weights: bool = False,
+          sel: torch.Tensor | None = None):
+    """One transformer block in the public code's layout for `norm` (module docstring): (B, T, d), or with
+    sel (B, T) bool the (n, d) rows of the selected positions (everything after the attention is per position,
+    so the MLP runs at those positions only)."""
     ff = has_mlp(layer, mlp)
+    pick = (lambda y: y) if sel is None else (lambda y: y[sel])
     if norm == "post":
         a = attention(x, p, layer, heads, c, weights)
-        h = layer_norm(x + (a[0] if weights else a), p, f"LA{layer}")
+        h = layer_norm(pick(x + (a[0] if weights else a)), p, f"LA{layer}")
         if ff:
             h = layer_norm(h + mlp_block(h, p, layer), p, f"LF{layer}")
     else:
         xa = layer_norm(x, p, f"LA{layer}") if norm == "pre" else x
         a = attention(xa, p, layer, heads, c, weights)
-        h = x + (a[0] if weights else a)
+        xs = pick(x)
+        h = xs + pick(a[0] if weights else a)
         if ff:
-            h = h + mlp_block(layer_norm(x, p, f"LF{layer}") if norm == "pre" else x, p, layer)
+            h = h + mlp_block(layer_norm(xs, p, f"LF{layer}") if norm == "pre" else xs, p, layer)
     return (h, a[1]) if weights else h
 
 
@@ -144,8 +150,9 @@ def logit_scale(d: int, heads: int, scale: str = "sqrt") -> float:
 
 
 def full_logits(p: dict, z: torch.Tensor, heads: int = 1, mlp: str = "second", norm: str = "pre",
-                scale: str = "sqrt", weights: bool = False):
-    """App. E full model: logits (B, T, N) of tokens z (B, T) [and the attention maps of both layers]."""
+                scale: str = "sqrt", weights: bool = False, sel: torch.Tensor | None = None):
+    """App. E full model: logits (B, T, N) of tokens z (B, T), or with sel (B, T) bool the (n, N) logits of the
+    selected positions (row-major order; the second block's MLP runs there only) [and both attention maps]."""
     T = z.shape[1]
     if T > p["P"].shape[0]:
         raise PopgradError(f"sequences have T={T} but the model only {p['P'].shape[0]} positions")
@@ -154,7 +161,7 @@ def full_logits(p: dict, z: torch.Tensor, heads: int = 1, mlp: str = "second", n
     h = p["E"][z] + p["P"][:T]                                              # (B, T, d)
     maps = []
     for layer in (1, 2):
-        h = block(h, p, layer, heads, mlp, norm, c, weights)
+        h = block(h, p, layer, heads, mlp, norm, c, weights, sel if layer == 2 else None)
         if weights:
             h, A = h
             maps.append(A)
@@ -170,18 +177,28 @@ def full_step(run, z, mask, tgt, probe: bool) -> dict:
     from popgrad.numerics.training import other_mask  # lazy: numerics.training imports this module
 
     cfg = run.cfg
-    keep = mask if cfg.loss == "in-context" else mask | other_mask(mask, cfg.data)
-    lg = full_logits(run.params, z, cfg.heads, cfg.mlp, cfg.norm, cfg.scale)   # (B, T, N)
-    per = F.cross_entropy(lg.flatten(0, 1), tgt.flatten(), reduction="none").view_as(z)
-    n_loss = keep.sum()
-    loss = (per * keep).sum() / n_loss.clamp(min=1)
+    if cfg.loss == "in-context":                                            # block 2 after attention: selected rows
+        lg = full_logits(run.params, z, cfg.heads, cfg.mlp, cfg.norm, cfg.scale, sel=mask)   # (n, N)
+        t = tgt[mask]
+        per = F.cross_entropy(lg, t, reduction="none")                      # (n,)
+        loss = per.mean() if per.numel() else per.sum()
+        n_loss = per.numel()
+    else:
+        keep = mask | other_mask(mask, cfg.data)
+        lg = full_logits(run.params, z, cfg.heads, cfg.mlp, cfg.norm, cfg.scale)        # (B, T, N)
+        per = F.cross_entropy(lg.flatten(0, 1), tgt.flatten(), reduction="none").view_as(z)
+        n_loss = int(keep.sum())
+        loss = (per * keep).sum() / max(n_loss, 1)
     trained = [(k, v) for k, v in run.params.items() if v.requires_grad]
     grads = dict(zip([k for k, _ in trained], torch.autograd.grad(loss, [v for _, v in trained]))) if trained else {}
     with torch.no_grad():
-        hits = ((lg.argmax(-1) == tgt) & mask).sum()
         per = per.detach()
-    return {"loss": float(loss.detach()) * max(int(n_loss), 1), "n_loss": int(n_loss), "hits": int(hits),
-            "n": int(mask.sum()), "ctx_sum": (per * mask).sum(), "grads": grads, "per": per}
+        if cfg.loss == "in-context":
+            hits, ctx_sum, per = (lg.argmax(-1) == t).sum(), per.sum(), None
+        else:
+            hits, ctx_sum = ((lg.argmax(-1) == tgt) & mask).sum(), (per * mask).sum()
+    return {"loss": float(loss.detach()) * max(n_loss, 1), "n_loss": n_loss, "hits": int(hits),
+            "n": int(mask.sum()), "ctx_sum": ctx_sum, "grads": grads, "per": per}
 
 
 # ----------------------------------------------------------------------------- probes with moving embeddings
@@ -317,7 +334,12 @@ def full_probe_row(run, step, z, mask, tgt, loss, hits, n, lsum, full) -> dict:
     n = int(n)
     acc = int(hits) / n if n else float("nan")
     keep = other_mask(mask, cfg.data)
-    per = full[1]
+    if full is None:                                                        # the step ran block 2 at queries only
+        with torch.no_grad():
+            lg = full_logits(run.params, z, cfg.heads, cfg.mlp, cfg.norm, cfg.scale)
+            per = F.cross_entropy(lg.flatten(0, 1), tgt.flatten(), reduction="none").view_as(z)
+    else:
+        per = full[1]
     row = {"step": step, "seed": cfg.seed, "n_in_context": n, "acc_in_context": acc,
            "acc_in_context_se": binomial_se(acc, n),
            "loss_in_context": float(lsum.detach()) / n if n else float("nan"),

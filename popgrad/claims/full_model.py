@@ -29,8 +29,8 @@ from popgrad.tolerances import rel_error
 
 EXACT = 1e-12
 # (heads, mlp, norm, loss): the Figure 10 layout, Figure 11's heads with both MLPs, the post-norm and no-norm layouts
-LAYOUTS = ((1, "second", "pre", "all"), (4, "both", "pre", "in-context"), (2, "second", "post", "all"),
-           (2, "both", "none", "in-context"))
+LAYOUTS = ((1, "second", "pre", "all"), (4, "both", "pre", "in-context"), (2, "second", "post", "in-context"),
+           (2, "both", "none", "all"))
 
 
 def _small_run(seed: int, **over):
