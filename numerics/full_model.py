@@ -311,6 +311,7 @@ def attention_probes(p: dict, z: torch.Tensor, mask: torch.Tensor, heads: int, m
     n1 = z.shape[0] * (z.shape[1] - 1)
     n2 = int(mask.sum())
     c1, c2 = previous_token_hits(A1), induction_hits(A2, z, mask)
+    m1, m2 = attention_mass(A1, A2, z, mask)
     ch1, ch2 = previous_token_chance(z.shape[1]), induction_chance(z, mask)
     out = {"n_prev": n1, "n_induction": n2, "prev_chance": ch1, "induction_chance": ch2,
            "prev_share": top_share(c1.double() / n1, ch1),
@@ -321,7 +322,18 @@ def attention_probes(p: dict, z: torch.Tensor, mask: torch.Tensor, heads: int, m
         f2 = int(c2[j]) / n2 if n2 else float("nan")
         out[f"prev_h{j}"], out[f"prev_h{j}_bse"] = f1, binomial_se(f1, n1)
         out[f"induction_h{j}"], out[f"induction_h{j}_bse"] = f2, binomial_se(f2, n2) if n2 else float("nan")
+        out[f"prev_mass_h{j}"], out[f"induction_mass_h{j}"] = float(m1[j]), float(m2[j])
     return out
+
+
+def attention_mass(A1: torch.Tensor, A2: torch.Tensor, z: torch.Tensor, mask: torch.Tensor):
+    """Per head, the mean attention weight on t - 1 over t >= 1 (layer 1) and the mean total weight on the
+    induction targets over in-context positions (layer 2): ((H,), (H,)) float64."""
+    prev = A1.diagonal(offset=-1, dim1=-2, dim2=-1).double().mean((0, 2))   # A1[b, h, t, t-1]
+    tg = induction_targets(z)[:, None]                                      # (B, 1, T, T)
+    on = (A2 * tg).sum(-1).double()                                         # (B, H, T)
+    ind = (on * mask[:, None]).sum((0, 2)) / mask.sum().clamp(min=1)
+    return prev, ind
 
 
 def full_probe_row(run, step, z, mask, tgt, loss, hits, n, lsum, full) -> dict:

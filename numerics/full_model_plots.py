@@ -12,7 +12,7 @@ import numpy as np
 
 from popgrad.plotting import save_figure
 
-SPREAD = 0.2          # a layer-2 head 'takes part' in induction when it holds >= 20 % of the heads' hits
+SPREAD = 0.2          # a head 'takes part' when it holds >= 20 % of the heads' fractions above chance
 PANELS = (("in-context accuracy", ("acc_in_context",)),
           ("loss", ("loss_in_context", "loss_other")),
           (r"recall $W_O^2$ (9)", ("recall_W_O2",)),
@@ -89,7 +89,7 @@ def plot_full_maps(cfg, params: dict, path: str, title: str = "", window: int = 
 
     maps, z, mask = attention_maps(cfg, params, window)
     H = maps.shape[1]
-    fig, axes = plt.subplots(2, H, figsize=(2.6 * H + 0.4, 5.4), squeeze=False)
+    fig, axes = plt.subplots(2, H, figsize=(2.6 * H + 0.4, 6.2), squeeze=False)
     for layer in range(2):
         for j in range(H):
             ax = axes[layer][j]
@@ -121,6 +121,7 @@ def head_summary(row: dict, heads: int) -> dict:
     ok2 = bool(np.isfinite(s2).any())
     return {"prev_head": int(prev.argmax()), "prev_top": float(prev.max()),
             "prev_share": float(np.nanmax(s1)) if np.isfinite(s1).any() else float("nan"),
+            "prev_heads": int((s1 >= SPREAD).sum()) if np.isfinite(s1).any() else 0,
             "induction_share": float(np.nanmax(s2)) if ok2 else float("nan"),
             "induction_heads": int((s2 >= SPREAD).sum()) if ok2 else 0}
 
