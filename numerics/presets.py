@@ -41,3 +41,17 @@ FULL_SIZE = dict(batch=512, steps=1000)
 # On the CPU: App. E's d, T, K and eta with batch 64 (App. E: 512) and 500 steps, where the head forms
 # (in-context accuracy >= 0.9); freezing steps scale in proportion (300 -> 150). Every preset uses it.
 CPU_SIZE = {"fig3": dict(batch=64, steps=500)}
+# Fig. 10 (App. E): the full model (numerics/full_model.py) with a ReLU MLP in the second block,
+# pre-layer-norm and every parameter trained, embeddings included, at Figure 3's data and step size
+# (K = 5 random triggers, uniform outputs, d = 128, T = 256, eta = 0.2, loss on in-context tokens; at
+# Fig. 4's eta = 1 SGD on the full model diverges within 25 steps); fig10-simplified is the
+# simplified model at the same settings (= fig3), drawn beside it. Fig. 11: the same full model
+# with 4 heads per layer. CPU size: batch 32, 250 steps (the full model's autograd step costs
+# ~2.5x the simplified lean step; docs/full_model.md).
+FULL_MODEL = dict(model="full", heads=1, mlp="second", norm="pre", train_embed=True)
+PRESETS["fig10"] = dict(PRESETS["fig3"], **FULL_MODEL)
+PRESETS["fig10-simplified"] = dict(PRESETS["fig3"])
+PRESETS["fig11"] = dict(PRESETS["fig10"], heads=4)
+PRESET_GROUPS["fig10-compare"] = ("fig10", "fig10-simplified")
+for _name in ("fig10", "fig10-simplified", "fig11"):
+    CPU_SIZE[_name] = dict(batch=32, steps=250)

@@ -82,6 +82,10 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 def probe_row(run, step, z, mask, tgt, loss, hits, n, lsum, full) -> dict:
     """One row of probes at `step`, measured on the batch before its update."""
     cfg = run.cfg
+    if cfg.model == "full":                                                  # App. E full model: moving embeddings
+        from popgrad.numerics.full_model import full_probe_row  # lazy: full_model imports this module (binomial_se)
+
+        return full_probe_row(run, step, z, mask, tgt, loss, hits, n, lsum, full)
     n = int(n)
     acc = int(hits) / n if n else float("nan")
     row = {"step": step, "seed": cfg.seed, "n_in_context": n, "acc_in_context": acc,

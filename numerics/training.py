@@ -32,6 +32,7 @@ from popgrad.numerics.recall import build_model_c
 LOSSES = ("in-context", "all")
 DATA = ("C", "D", "E")
 KQ = ("W_K1", "W_K2", "W_O2")
+MODELS = ("simplified", "full")
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,11 @@ class TrainConfig:
     onestep_batches: int = 0        # > 0: cosine probes against one-step matrices from this many 32-batches
     eps: float = 0.5                # model E: probability that the trigger's output is the noise token
     layers: int = 2                 # 1: layer 2 removed, W_K^1 and W_O^1 (and W_F) trained (autograd step)
+    model: str = "simplified"       # 'simplified' (SPEC §5) or 'full' (App. E, Figs. 10-11: numerics/full_model.py)
+    heads: int = 1                  # full model: attention heads per layer (head dimension d / heads)
+    mlp: str = "second"             # full model: ReLU MLP (width 4d) in 'none', 'second' or 'both' layers
+    norm: str = "pre"               # full model: 'pre' (pre-layer-norm), 'none', or 'post'
+    train_embed: bool = True        # full model: train E, P, U (False: frozen at their random init)
 
     def validated(self) -> "TrainConfig":
         choice("data", self.data, DATA)
@@ -98,6 +104,8 @@ class TrainConfig:
             if name not in names:
                 raise PopgradError(f"cannot freeze {name!r}: trained matrices are {', '.join(names)}")
             positive_int(f"freeze step of {name}", until, minimum=0)
+        if self.model != "simplified":
+            self._validated_full()
         if self.data == "D":
             if self.N is None or self.N < 2 or self.T < 3:
                 raise PopgradError(f"model D needs N >= 2 and T >= 3, got N={self.N}, T={self.T}")
@@ -109,6 +117,17 @@ class TrainConfig:
             if not 0 <= self.eps < 1:
                 raise PopgradError(f"eps must be in [0, 1), got {self.eps}")
         return self
+
+    def _validated_full(self) -> None:
+        """The full model's options (App. E); W_F and the one-step cosines belong to the simplified model."""
+        from popgrad.numerics.full_model import check_spec  # lazy: full_model imports this module (other_mask)
+
+        choice("model", self.model, MODELS)
+        check_spec(self.d, self.heads, self.mlp, self.norm)
+        if self.W_F or self.onestep_batches:
+            raise PopgradError("the full model has its own feed-forward (--mlp): no --W-F or --onestep-batches")
+        if self.precision != "float32":
+            raise PopgradError("the full model trains in float32 or float64 matmuls only (--precision float32)")
 
 
 def parse_freeze(text: str) -> tuple:
@@ -216,6 +235,14 @@ def setup(cfg: TrainConfig) -> Run:
     dev, dtype = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
     model = build_data_model(cfg)
     emb = make_embeddings(cfg.d, getattr(model, "vocab_size", model.N), cfg.T, seed=cfg.seed, dtype=dtype, device=dev)
+    if cfg.model == "full":                                                  # App. E full model (Figs. 10-11)
+        from popgrad.numerics import full_model as fm  # lazy: full_model imports this module (other_mask)
+
+        if cfg.precision == "bfloat16":
+            raise PopgradError("--precision bfloat16 is not available with --model full (its autograd step runs in --dtype)")
+        params, init, opt = fm.setup_full(cfg, dev, dtype, model, emb)
+        return Run(replace(cfg, device=str(dev), precision=cfg.dtype), emb, tr.frozen_tables(emb, cfg.embed), params,
+                   init, opt, model, precision=Precision(cfg.dtype, f"--model full: autograd in {cfg.dtype}"))
     names = trained_names(cfg)
     params = tr.init_params(cfg.d, names, cfg.init, seed=cfg.seed + 1, dtype=dtype, device=dev)
     for p in params.values():
@@ -232,6 +259,8 @@ def setup(cfg: TrainConfig) -> Run:
 def apply_schedule(run: Run, step: int) -> None:
     """requires_grad of each trained matrix at `step` (frozen while step < its until-step)."""
     until = dict(run.cfg.freeze)
+    if run.cfg.model == "full" and not run.cfg.train_embed:                  # frozen embeddings of the full model
+        until.update({k: 2 ** 62 for k in ("E", "P", "U")})
     for name, p in run.params.items():
         p.requires_grad_(step >= until.get(name, 0))
 
@@ -262,7 +291,11 @@ def step_loss(run: Run, z, mask, tgt):
 def sgd_step(run: Run, z, mask, tgt, probe: bool) -> dict:
     """Loss, counts and gradients of one batch by the lean step (`popgrad.numerics.lean_step`); in
     bfloat16 its matmuls take bfloat16 inputs (the run's Workspace), everything else stays float32.
-    The one-layer model takes the autograd step (`autocast_step`)."""
+    The one-layer model takes the autograd step (`autocast_step`), the full model its own autograd step."""
+    if run.cfg.model == "full":                                              # autograd (numerics/full_model.py)
+        from popgrad.numerics.full_model import full_step  # lazy: full_model imports this module (other_mask)
+
+        return full_step(run, z, mask, tgt, probe)
     if run.cfg.layers == 1:
         return autocast_step(run, z, mask, tgt)
     keep = None if run.cfg.loss == "in-context" else mask | other_mask(mask, run.cfg.data)
@@ -345,4 +378,4 @@ def preset_config(name: str, **overrides) -> TrainConfig:
 
 def cpu_size(name: str) -> dict:
     """The shrunk batch and steps a preset uses on the CPU."""
-    return CPU_SIZE["fig3"]
+    return CPU_SIZE.get(name, CPU_SIZE["fig3"])

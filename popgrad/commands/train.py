@@ -28,6 +28,11 @@ HELP = "train the two-layer model by SGD on model C/D with recall (9), accuracy,
 PROBES = ("acc_in_context", "loss_in_context", "loss_other", "recall_W_O2", "recall_W_K2", "recall_W_K1",
           "recall_W_K1_early", "recall_W_K1_late", "code_W_K2", "code_W_K1", "code_W_K1_early", "kl_W_F", "cos_W_O2", "cos_W_K2", "cos_W_K1")
 MAX_SEEDS = 64
+MAX_HEADS_SHOWN = 8                       # full model: per-head columns h0..h7
+FULL_PROBES = (("prev_share", "induction_share")
+               + tuple(f"{k}_h{j}" for k in ("prev", "induction", "recall_W_K1", "recall_W_K2", "code_W_K1", "code_W_K2")
+                       for j in range(MAX_HEADS_SHOWN)))
+PROBES = PROBES + FULL_PROBES
 
 
 def add_arguments(p):
@@ -74,13 +79,21 @@ def add_arguments(p):
     p.add_argument("--maps", metavar="PNG", type=output_file,
                    help="write Figure 7 (trained W_O^2, W_K^2, W_K^1 on their (7) targets) and Figure 2 attention maps "
                         "of the first run's first seed")
+    p.add_argument("--model", choices=("simplified", "full"),
+                   help="simplified (SPEC §5, default) or full (App. E: heads, MLP, layer norm, trained embeddings)")
+    p.add_argument("--heads", type=positive_int, help="full model: attention heads per layer (default 1)")
+    p.add_argument("--mlp", choices=("none", "second", "both"), help="full model: blocks with a ReLU MLP (default second)")
+    p.add_argument("--norm", choices=("pre", "none", "post"), help="full model: layer norm layout (default pre)")
+    p.add_argument("--frozen-embed", dest="train_embed", action="store_const", const=False,
+                   help="full model: keep token/position embeddings and unembedding at their random init")
     add_output_options(p, plot_help="write the probe curves as a PNG (like Figures 3, 5, 8)")
     add_sweep_options(p)                                  # each (run, seed) is one cell
 
 
 # ----------------------------------------------------------------------------- configs
 FIELDS = ("data", "N", "T", "K", "triggers", "outputs", "d", "batch", "steps", "eta", "loss", "W_F",
-          "probe_every", "dtype", "scale", "embed", "init", "cutoff", "onestep_batches", "layers")
+          "probe_every", "dtype", "scale", "embed", "init", "cutoff", "onestep_batches", "layers",
+          "model", "heads", "mlp", "norm", "train_embed")
 
 
 def configs(args):
@@ -232,14 +245,30 @@ def run(args) -> int:
         emit(display_rows(rows, present), ["run", "step"] + present, shown, title=title)
     if args.csv:
         write_csv(args.csv, rows, numeric)
-    if args.plot:
+    if args.plot and any(c.model == "full" for _, cfgs in groups for c in cfgs):
+        from popgrad.numerics.full_model_plots import plot_full_curves  # lazy: torch loads only after validation
+
+        plot_full_curves(rows, args.plot, plot_title(groups, seeds))
+    elif args.plot:
         from popgrad.numerics.training_plots import plot_curves  # lazy: torch loads only after the arguments are validated
 
         reading = args.reading or ("paper" if args.preset else "eq9")
         plot_curves(rows, args.plot, plot_title(groups, seeds), reading, first.cutoff)
     if args.maps and results:
         _plot_maps(groups, results, args.maps)
+    if not args.json and any(c.model == "full" and c.heads > 1 for _, cfgs in groups for c in cfgs):
+        _print_head_table(groups, results)
     return 130 if interrupted else 0
+
+
+def _print_head_table(groups, results) -> None:
+    """Figure 11's per-head table: each seed's last probe, per-head previous-token / induction fractions."""
+    from popgrad.numerics.full_model_plots import head_table  # lazy: torch loads only after validation
+
+    for label, cfgs in groups:
+        if cfgs[0].model == "full" and cfgs[0].heads > 1 and results.get(label):
+            print()
+            print(head_table(label, cfgs[0].heads, [r["rows"][-1] for r in results[label] if r["rows"]]))
 
 
 def seed_folder(folder, label: str, seed: int):
@@ -285,6 +314,10 @@ def _plot_maps(groups, results, path):
     res = results.get(label)
     if not res or "params" not in res[0]:
         raise PopgradError("--maps: no trained weights to show (was the run interrupted before its first step?)")
+    if cfgs[0].model == "full":                                                # Figure 11: per head and layer
+        from popgrad.numerics.full_model_plots import plot_full_maps  # lazy: torch loads only after validation
+
+        return plot_full_maps(cfgs[0], res[0]["params"], path, f"{label}, seed {cfgs[0].seed}, step {cfgs[0].steps}")
     run = trn.setup(cfgs[0])
     params = {k: torch.as_tensor(v, dtype=run.tab.E.dtype, device=run.tab.E.device) for k, v in res[0]["params"].items()}
     z, _, _ = next(trn.BatchStream(run.model, run.cfg, run.tab.E.device, seed=10_000 + cfgs[0].seed))
