@@ -274,8 +274,10 @@ for suffix, left_size, size, variants, asserted, slow in (("", FIG4, FIG4, tuple
                                                           ("_ci", CI4_LEFT, CI4, LEFT_CI_VARIANTS, LEFT_CI_ASSERTED, False)):
     register(Claim(
         id=f"figures.fig4_left_data{suffix}",
-        statement="Fewer triggers K, only rare fixed triggers, or random instead of fixed triggers slow in-context learning; "
-                  "(i) and (ii) through W_O^2, (iii) through the key-query matrices",
+        statement=("Fewer triggers K, only rare fixed triggers, or random instead of fixed triggers slow in-context learning; "
+                   "(i) and (ii) through W_O^2, (iii) through the key-query matrices" if not suffix else
+                   "Random instead of fixed (frequent) triggers slow in-context learning, through W_K^2 (W_O^2 reported) "
+                   "(CI size: (i) and (ii) separate only at the figures' size)"),
         where="Sec. 5, Figure 4 (left), Figure 5; App. E",
         compared=f"areas under the in-context accuracy and recall curves, paired over 3 seeds, of {', '.join(variants)} "
                  f"(presets fig4-left*, eta 1, loss on all tokens, W_F trained; {_size_text(left_size)}); values: KL (10) at step "
@@ -327,7 +329,7 @@ register(Claim(
     finding="W_O^2 alone learns faster at higher d (fixed or tuned step)"))
 register(Claim(
     id="figures.fig8_dims_ci",
-    statement="W_O^2 trained alone learns faster at larger d with a tuned step size (CI size)",
+    statement="W_O^2 trained alone learns faster at larger d, with a fixed or a tuned step size (CI size)",
     where="App. E, Figure 8",
     compared=f"mean W_O2 recall (9) over steps 1..{CI8['steps']}, d in {CI8_DIMS}, eta 0.2 (fixed) and the best of {CI8_ETAS} per d "
              f"(tuned), 3 seeds ({_size_text(CI8)}); value: recall near chance at step 0; shared: one training run per "
