@@ -76,14 +76,18 @@ def init_global_loss(preset: str, size: dict, seed: int) -> tuple[float, float]:
     return math.log(run.model.N) + s2 / 2, math.log(run.model.N)
 
 
-def step0_values(rows_by_seed, preset: str, size: dict) -> dict:
-    """The values at step 0: KL (10) against KL(pi_b || U) from the counts, the global loss against ln N + s^2/2."""
+def step0_predictions(preset: str, size: dict, seeds=SEEDS) -> dict:
+    """The independent step-0 values, computed before training: KL(pi_b || U) from the counts and, per seed,
+    ln N + s^2/2 from the paper-structure forward (the call tracer of `assert_claim` then stops early)."""
     model = trn.build_data_model(trn.preset_config(preset, **size))
-    kl_u = pf.kl_uniform(model.pi_b)
-    kl0 = pf.mean_se([r[0]["kl_W_F"] for r in rows_by_seed])
-    pred = [init_global_loss(preset, size, s)[0] for s in SEEDS[:len(rows_by_seed)]]
-    loss_gap = pf.paired([r[0]["loss_other"] for r in rows_by_seed], pred)
-    return {"kl0": kl0, "kl_uniform": kl_u, "loss0_minus_pred": loss_gap, "lnN": math.log(model.N)}
+    return {"kl_uniform": pf.kl_uniform(model.pi_b), "pred": [init_global_loss(preset, size, s)[0] for s in seeds],
+            "lnN": math.log(model.N)}
+
+
+def step0_values(rows_by_seed, pred: dict) -> dict:
+    """The values at step 0: KL (10) against KL(pi_b || U) from the counts, the global loss against ln N + s^2/2."""
+    return {"kl0": pf.mean_se([r[0]["kl_W_F"] for r in rows_by_seed]), "kl_uniform": pred["kl_uniform"],
+            "loss0_minus_pred": pf.paired([r[0]["loss_other"] for r in rows_by_seed], pred["pred"]), "lnN": pred["lnN"]}
 
 
 STEP0_TOL = 0.1     # |KL(0) - KL(pi_b||U)| and |L(0) - ln N - s^2/2|: the random init's logits (variance ~0.1-1)
@@ -124,9 +128,10 @@ def left_effects(by_variant: dict) -> dict:
 
 
 def measure_left(size: dict, variants, asserted) -> Measurement:
+    pred = step0_predictions(LEFT["K=5 random"], size)
     by = {v: runs(LEFT[v], size) for v in variants}
     eff = left_effects(by)
-    v0 = step0_values(by["K=5 random"], LEFT["K=5 random"], size)
+    v0 = step0_values(by["K=5 random"], pred)
     error = max(_gap_error(eff, asserted), _step0_error(v0))
     text = "; ".join(f"{k} {_f(*m)}" for k, m in eff.items())
     return Measurement(error, 0.0, "approx", value=f"mean over steps, paired over 3 seeds: {text}",
@@ -171,11 +176,12 @@ EARLY = {"": 40, "_ci": 20}     # 'early': step 40 of 400 (figures' size), 20 of
 
 
 def measure_global(size: dict, early: int, asserted) -> Measurement:
+    pred = step0_predictions("fig4-right", size)
     rows = runs("fig4-right", size)
     model = trn.build_data_model(trn.preset_config("fig4-right", **size))
     H = pf.bigram_entropy(model.pi_u, model.pi_b)
     eff = global_effects(rows, early, H)
-    v0 = step0_values(rows, "fig4-right", size)
+    v0 = step0_values(rows, pred)
     error = max(_gap_error(eff, asserted), _step0_error(v0))
     keys = [k for k in eff if k not in ("early step", "global loss end")]
     return Measurement(error, 0.0, "approx",
@@ -209,9 +215,10 @@ CENTER_CI_ASSERTED = CENTER_ASSERTED[:1]
 
 
 def measure_center(size: dict, asserted=CENTER_ASSERTED) -> Measurement:
+    pred = step0_predictions(CENTER["uniform"], size)
     uni, big = runs(CENTER["uniform"], size), runs(CENTER["bigram"], size)
     eff = center_effects(uni, big)
-    v0 = step0_values(uni, CENTER["uniform"], size)
+    v0 = step0_values(uni, pred)
     error = max(_gap_error(eff, asserted), _step0_error(v0))
     own = eff["train uniform: accuracy on its own outputs"][0]
     formed = "" if own >= 0.5 else (f"; at this size the head has not formed (accuracy on the training outputs {own:.3f}): "
@@ -261,7 +268,7 @@ def measure_fig8(size: dict, dims, etas, until: int, fixed: float = 0.2) -> Meas
 
 
 # ----------------------------------------------------------------------------- registration
-_CODE = ("popgrad.numerics.training.train", "popgrad.numerics.probes.probe_row", "popgrad.numerics.paper_figures.paired")
+_CODE = ("popgrad.numerics.training.train", "popgrad.numerics.probes.probe_row")
 _STEP0 = ("popgrad.numerics.paper_figures.kl_uniform", "popgrad.claims.paper_figures.init_global_loss")
 _SHARED = "shared: one training run per seed and variant (same embeddings and init across variants)"
 
@@ -325,7 +332,7 @@ register(Claim(
              "shared: one training run per seed, d and eta",
     kind="approx", tolerance="means increase with d and d_max - d_min >= 3 SE (paired), fixed and tuned; step-0 recall <= 0.1",
     measure=lambda: measure_fig8(FIG8, FIG8_DIMS, (0.05, 0.2, 1.0, 5.0), 50),
-    code=("popgrad.numerics.training.train", "popgrad.numerics.paper_figures.tuned_eta"), slow=True,
+    code=_CODE, slow=True,
     finding="W_O^2 alone learns faster at higher d (fixed or tuned step)"))
 register(Claim(
     id="figures.fig8_dims_ci",
@@ -336,5 +343,5 @@ register(Claim(
              "seed, d and eta",
     kind="approx", tolerance="means increase with d and d_max - d_min >= 3 SE (paired), fixed and tuned; step-0 recall <= 0.1",
     measure=lambda: measure_fig8(CI8, CI8_DIMS, CI8_ETAS, CI8["steps"]),
-    code=("popgrad.numerics.training.train", "popgrad.numerics.paper_figures.tuned_eta"),
+    code=_CODE,
     finding="W_O^2 alone learns faster at higher d (fixed or tuned step)"))
