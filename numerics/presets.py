@@ -30,6 +30,11 @@ PRESETS = {
 PRESETS["fig4-left-k1-frequent"] = dict(PRESETS["fig4-left"], K=1, triggers="frequent")
 PRESETS["fig4-left-k5-rare"] = dict(PRESETS["fig4-left"], K=5, triggers="rare")
 PRESETS["fig4-center-bigram"] = dict(PRESETS["fig4-center"], outputs="bigram")
+PRESETS["fig4-left-k5-frequent"] = dict(PRESETS["fig4-left"], K=5, triggers="frequent")   # the fixed-trigger reference
+PRESETS["fig4-left-k1-random"] = dict(PRESETS["fig4-left"], K=1)                            # fewer triggers, random
+# Fig. 4 (center) as a table: train on one output distribution, probe in-context accuracy on the other (acc_eval)
+PRESETS["fig4-center-eval-bigram"] = dict(PRESETS["fig4-center"], eval_outputs="bigram")
+PRESETS["fig4-center-bigram-eval-uniform"] = dict(PRESETS["fig4-center-bigram"], eval_outputs="uniform")
 FIG8_ETAS = (0.05, 0.2, 1.0, 5.0)
 for _eta in FIG8_ETAS:                 # Fig. 8 'tuned': sweep eta per d and keep the best (fig8-sweep)
     PRESETS[f"fig8-eta{_eta:g}"] = dict(PRESETS["fig8"], eta=_eta)
@@ -37,6 +42,9 @@ PRESET_GROUPS = {"fig3-variants": ("fig3", "fig3-wo2-first", "fig3-wo2-frozen", 
                  "fig4-left-variants": ("fig4-left", "fig4-left-k1-frequent", "fig4-left-k5-rare"),
                  "fig4-center-variants": ("fig4-center", "fig4-center-bigram"),
                  "fig8-sweep": tuple(f"fig8-eta{e:g}" for e in FIG8_ETAS)}
+PRESET_GROUPS["fig4-left-all"] = ("fig4-left-k5-frequent", "fig4-left-k1-frequent", "fig4-left-k5-rare", "fig4-left",
+                                  "fig4-left-k1-random")
+PRESET_GROUPS["fig4-center-cross"] = ("fig4-center-eval-bigram", "fig4-center-bigram-eval-uniform")
 FULL_SIZE = dict(batch=512, steps=1000)
 # On the CPU: App. E's d, T, K and eta with batch 64 (App. E: 512) and 500 steps, where the head forms
 # (in-context accuracy >= 0.9); freezing steps scale in proportion (300 -> 150). Every preset uses it.

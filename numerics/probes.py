@@ -13,6 +13,8 @@
     loss_in_context, loss_other             cross-entropy on in-context tokens / every other token
     kl_W_F                                  eq. (10): (1/N) sum_k KL(pi_b(.|k) || softmax(W_U W_F w_E(k)))
                                             (the direction of the paper's public code)
+    code_W_K2_Q                             fixed triggers Q only: code_W_K2 restricted to the queries in Q
+                                            (argmax over all N keys; the paper's Figure 5 W_K^2 probe)
     cos_W_O2, cos_W_K2, cos_W_K1            cosine between W - W(0) and its one-step population
                                             counterpart (Lemma 2 / eq. (15), Lemma 4, Lemma 5)
 """
@@ -104,6 +106,8 @@ def probe_row(run, step, z, mask, tgt, loss, hits, n, lsum, full) -> dict:
         row.update(code_probes(emb64, params, cfg.cutoff))
     if "W_F" in params:
         row["kl_W_F"] = kl_probe(run.tab, params["W_F"], run.model.pi_b)
+    if getattr(run.model, "triggers", None):
+        row["code_W_K2_Q"] = trigger_probe(emb64, params, run.model.triggers)
     for k, W1 in run.counterparts.items():
         row[f"cos_{k}"] = cosine(params[k] - run.init[k], W1)
     return row
@@ -173,3 +177,11 @@ def _autograd_step(run, W_O2, W_K2, which: str) -> torch.Tensor:
         total += g
         count += int(valid.sum())
     return -total / max(count, 1)
+
+
+def trigger_probe(emb64, params: dict, triggers) -> float:
+    """Figure 5's W_K^2 probe with fixed triggers Q: the public code's reading restricted to the queries
+    q in Q, (1/K) sum_q 1{argmax_k w_E(q)^T W_K^2 Phi_1 w_E(k) = q} (argmax over all N keys)."""
+    E = emb64.W_E
+    q = torch.as_tensor(list(triggers), dtype=torch.long, device=E.device)
+    return code_recall(params["W_K2"].double(), emb64.Phi1 @ E, E[:, q], q)

@@ -71,6 +71,7 @@ class TrainConfig:
     mlp: str = "second"             # full model: ReLU MLP (width 4d) in 'none', 'second' or 'both' layers
     norm: str = "pre"               # full model: 'pre' (pre-layer-norm), 'none', or 'post'
     train_embed: bool = True        # full model: train E, P, U (False: frozen at their random init)
+    eval_outputs: str | None = None  # model C: also probe in-context accuracy on fresh batches with these outputs
 
     def validated(self) -> "TrainConfig":
         choice("data", self.data, DATA)
@@ -85,6 +86,12 @@ class TrainConfig:
         positive_int("seed", self.seed, minimum=0)
         positive_int("onestep_batches", self.onestep_batches, minimum=0)
         positive_float("eta", self.eta)
+        if self.eval_outputs is not None:
+            choice("eval_outputs", self.eval_outputs, ("uniform", "bigram"))
+            if self.data != "C":
+                raise PopgradError("--eval-outputs needs model C (its output distribution pi_o)")
+            if self.model != "simplified":
+                raise PopgradError("--eval-outputs is available with the simplified model only (--model simplified)")
         positive_float("momentum", self.momentum, allow_zero=True)
         positive_float("weight_decay", self.weight_decay, allow_zero=True)
         for name, cap in (("steps", MAX_STEPS), ("onestep_batches", 10_000)):
@@ -349,6 +356,8 @@ def train(cfg: TrainConfig, callback=None, run: Run | None = None, checkpoint_di
             if probe:
                 row = probes.probe_row(run, step, z, mask, tgt, out["loss"] / max(out["n_loss"], 1), out["hits"],
                                        out["n"], out["ctx_sum"], None if out["per"] is None else (None, out["per"]))
+                if cfg.eval_outputs is not None:
+                    row.update(eval_accuracy(run, step))
                 rows.append(row)
                 if callback is not None:
                     callback(step, row)
@@ -379,3 +388,27 @@ def preset_config(name: str, **overrides) -> TrainConfig:
 def cpu_size(name: str) -> dict:
     """The shrunk batch and steps a preset uses on the CPU."""
     return CPU_SIZE.get(name, CPU_SIZE["fig3"])
+
+
+# ----------------------------------------------------------------------------- evaluation on another pi_o (Fig. 4 center)
+EVAL_SEED = 1_000_003          # eval batches: seed EVAL_SEED * (step + 1) + seed, so a resumed run sees the same ones
+
+
+def eval_model(cfg: TrainConfig):
+    """Model C of `cfg` with its outputs replaced by `cfg.eval_outputs` (same N, T, K, triggers)."""
+    return build_data_model(replace(cfg, outputs=cfg.eval_outputs))
+
+
+def eval_accuracy(run: Run, step: int) -> dict:
+    """Figure 4 (center): in-context accuracy of the current weights on one fresh batch of model C
+    with outputs `eval_outputs` ({'acc_eval', 'acc_eval_se' (binomial), 'n_eval'}), no update."""
+    cfg = run.cfg
+    model = getattr(run, "_eval_model", None)
+    if model is None:
+        model = run._eval_model = eval_model(cfg)
+    z, mask, tgt = next(BatchStream(model, cfg, run.tab.E.device, seed=EVAL_SEED * (step + 1) + cfg.seed))
+    with torch.no_grad():
+        lg = tr.logits(run.tab, z, {k: v.detach() for k, v in run.params.items()}, cfg.scale)   # (B, T, N)
+    n = int(mask.sum())
+    acc = int(((lg.argmax(-1) == tgt) & mask).sum()) / n if n else float("nan")
+    return {"acc_eval": acc, "acc_eval_se": probes.binomial_se(acc, n), "n_eval": n}

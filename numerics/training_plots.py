@@ -127,3 +127,122 @@ def plot_maps(emb64, tab, z: torch.Tensor, params: dict, scale: str, path: str, 
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+# ----------------------------------------------------------------------------- Figures 4, 5, 6, 8 in the paper's layout
+FIG4_LEFT_NAMES = {"fig4-left-k5-frequent": "fixed, K=5 frequent", "fig4-left-k1-frequent": "fixed, K=1 most frequent",
+                   "fig4-left-k5-rare": "fixed, K=5 rare", "fig4-left": "random, K=5", "fig4-left-k1-random": "random, K=1"}
+FIG4_CENTER = {"fig4-center-eval-bigram": ("uniform", "acc_in_context", "acc_eval"),
+               "fig4-center-bigram-eval-uniform": (r"$\pi_b$", "acc_in_context", "acc_eval")}
+
+
+def _band(ax, rows, key, **kw):
+    """One curve of probe `key` with its ± SE band (rows of one run label, mean over seeds); returns the line."""
+    steps = np.array([r["step"] for r in rows])
+    y = np.array([r.get(key, np.nan) for r in rows], dtype=float)
+    se = np.array([r.get(key + "_se", np.nan) for r in rows], dtype=float)
+    (line,) = ax.plot(steps, y, **kw)
+    if np.isfinite(se).any():
+        ax.fill_between(steps, y - se, y + se, alpha=0.2, color=line.get_color(), linewidth=0)
+    return line
+
+
+def _by_run(rows) -> dict:
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["run"], []).append(r)
+    return out
+
+
+def wk2_key(rows) -> str:
+    """Figure 5's W_K^2 probe: on the trigger set Q for fixed triggers, on all tokens for random ones."""
+    return "code_W_K2_Q" if any("code_W_K2_Q" in r and np.isfinite(r["code_W_K2_Q"]) for r in rows) else "code_W_K2"
+
+
+def plot_fig4(left_rows, center_rows, path: str, title: str = "") -> None:
+    """Figure 4: (left) in-context (solid) and global (dashed) loss per data variant; (center) in-context accuracy
+    for each (train, test) output distribution; (right) probes of the K = 3 random-trigger, uniform-output run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    ax = axes[0]
+    for label, rows in _by_run(left_rows).items():
+        line = _band(ax, rows, "loss_in_context", label=FIG4_LEFT_NAMES.get(label, label))
+        _band(ax, rows, "loss_other", linestyle="--", color=line.get_color())
+    ax.set(xlabel="SGD step", ylabel="loss (solid: in-context, dashed: global)", title="Figure 4 (left)")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    runs = _by_run(center_rows)
+    for label, (train, own, other) in FIG4_CENTER.items():
+        if label in runs:
+            test_other = r"$\pi_b$" if train == "uniform" else "uniform"
+            line = _band(ax, runs[label], own, label=f"train {train}, test {train}")
+            _band(ax, runs[label], other, linestyle="--", color=line.get_color(), label=f"train {train}, test {test_other}")
+    ax.set(xlabel="SGD step", ylabel="in-context accuracy", title="Figure 4 (center)", ylim=(-0.02, 1.02))
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    right = runs.get("fig4-center-eval-bigram", [])
+    for key, name in (("recall_W_O2", r"$W_O^2$ recall"), ("code_W_K2", r"$W_K^2$ recall"), ("code_W_K1", r"$W_K^1$ recall"),
+                      ("acc_in_context", "in-context accuracy")):
+        _band(ax, right, key, label=name)
+    ax.set(xlabel="SGD step", ylabel="recall / accuracy", title="Figure 4 (right): K=3 random, uniform outputs",
+           ylim=(-0.02, 1.02))
+    twin = ax.twinx()
+    _band(twin, right, "kl_W_F", color="k", linestyle=":", label=r"KL (10) of $W_F$")
+    twin.set_ylabel("KL (10), nats")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = twin.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="center right")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_probe_grid(rows, path: str, names: dict, title: str = "") -> None:
+    """Figures 5 and 6: one panel per memory (W_O^2, W_K^2, W_K^1) and the in-context accuracy, one curve per run
+    (W_K^2 on the trigger set Q for fixed triggers, as the paper's Figure 5)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = (("recall_W_O2", r"$W_O^2$ recall (9)"), ("W_K2", r"$W_K^2$ recall (Q for fixed triggers)"),
+              ("code_W_K1", r"$W_K^1$ recall"), ("acc_in_context", "in-context accuracy"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
+    for ax, (key, ylabel) in zip(axes, panels):
+        for label, rr in _by_run(rows).items():
+            _band(ax, rr, wk2_key(rr) if key == "W_K2" else key, label=names.get(label, label))
+        ax.set(xlabel="SGD step", ylabel=ylabel, ylim=(-0.02, 1.02))
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_fig8(rows_by_d: dict, tuned: dict, path: str, fixed: float = 0.2, title: str = "") -> None:
+    """Figure 8: W_O^2 recall (9) when W_O^2 is trained alone, per d: (left) fixed step size `fixed`, (right) the
+    tuned step size tuned[d] (chosen by the caller from the runs); rows_by_d[d] are `popgrad train` rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for d, rows in sorted(rows_by_d.items()):
+        runs = _by_run(rows)
+        (line,) = [_band(axes[0], runs[f"fig8-eta{fixed:g}"], "recall_W_O2", label=f"d={d}")]
+        _band(axes[1], runs[f"fig8-eta{tuned[d]:g}"], "recall_W_O2", color=line.get_color(),
+              label=f"d={d} (eta {tuned[d]:g})")
+    axes[0].set(xlabel="SGD step", ylabel=r"$W_O^2$ recall (9)", title=f"fixed step size eta = {fixed:g}", ylim=(-0.02, 1.02))
+    axes[1].set(xlabel="SGD step", title="tuned step size")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -26,7 +26,8 @@ from popgrad.sweep import describe, options_from_args
 NAME = "train"
 HELP = "train the two-layer model by SGD on model C/D with recall (9), accuracy, loss, KL (10) and one-step cosine probes"
 PROBES = ("acc_in_context", "loss_in_context", "loss_other", "recall_W_O2", "recall_W_K2", "recall_W_K1",
-          "recall_W_K1_early", "recall_W_K1_late", "code_W_K2", "code_W_K1", "code_W_K1_early", "kl_W_F", "cos_W_O2", "cos_W_K2", "cos_W_K1")
+          "recall_W_K1_early", "recall_W_K1_late", "code_W_K2", "code_W_K1", "code_W_K1_early", "kl_W_F", "cos_W_O2", "cos_W_K2", "cos_W_K1",
+          "acc_eval", "code_W_K2_Q")
 MAX_SEEDS = 64
 MAX_HEADS_SHOWN = 8                       # full model: per-head columns h0..h7
 FULL_PROBES = (("prev_share", "induction_share")
@@ -69,6 +70,9 @@ def add_arguments(p):
     p.add_argument("--cutoff", type=positive_int, help="W_K^1 recall split at target t < cutoff (default 64)")
     p.add_argument("--onestep-batches", type=nonnegative_int,
                    help="cosine probes vs one-step population matrices from this many batches of 32 (0 = off)")
+    p.add_argument("--eval-outputs", choices=("uniform", "bigram"),
+                   help="model C: also report in-context accuracy (acc_eval) on fresh batches with these outputs "
+                        "pi_o (Figure 4 center: train on one output distribution, evaluate on the other)")
     p.add_argument("--checkpoint", metavar="DIR",
                    help="write an atomic checkpoint of each (run, seed) to DIR/<run>-seed<k>/ every --checkpoint-every steps")
     p.add_argument("--checkpoint-every", type=positive_int, default=50, metavar="K", help="steps between checkpoints (50)")
@@ -93,7 +97,7 @@ def add_arguments(p):
 # ----------------------------------------------------------------------------- configs
 FIELDS = ("data", "N", "T", "K", "triggers", "outputs", "d", "batch", "steps", "eta", "loss", "W_F",
           "probe_every", "dtype", "scale", "embed", "init", "cutoff", "onestep_batches", "layers",
-          "model", "heads", "mlp", "norm", "train_embed")
+          "model", "heads", "mlp", "norm", "train_embed", "eval_outputs")
 
 
 def configs(args):
