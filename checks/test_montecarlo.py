@@ -23,3 +23,9 @@ def test_appendix_e_statistics_match_per_sequence_recomputation():
 def test_montecarlo_r1_matches_recomputation_by_hand():
     # App. E: R_1 from the token statistics equals R_1 recomputed in d-space from the raw sequences.
     assert_claim("montecarlo.r1_direct")
+
+
+def test_training_model_c_pairs():
+    # App. E: the in-context pairs of model C (prefix counts at a trigger seen earlier, labelled z_{t+1}, the last
+    # labelled position included) and their class sums equal a per-token loop.
+    assert_claim("training.model_c_pairs")

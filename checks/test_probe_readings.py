@@ -13,3 +13,9 @@ def test_training_loss_split():
     # Sec. 5 / App. E: in-context accuracy and loss, the other tokens' loss and the global loss are taken over the
     # right positions (trigger seen earlier; t <= T-2), as a per-sequence loop on the public code's model gives.
     assert_claim("training.loss_split")
+
+
+def test_training_onestep_counterparts():
+    # Sec. 5 / App. E cosine probes: the one-step W_K^2, W_K^1 counterparts are minus autograd of the public code's
+    # in-context loss at zero over the same batches, and a run with onestep_batches > 0 reports their cosines.
+    assert_claim("training.onestep_counterparts")

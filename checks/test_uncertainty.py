@@ -39,3 +39,9 @@ def test_uncertainty_moments_se():
     # App. A: the Monte-Carlo se of a mean and of a variance (behind every 4-stderr tolerance) equal the spread of
     # those estimates over 400 independent runs; se_mean = scipy.stats.sem.
     assert_claim("uncertainty.moments_se")
+
+
+def test_uncertainty_mc_comparator():
+    # MC_Z over the largest number of entries a Monte-Carlo claim compares: false alarms <= 1e-2 and a 5-se bias in
+    # one entry flagged with probability >= 0.8 (normal law vs simulation), so a too-strict or too-lax MC_Z fails.
+    assert_claim("uncertainty.mc_comparator")

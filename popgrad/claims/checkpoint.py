@@ -1,7 +1,8 @@
 """Resuming a training run refuses a checkpoint written with other settings.
 
 training.resume_refuses_mismatch   checkpoint.load, for a checkpoint of configuration c0 and a run of c0 with
-                                   one setting changed (every field of TrainConfig in turn, and three at once),
+                                   one setting changed (every field of TrainConfig in turn, and three at once), or
+                                   a setting present on one side only (both directions),
                                    raises one line (PopgradError, exit 2 in the CLI) naming exactly the changed
                                    settings; the same configuration on another device is accepted
 """
@@ -45,6 +46,28 @@ def _refusal(folder, cfg) -> str | None:
     return None
 
 
+EXTRA = "a_setting_of_another_version"
+
+
+def one_sided(tmp, names) -> list[str]:
+    """Settings present on one side only: a checkpoint with a key this TrainConfig lacks, and one lacking a key
+    this TrainConfig has (every field in turn), must each be refused naming exactly that key."""
+    bad, base = [], ckpt.config_fields(BASE)
+    cases = [({**base, EXTRA: 3}, EXTRA)] + [({k: v for k, v in base.items() if k != n}, n) for n in names]
+    for saved, key in cases:
+        want = sorted(set(saved) ^ set(base))                            # the reference: keys on one side only
+        ckpt.save(tmp, {"config": saved})
+        msg = _refusal(tmp, BASE)
+        if msg is None:
+            bad.append(f"checkpoint {'with' if key == EXTRA else 'without'} {key!r} accepted")
+            continue
+        named = sorted(k for k in set(saved) | set(base) if f"; {k}: " in msg)
+        if named != want or "\n" in msg:
+            bad.append(f"one-sided {want}, message names {named}")
+    ckpt.save(tmp, {"config": base})
+    return bad
+
+
 def measure_resume_refuses_mismatch() -> Measurement:
     bad = []
     names = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "device"]
@@ -63,15 +86,17 @@ def measure_resume_refuses_mismatch() -> Measurement:
             named = [n for n in names if f"; {n}: " in msg]
             if named != want or "\n" in msg:
                 bad.append(f"changed {want}, message names {named}")
+        bad += one_sided(tmp, names)
     return Measurement(float(len(bad)), 0.0, "exact", details={"failures": bad},
-                       note=f"{len(names)} settings changed one at a time and 3 at once: each refused in one line naming "
-                            f"exactly the changed settings; another device accepted" if not bad else "; ".join(bad[:3]))
+                       note=f"{len(names)} settings changed one at a time and 3 at once, a checkpoint with a setting this "
+                            f"run lacks and checkpoints lacking each setting: each refused in one line naming "
+                            f"exactly the differing settings; another device accepted" if not bad else "; ".join(bad[:3]))
 
 
 register(Claim(
     id="training.resume_refuses_mismatch",
-    statement="resuming a training run from a checkpoint written with other settings is refused in one line naming "
-              "every differing setting (device excepted)",
+    statement="resuming a training run from a checkpoint written with other settings (or a setting present on one "
+              "side only) is refused in one line naming every differing setting (device excepted)",
     where="App. E training runs (popgrad train --resume): a resumed run must continue the same run",
     compared="numerics.checkpoint.load on a saved configuration vs a field-by-field comparison of the two "
              "TrainConfigs; shared: the configurations",

@@ -6,8 +6,9 @@ defaults.documented   (a) every row of docs/defaults.md's App. E table (hand-wri
                       (b) the CPU size stated in docs/training.md (batch, steps, freezing step) is the one the
                       presets use (numerics.training.cpu_size, FULL_SIZE, FIG3_UNFREEZE);
                       (c) every option default in docs/defaults.md's generated tables, and every "(default X)"
-                      in an option's help, equals the parser's default (read in a subprocess: claims may not
-                      import the CLI layer)
+                      in an option's help (or a closing "(X)"), equals the parser's default (read in a subprocess:
+                      claims may not import the CLI layer); (d) docs/capacity.md's search resolution ("default
+                      0.5% of N") is the capacity parser's --resolution
 """
 
 from __future__ import annotations
@@ -119,14 +120,14 @@ def parser_defaults() -> dict:
 
 
 def _stated_defaults(help_text: str):
-    """Numbers or number lists a help text states as '(default X)' / 'default X' (None when it states none)."""
-    m = re.search(r"default:? ([0-9][0-9.,e-]*)(?=[ ;)]|$)", help_text)
+    """Numbers or number lists a help text states as '(default X)' / 'default X', or as a closing '(X)' (None when
+    it states none; an equation number is written mid-sentence, 'head (7) (default 10)')."""
+    m = re.search(r"default:? ([0-9][0-9.,e-]*)(?=[ ;)]|$)", help_text) or re.search(r"\(([0-9][0-9.,e-]*)\)$", help_text)
     return value(m.group(1).rstrip(",.")) if m else None
 
 
-def _option_errors(lines) -> tuple[list[str], int]:
+def _option_errors(lines, actual: dict) -> tuple[list[str], int]:
     bad, n = [], 0
-    actual = parser_defaults()
     start = next(i for i, ln in enumerate(lines) if ln.startswith(MARKER))
     documented = {}
     for i, ln in enumerate(lines[start:], start):
@@ -153,14 +154,29 @@ def _option_errors(lines) -> tuple[list[str], int]:
     return bad, n
 
 
+CAPACITY_DOC = ROOT / "docs" / "capacity.md"
+
+
+def _capacity_resolution_errors(actual: dict) -> list[str]:
+    """docs/capacity.md's stated search resolution ('default 0.5% of N') vs the capacity parser's --resolution."""
+    m = re.search(r"default ([0-9.]+) ?% of N", " ".join(CAPACITY_DOC.read_text().split()))
+    if m is None:
+        return ["docs/capacity.md no longer states the search resolution"]
+    want = float(m.group(1)) / 100
+    got = next((o["default"] for o in actual.get("capacity", []) if o["option"] == "--resolution"), None)
+    return [] if got is not None and abs(got - want) <= 1e-12 else [f"capacity --resolution: docs/capacity.md {want}, "
+                                                                     f"parser {got!r}"]
+
+
 def measure_documented() -> Measurement:
     if not (DOC.exists() and TRAINING_DOC.exists()):
         return Measurement(math.inf, 0.0, "exact", note="docs/defaults.md or docs/training.md not found: run from a checkout")
     lines = DOC.read_text().splitlines()
     app_e = _app_e_errors(lines)
     cpu = _cpu_size_errors()
-    opts, n = _option_errors(lines)
-    bad = app_e + cpu + opts
+    actual = parser_defaults()
+    opts, n = _option_errors(lines, actual)
+    bad = app_e + cpu + opts + _capacity_resolution_errors(actual)
     return Measurement(float(len(bad)), 0.0, "exact", details={"mismatches": bad},
                        note=(f"{len(presets.PRESETS)} presets and TrainConfig x 15 App. E settings, the CPU size, "
                              f"{n} option defaults and their help texts: all as documented") if not bad
@@ -173,7 +189,7 @@ register(Claim(
               "batch 512, loss, W_F, triggers, freezing; the CPU size; every option's default) is the one the code uses",
     where="Sec. 5 (experimental setup), App. E; docs/defaults.md, docs/training.md",
     compared="docs/defaults.md (App. E table by hand; option tables), docs/training.md's CPU size and the options' help "
-             "texts, parsed, vs numerics.training.preset_config / TrainConfig / cpu_size and the argparse parsers (in a "
+             "texts, docs/capacity.md's search resolution, parsed, vs numerics.training.preset_config / TrainConfig / cpu_size and the argparse parsers (in a "
              "subprocess); shared: nothing (the documentation is the other side)",
     kind="exact", tolerance="0 mismatches", measure=measure_documented,
     code=("popgrad.numerics.training.preset_config", "popgrad.numerics.training.cpu_size"),

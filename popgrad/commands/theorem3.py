@@ -41,7 +41,7 @@ def add_arguments(p):
     p.add_argument("--seed", type=nonnegative_int, default=0, help="embedding and sampling seed")
     p.add_argument("--eta", type=positive_float, default=1.0, help="step size of each one-step update")
     p.add_argument("--mc-samples", type=positive_int, default=4096, help="Monte-Carlo sequences (>= 8)")
-    p.add_argument("--beta", type=positive_float, default=10.0, help="softmax scale of the hand-built head (7)")
+    p.add_argument("--beta", type=positive_float, default=10.0, help="softmax scale of the hand-built head (7) (default 10)")
     p.add_argument("--head-samples", type=positive_int, default=16384,
                    help="fresh model-D sequences for every head accuracy (standard error sqrt(p(1-p)/n))")
     add_output_options(p, plot=False)
