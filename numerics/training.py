@@ -113,6 +113,8 @@ class TrainConfig:
             positive_int(f"freeze step of {name}", until, minimum=0)
         if self.model != "simplified":
             self._validated_full()
+        elif self.heads != 1:
+            raise PopgradError(f"--heads {self.heads}: heads apply to --model full only (the simplified model has one)")
         if self.data == "D":
             if self.N is None or self.N < 2 or self.T < 3:
                 raise PopgradError(f"model D needs N >= 2 and T >= 3, got N={self.N}, T={self.T}")

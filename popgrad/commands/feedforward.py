@@ -37,7 +37,12 @@ def add_arguments(p):
     add_output_options(p, plot_help="also write KL (10) vs d (log-log, error bars, limit and uniform lines) to FILE.png")
 
 
+MAX_DRAWS = 100_000                     # embedding draws per d (each draw holds an N x N logit table)
+
+
 def run(args) -> int:
+    if args.draws > MAX_DRAWS:
+        raise PopgradError(f"--draws must be <= {MAX_DRAWS}, got {args.draws}")
     dims = sorted(set(args.dims))
     if dims[0] < 65:
         raise PopgradError(f"--dims must be >= 65 (N of the Shakespeare vocabulary), got {dims[0]}")

@@ -54,6 +54,8 @@ def load_results(path: str | Path) -> dict[str, dict]:
         return {row["claim"]: row for row in payload["rows"]}
     except FileNotFoundError:
         raise PopgradError(f"--results: no file {str(path)!r}; make it with `popgrad claims --json > {path}`") from None
+    except OSError as exc:
+        raise PopgradError(f"--results: cannot read {str(path)!r}: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise PopgradError(f"--results: {str(path)!r} is not a `popgrad claims --json` output ({exc})") from None
 

@@ -35,7 +35,7 @@ PARTS = ("moments", "factorized", "zipf", "hutter", "optim")
 
 
 def add_arguments(p):
-    p.add_argument("part", choices=PARTS, help="which part: " + ", ".join(PARTS))
+    p.add_argument("part", nargs="?", choices=PARTS, help="which part: " + ", ".join(PARTS))
     p.add_argument("--dims", type=int_list, default=None,
                    help="d values (moments: 64,128,256,512,1024,2048; zipf d sweep: 32,64,128,256,512)")
     p.add_argument("--measure-dims", type=lambda t: [] if t == "none" else int_list(t), default=[64, 128, 256],
@@ -250,9 +250,26 @@ def itertools_cycle():
     return itertools.cycle(["o-", "s--", "^-.", "v-", "D--", "x-."])
 
 
+# The largest sizes accepted (a larger one is refused up front, before any work).
+CAPS = {"dims": 16384, "measure_dims": 16384, "d": 16384, "ms": 16384, "ns": 10 ** 8, "N": 10 ** 7,
+        "bootstrap": 10 ** 6, "threads": 1024}
+
+
+def check_sizes(args) -> None:
+    """Refuse a size above its cap, naming the option."""
+    for name, cap in CAPS.items():
+        value = getattr(args, name)
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None and v > cap:
+                raise PopgradError(f"--{name.replace('_', '-')}: at most {cap}, got {v}")
+    if args.part is None:
+        raise PopgradError(f"part: give one of {', '.join(PARTS)} (popgrad memories PART)")
+
+
 def run(args) -> int:
     import torch
 
+    check_sizes(args)
     torch.set_num_threads(args.threads)
     if args.part in ("optim", "hutter") and args.plot:
         raise PopgradError(f"--plot: the {args.part} part has no figure")
