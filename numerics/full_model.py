@@ -42,6 +42,8 @@ from popgrad.embeddings import Embeddings
 from popgrad.errors import PopgradError, choice
 from popgrad.memory import eq7_targets, memory_recall, memory_scores, unique_argmax_hits
 from popgrad.numerics import transformer as tr
+from popgrad.numerics.masks import other_mask
+from popgrad.numerics.probes import binomial_se
 
 MLPS = ("none", "second", "both")
 NORMS = ("pre", "none", "post")
@@ -174,8 +176,6 @@ def full_logits(p: dict, z: torch.Tensor, heads: int = 1, mlp: str = "second", n
 # ----------------------------------------------------------------------------- training step (autograd)
 def full_step(run, z, mask, tgt, probe: bool) -> dict:
     """Loss, counts and autograd gradients of one batch, in `training.sgd_step`'s return format."""
-    from popgrad.numerics.training import other_mask  # lazy: numerics.training imports this module
-
     cfg = run.cfg
     if cfg.loss == "in-context":                                            # block 2 after attention: selected rows
         lg = full_logits(run.params, z, cfg.heads, cfg.mlp, cfg.norm, cfg.scale, sel=mask)   # (n, N)
@@ -303,7 +303,6 @@ def attention_probes(p: dict, z: torch.Tensor, mask: torch.Tensor, heads: int, m
     """Per-head previous-token (layer 1) and induction (layer 2) argmax fractions with binomial SE, on
     the first `rows` sequences of the batch, their chance levels (uniform argmax), and the largest
     head's share of each above chance."""
-    from popgrad.numerics.probes import binomial_se  # lazy: probes is imported by numerics.training
 
     z, mask = z[:rows], mask[:rows]
     with torch.no_grad():
@@ -339,8 +338,6 @@ def attention_mass(A1: torch.Tensor, A2: torch.Tensor, z: torch.Tensor, mask: to
 def full_probe_row(run, step, z, mask, tgt, loss, hits, n, lsum, full) -> dict:
     """`probes.probe_row` for the full model: accuracy, losses, recall (9) against the embeddings of
     the same step (total and per head), the public code's readings, per-head attention fractions."""
-    from popgrad.numerics.probes import binomial_se  # lazy: probes is imported by numerics.training
-    from popgrad.numerics.training import other_mask  # lazy: numerics.training imports this module
 
     cfg = run.cfg
     n = int(n)

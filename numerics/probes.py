@@ -27,6 +27,7 @@ import torch
 
 from popgrad.memory import eq7_targets, memory_recall, memory_scores, unique_argmax_hits
 from popgrad.numerics import transformer as tr
+from popgrad.numerics.masks import in_context_mask, other_mask
 from popgrad.numerics.recall import gather_model_c_stats, one_step_wo2, value_inputs
 from popgrad.numerics.samplers import make_generator, model_c_sampler, sample_model_c
 from popgrad.theory.theorem3 import three_steps
@@ -115,8 +116,6 @@ def probe_row(run, step, z, mask, tgt, loss, hits, n, lsum, full) -> dict:
 
 def tr_other_loss(run, z, mask, tgt, full) -> float:
     """Mean cross-entropy over the non-in-context positions with a target (full forward if needed)."""
-    from popgrad.numerics.training import other_mask  # lazy: numerics.training imports this module
-
     keep = other_mask(mask, run.cfg.data)
     if not bool(keep.any()):
         return float("nan")
@@ -154,8 +153,6 @@ def one_step_counterparts(run) -> dict:
 
 def _autograd_step(run, W_O2, W_K2, which: str) -> torch.Tensor:
     """-grad of the in-context loss in `which` at zero, other matrices given (batches of 32)."""
-    from popgrad.numerics.training import in_context_mask  # lazy: numerics.training imports this module
-
     cfg, tab = run.cfg, run.tab
     zero = torch.zeros_like(W_O2)
     sampler = model_c_sampler(run.model, tab.E.device)

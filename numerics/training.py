@@ -22,6 +22,8 @@ from popgrad.device import resolve_device, resolve_dtype
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError, choice, memory_budget, positive_float, positive_int
 from popgrad.numerics import checkpoint as ckpt
+from popgrad.numerics import full_model as fm
+from popgrad.numerics.masks import in_context_mask, other_mask  # noqa: F401 (re-exported: claims and tests name them here)
 from popgrad.numerics.presets import CPU_SIZE, FULL_SIZE, MAX_STEPS, PRESET_GROUPS, PRESETS  # noqa: F401 (re-exported)
 from popgrad.numerics import lean_step as lean
 from popgrad.numerics.precision import Precision, autocast, check_precision, resolve_precision, run_precision
@@ -129,10 +131,8 @@ class TrainConfig:
 
     def _validated_full(self) -> None:
         """The full model's options (App. E); W_F and the one-step cosines belong to the simplified model."""
-        from popgrad.numerics.full_model import check_spec  # lazy: full_model imports this module (other_mask)
-
         choice("model", self.model, MODELS)
-        check_spec(self.d, self.heads, self.mlp, self.norm)
+        fm.check_spec(self.d, self.heads, self.mlp, self.norm)
         if self.W_F or self.onestep_batches:
             raise PopgradError("the full model has its own feed-forward (--mlp): no --W-F or --onestep-batches")
         if self.precision != "float32":
@@ -194,21 +194,6 @@ class BatchStream:
         return z, in_context_mask(z, q), tgt
 
 
-def in_context_mask(z: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """(B, T) bool: z_t is a trigger of its row (q (B, K)) seen at an earlier position; t <= T-2."""
-    slot = z[:, :, None] == q[:, None, :].long()                            # (B, T, K)
-    mask = (slot & (slot.cumsum(1) >= 2)).any(-1)
-    mask[:, -1] = False
-    return mask
-
-
-def other_mask(mask: torch.Tensor, data: str) -> torch.Tensor:
-    """Positions with a target that are not in-context (model C: t <= T-2; model D: t <= T-2)."""
-    out = ~mask
-    out[:, -1] = False
-    return out
-
-
 # ----------------------------------------------------------------------------- model state
 @dataclass
 class Run:
@@ -245,8 +230,6 @@ def setup(cfg: TrainConfig) -> Run:
     model = build_data_model(cfg)
     emb = make_embeddings(cfg.d, getattr(model, "vocab_size", model.N), cfg.T, seed=cfg.seed, dtype=dtype, device=dev)
     if cfg.model == "full":                                                  # App. E full model (Figs. 10-11)
-        from popgrad.numerics import full_model as fm  # lazy: full_model imports this module (other_mask)
-
         if cfg.precision == "bfloat16":
             raise PopgradError("--precision bfloat16 is not available with --model full (its autograd step runs in --dtype)")
         params, init, opt = fm.setup_full(cfg, dev, dtype, model, emb)
@@ -302,9 +285,7 @@ def sgd_step(run: Run, z, mask, tgt, probe: bool) -> dict:
     bfloat16 its matmuls take bfloat16 inputs (the run's Workspace), everything else stays float32.
     The one-layer model takes the autograd step (`autocast_step`), the full model its own autograd step."""
     if run.cfg.model == "full":                                              # autograd (numerics/full_model.py)
-        from popgrad.numerics.full_model import full_step  # lazy: full_model imports this module (other_mask)
-
-        return full_step(run, z, mask, tgt, probe)
+        return fm.full_step(run, z, mask, tgt, probe)
     if run.cfg.layers == 1:
         return autocast_step(run, z, mask, tgt)
     keep = None if run.cfg.loss == "in-context" else mask | other_mask(mask, run.cfg.data)

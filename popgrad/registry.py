@@ -47,8 +47,6 @@ class Measurement:
     note: str = ""               # one line: what was found (the erratum, the gap, ...)
     details: Mapping = field(default_factory=dict)
     value: str = ""              # the measured value in words, beside its target, e.g. "0.91 ± 0.02 vs 0.55 (3 seeds)"
-    outcome: str = ""            # for a finding= claim whose measurement contradicts the finding: 'differs' or
-                                 # 'not at this size' (empty: the verdict says it, erratum = differs)
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -80,6 +78,8 @@ class Claim:
                                  # tests/test_claim_independence.py shows their call graphs share only data
     finding: str = ""            # set on claims that test a finding of the paper or a talk: the finding in
                                  # a few words; these claims make the README's findings table
+    outcome: str = ""            # where the claim asserts that the finding does not hold as stated (its measure
+                                 # passes only then): how it fared, e.g. 'differs at d <= 2048', 'partly: ...'
 
 
 _REGISTRY: dict[str, Claim] = {}
@@ -230,6 +230,6 @@ def claim_rows(claims, show_progress: bool = True) -> list[dict]:
         rows.append({"claim": claim.id, "where": claim.where, "statement": claim.statement,
                      "compared": claim.compared, "kind": claim.kind, "error": m.error,
                      "tolerance": m.tolerance, "tolerance_text": claim.tolerance,
-                     "verdict": m.shown_verdict, "rate": m.rate, "note": m.note, "value": m.value, "outcome": m.outcome,
+                     "verdict": m.shown_verdict, "rate": m.rate, "note": m.note, "value": m.value, "outcome": claim.outcome,
                      "finding": claim.finding, "slow": claim.slow, "seconds": round(seconds, 2), "code": list(claim.code), "details": dict(m.details)})
     return rows

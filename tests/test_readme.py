@@ -40,19 +40,21 @@ def test_saved_run_covers_every_claim_and_none_fails():
 
 
 def test_findings_table_marks_differs_and_erratum(tmp_path):
-    """Test that an erratum, an outcome and a failing claim show as such, and that a missing finding
-    claim is refused with one line naming it."""
-    finding_ids = [c.id for c in registry.all_claims() if c.finding and not c.slow]
-    assert len(finding_ids) >= 3
-    a, b, c = finding_ids[:3]
+    """Test that an erratum, a claim's outcome and a failing claim show as such, that a slow claim
+    missing from the saved runs shows as not run, and that a missing non-slow one is refused."""
+    claims = [c for c in registry.all_claims() if c.finding]
+    plain = [c.id for c in claims if not c.slow and not c.outcome]
+    with_outcome = next(c for c in claims if c.outcome and not c.slow)
+    slow = next(c.id for c in claims if c.slow)
+    a, c = plain[:2]
     base = {"error": 0.0, "tolerance": 1.0, "note": "", "value": "v"}
-    rows = {i: {**base, "claim": i, "verdict": "approx"} for i in finding_ids}
+    rows = {x.id: {**base, "claim": x.id, "verdict": "approx"} for x in claims if x.id != slow}
     rows[a]["verdict"] = "erratum"
-    rows[b]["outcome"] = "not at this size"
     rows[c]["verdict"] = "fail"
     table = findings.render(findings.findings_rows(rows))
-    lines = {i: next(line for line in table.splitlines() if f"`{i}`" in line) for i in (a, b, c)}
-    assert "differs" in lines[a] and "not at this size" in lines[b] and "fail" in lines[c]
+    lines = {i: next(line for line in table.splitlines() if f"`{i}`" in line) for i in (a, with_outcome.id, c, slow)}
+    assert "differs" in lines[a] and with_outcome.outcome in lines[with_outcome.id] and "fail" in lines[c]
+    assert "not run" in lines[slow]
     del rows[a]
     with pytest.raises(findings.PopgradError, match=a):
         findings.findings_rows(rows)

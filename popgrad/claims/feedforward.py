@@ -145,6 +145,7 @@ register(Claim(
            ("popgrad.numerics.probes.kl_probe", "popgrad.claims.feedforward.loop_eq8"))))
 register(Claim(
     id="eq10.direction",
+    finding='eq. (10): the KL probe of W_F against the bigram statistics, as printed',
     statement="Eq. (10) as printed, KL(sigma(W_U W_F w_E(k)) || pi_b(.|k)), is infinite on the tiny-Shakespeare counts; the "
               "finite probe is KL(pi_b(.|k) || sigma(W_U W_F w_E(k))) (popgrad, the paper's public code)",
     where="Sec. 5, eq. (10)",
@@ -209,7 +210,7 @@ register(Claim(
              "shared: pi_b",
     kind="approx", tolerance="|a + 1| <= 0.1 and the 95% interval inside [-1.15, -0.85]; Gram vs full draws within 4 se; "
                              "d (KL - limit) vs the second-order constant within 4 se",
-    measure=measure_kl_vs_d,
+    measure=measure_kl_vs_d, outcome="not at App. E's d (needs d of order 10^4)",
     code=("popgrad.numerics.feedforward.kl_versus_d", "popgrad.numerics.feedforward.wishart_gram",
           "popgrad.theory.feedforward.orthonormal_limit_kl", "popgrad.theory.feedforward.kl_excess_constant",
           "popgrad.numerics.probes.kl_probe"),
@@ -290,7 +291,7 @@ register(Claim(
              f"{ASSEMBLED['sequences']} sequences per seed",
     kind="approx", tolerance="head alone >= 0.9 at the largest d and its global loss within 0.1 of ln N; with (8) below the "
                              "head alone by >= 3 se at every d; gap exponent < 0 by >= 3 se; gap >= the memory alone's",
-    measure=lambda: measure_assembled(ASSEMBLED), slow=True,
+    measure=lambda: measure_assembled(ASSEMBLED), outcome="differs at d <= 2048", slow=True,
     code=("popgrad.numerics.feedforward.assembled_head", "popgrad.numerics.feedforward.assembled_params"),
     finding="with fixed triggers, (8) without the trigger rows leaves the in-context predictions to the head"))
 register(Claim(

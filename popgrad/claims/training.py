@@ -273,12 +273,14 @@ _SIZES = "model C (Shakespeare, K=5 random, uniform outputs), T=64, d=64, batch 
 _ORDER_SIZES = "model C (Shakespeare, K=5 random, uniform outputs), T=64, d=64, batch 64, eta 0.2, public-code parameterization"
 register(Claim(
     id="training.wo2_first",
+    finding='Figure 3: with the key-query matrices frozen, W_O^2 is learned first and in-context accuracy stays low',
     statement="With W_K^1 and W_K^2 frozen at init, training W_O^2 raises its recall (9) while in-context accuracy stays low",
     where="Sec. 5, Figure 3 (third column); App. E", compared=f"recall and accuracy after {WINDOW} SGD steps vs at step 0 ({_SIZES}); a measured training result over 3 seeds (shared: one training run per seed; the recall probes use popgrad.memory)",
     kind="approx", tolerance="W_O2 recall gain - 2 SE >= 0.1 and accuracy + 2 SE <= 0.5", measure=measure_wo2_first,
     code=_TRAIN_CODE))
 register(Claim(
     id="training.kq_need_wo2",
+    finding='Figure 3: the key-query matrices learn nothing unless W_O^2 is learned first',
     statement="With W_O^2 frozen at its random init, the key-query recall probes (W_K^2, W_K^1) do not improve",
     where="Sec. 5, Figure 3 ('training key-query matrices does not lead to any learning unless W_O^2 is learned first')",
     compared=f"recall gains of W_K2 and W_K1 and in-context accuracy after {ORDER_STEPS} SGD steps with W_O2 frozen, and "
@@ -288,6 +290,7 @@ register(Claim(
                              "with W_O2 frozen >= 3 SE (paired)", measure=measure_kq_need_wo2, code=_TRAIN_CODE, slow=True))
 register(Claim(
     id="training.wk2_before_wk1",
+    finding='Figure 3: W_K^2 is learned before W_K^1',
     statement="W_K^2 is learned faster when W_K^1 is frozen than W_K^1 when W_K^2 is frozen (W_O^2 trained in both)",
     where="Sec. 5, Figure 3 (two rightmost columns)",
     compared=f"paired mean recall over {ORDER_STEPS} steps: W_K2 (W_K1 frozen) minus W_K1 (W_K2 frozen), and W_K2's "
@@ -297,6 +300,7 @@ register(Claim(
     measure=measure_wk2_before_wk1, code=_TRAIN_CODE, slow=True))
 register(Claim(
     id="training.wk1_early_first",
+    finding='Figure 3: W_K^1 learns the previous-token map on early positions first',
     statement="W_K^1 stores early positions (t < 64 of 256; here t < 16 of 64) faster than later ones",
     where="Sec. 5, Figure 3 (purple vs gray curves)",
     compared=f"W_K1 mean recall over {ORDER_STEPS} steps of joint training, early vs late targets, and the early recall "
@@ -624,6 +628,7 @@ def measure_head_forms() -> Measurement:
 
 register(Claim(
     id="training.head_forms",
+    finding='Figure 3: trained by SGD, the two-layer model forms an induction head (in-context accuracy near 1)',
     statement=f"Training all matrices forms the induction head: in-context accuracy rises from < {HEAD_START} to >= {HEAD_ACC} "
               f"by step {HEAD_STEPS} in 3 of 3 seeds (CI size T = {HEAD['T']})",
     where="Sec. 5, Figure 3 (first column); App. E",

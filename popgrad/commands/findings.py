@@ -90,8 +90,8 @@ def findings_rows(results: dict[str, dict]) -> list[dict]:
         check = (checks.get(claim.id) or ["(no check)"])[0]
         path = check.split("::")[0]
         verdict = OUTCOMES.get(row["verdict"], row["verdict"])
-        if row.get("outcome") and row["verdict"] not in ("fail", "not run"):
-            verdict = f"**{row['outcome']}**"
+        if claim.outcome and row["verdict"] not in ("fail", "not run"):
+            verdict = f"**{claim.outcome}**"
         rows.append({"finding": f"{claim.finding} ({claim.where})", "verdict": verdict,
                      "value": measured_value(row), "check": f"[`{claim.id}`]({path})",
                      "slow": claim.slow})
