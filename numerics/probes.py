@@ -107,7 +107,7 @@ def probe_row(run, step, z, mask, tgt, loss, hits, n, lsum, full) -> dict:
         row.update(code_probes(emb64, params, cfg.cutoff))
     if "W_F" in params:
         row["kl_W_F"] = kl_probe(run.tab, params["W_F"], run.model.pi_b)
-    if getattr(run.model, "triggers", None):
+    if "W_K2" in params and getattr(run.model, "triggers", None):
         row["code_W_K2_Q"] = trigger_probe(emb64, params, run.model.triggers)
     for k, W1 in run.counterparts.items():
         row[f"cos_{k}"] = cosine(params[k] - run.init[k], W1)
