@@ -45,7 +45,7 @@ def test_findings_table_marks_differs_and_erratum(tmp_path):
     claims = [c for c in registry.all_claims() if c.finding]
     plain = [c.id for c in claims if not c.slow and not c.outcome]
     with_outcome = next(c for c in claims if c.outcome and not c.slow)
-    slow = next(c.id for c in claims if c.slow)
+    slow = next(c.id for c in claims if c.slow and c.outcome)          # an outcome must not hide "not run"
     a, c = plain[:2]
     base = {"error": 0.0, "tolerance": 1.0, "note": "", "value": "v"}
     rows = {x.id: {**base, "claim": x.id, "verdict": "approx"} for x in claims if x.id != slow}
@@ -54,7 +54,7 @@ def test_findings_table_marks_differs_and_erratum(tmp_path):
     table = findings.render(findings.findings_rows(rows))
     lines = {i: next(line for line in table.splitlines() if f"`{i}`" in line) for i in (a, with_outcome.id, c, slow)}
     assert "differs" in lines[a] and with_outcome.outcome in lines[with_outcome.id] and "fail" in lines[c]
-    assert "not run" in lines[slow]
+    assert "not run" in lines[slow] and registry.get_claim(slow).outcome not in lines[slow]
     del rows[a]
     with pytest.raises(findings.PopgradError, match=a):
         findings.findings_rows(rows)
