@@ -35,7 +35,8 @@ from popgrad.cliutil import mean_se
 from popgrad.data import SecondOccurrenceModel
 from popgrad.embeddings import make_embeddings
 from popgrad.memory import eq7_targets
-from popgrad.numerics import bench, capacity_law, dynamics, dynamics_reference, head_ablation, probes
+from popgrad.numerics import bench, capacity_law, dynamics, dynamics_reference, head_ablation, noisy_training, probes
+from popgrad.numerics import feedforward as nf
 from popgrad.numerics.capacity import summarize as capacity_summarize
 from popgrad.numerics.capacity_search import NestedMemory, look_sizes, wilson_interval
 from popgrad.numerics.recall import RecallCell
@@ -94,6 +95,11 @@ def measure_binomial_se() -> Measurement:
                                                   for p, n in grid), 1e-12)
     p, se, n = _dynamics_accuracy_se()
     parts["dynamics.accuracy se vs scipy"] = (_rel(se, scipy_binomial_se(p, n)), 1e-12)
+    # feedforward.summarize: the accuracy se is over the in-context tokens (n = 23), not the sequences (3)
+    acc = nf.summarize({"v": {"hits": 7, "n": 23, "loss": [1.0, 2.0, 3.5], "entropy": [0.5, 1.0, 2.0],
+                              "count": [3.0, 4.0, 6.0]}})["v"]["acc"]
+    parts["feedforward.summarize acc se vs scipy"] = (max(_rel(acc[0], 7 / 23), _rel(acc[1], scipy_binomial_se(7 / 23, 23))),
+                                                      1e-12)
     # Monte-Carlo: the se at the true p is the standard deviation of p_hat over repeated draws
     rng = np.random.default_rng(0)
     R, n, p = 4000, 25, 0.3
@@ -123,7 +129,8 @@ def _popgrad_mean_se(values) -> dict:
     v = [float(x) for x in values]
     out = {"cliutil.mean_se": mean_se(v), "bench.mean_se": bench.mean_se(v),
            "RecallCell.r1_mean_se": RecallCell(8, 1, tuple(v), tuple(v), 1.0).r1_mean_se,
-           "RecallCell.probe_mean_se": RecallCell(8, 1, tuple(v), tuple(v), 1.0).probe_mean_se}
+           "RecallCell.probe_mean_se": RecallCell(8, 1, tuple(v), tuple(v), 1.0).probe_mean_se,
+           "noisy_training._mean_se": noisy_training._mean_se(torch.tensor(v, dtype=torch.float64))}
     cap = capacity_summarize("injective", 16, [{"capacity": x, "lower": x, "upper": x, "saturated": False,
                                                 "memories": 1, "seconds": 0.0, "peak_bytes": 0, "maxrss_bytes": 0}
                                                for x in v])
@@ -141,6 +148,19 @@ def measure_mean_se() -> Measurement:
             key = f"{name} vs scipy.stats.sem"
             err = max(_rel(m, m_ref), _rel(se, se_ref))
             parts[key] = (max(parts.get(key, (0.0, 1e-12))[0], err), 1e-12)
+    # feedforward.summarize's ratio estimate sum(x)/sum(c) over sequences: se = scipy.stats.sem of the residuals
+    # x_i - r c_i (whose mean is 0) divided by the mean count
+    rr = np.random.default_rng(11)
+    for n in (2, 3, 7):
+        x, c = rr.uniform(0.5, 9.0, size=n), rr.integers(1, 12, size=n).astype(float)
+        h = rr.uniform(0.1, 0.9, size=n) * x
+        got = nf.summarize({"v": {"hits": 1, "n": 2, "loss": list(x), "entropy": list(h), "count": list(c)}})["v"]
+        for name, y in (("loss", x), ("entropy", h), ("gap", x - h)):
+            r = y.sum() / c.sum()
+            ref_se = float(stats.sem(y - r * c)) / c.mean()
+            key = "feedforward.summarize ratio se vs scipy.stats.sem of residuals"
+            err = max(_rel(got[name][0], r), _rel(got[name][1], ref_se))
+            parts[key] = (max(parts.get(key, (0.0, 1e-10))[0], err), 1e-10)
     # Monte-Carlo: with 3 seeds, E[se^2] equals the variance of the mean over repeated draws (ddof = 1)
     R, n = 20000, 3
     draws = rng.normal(size=(R, n))
@@ -353,14 +373,15 @@ register(Claim(
     statement="the standard error sqrt(p(1-p)/n) printed beside every accuracy is the binomial standard deviation of "
               "p_hat, and p_hat ± 1.96 se covers p at 95 %",
     where="App. E (accuracies of Fig. 3-6); Theorem 3 tables (head accuracy)",
-    compared="probes.binomial_se, head_ablation.stderr, dynamics.accuracy vs "
+    compared="probes.binomial_se, head_ablation.stderr, dynamics.accuracy, feedforward.summarize (over in-context "
+             "tokens) vs "
              f"scipy.stats.binom std / n; a Monte-Carlo of p_hat; coverage over 2000 draws; {_SHARED}",
     kind="exact", tolerance="rel <= 1e-12 vs scipy; MC within 4 se; coverage within 3 se of 0.95",
     measure=measure_binomial_se,
     code=("popgrad.numerics.probes.binomial_se", "popgrad.numerics.head_ablation.stderr",
-          "popgrad.numerics.dynamics.accuracy"),
+          "popgrad.numerics.dynamics.accuracy", "popgrad.numerics.feedforward.summarize"),
     sides=(("popgrad.numerics.probes.binomial_se", "popgrad.numerics.head_ablation.stderr",
-            "popgrad.numerics.dynamics.accuracy"),
+            "popgrad.numerics.dynamics.accuracy", "popgrad.numerics.feedforward.summarize"),
            ("popgrad.claims.uncertainty.scipy_binomial_se",))))
 
 register(Claim(
@@ -368,14 +389,17 @@ register(Claim(
     statement="every mean ± se over seeds that popgrad prints is the mean and the standard error with ddof = 1, "
               "whose square is unbiased for the variance of the mean",
     where="App. E (Fig. 9 table, Fig. 3-6 curves over seeds); capacity and dynamics tables",
-    compared="cliutil.mean_se, bench.mean_se, RecallCell, capacity.summarize vs scipy.stats.sem; E[se^2] vs the "
+    compared="cliutil.mean_se, bench.mean_se, RecallCell, capacity.summarize, noisy_training._mean_se vs "
+             "scipy.stats.sem; feedforward.summarize's ratio se vs scipy.stats.sem of the residuals; E[se^2] vs the "
              f"variance of the mean over 20000 draws; {_SHARED}",
     kind="exact", tolerance="rel <= 1e-12 vs scipy; MC within 4 se",
     measure=measure_mean_se,
     code=("popgrad.cliutil.mean_se", "popgrad.numerics.bench.mean_se", "popgrad.numerics.recall.RecallCell",
-          "popgrad.numerics.capacity.summarize"),
+          "popgrad.numerics.capacity.summarize", "popgrad.numerics.noisy_training._mean_se",
+          "popgrad.numerics.feedforward.summarize"),
     sides=(("popgrad.cliutil.mean_se", "popgrad.numerics.bench.mean_se", "popgrad.numerics.recall.RecallCell",
-            "popgrad.numerics.capacity.summarize"),
+            "popgrad.numerics.capacity.summarize", "popgrad.numerics.noisy_training._mean_se",
+            "popgrad.numerics.feedforward.summarize"),
            ("popgrad.claims.uncertainty.scipy_mean_se",))))
 
 register(Claim(
