@@ -342,6 +342,22 @@ def measure_slope_se() -> Measurement:
     lo_ok = 0.95 - 3 * math.sqrt(0.95 * 0.05 / R2)
     parts["coverage of the exponent interval >= 95 % - 3 se, <= 99 %"] = (
         max(0.0, lo_ok - cover / R2, cover / R2 - 0.99), 1e-12)
+    # feedforward.excess_rate: exponent of mean KL(d) - limit and its percentile bootstrap vs a plain resampling loop
+    # (same generator stream: Generator.choice(v, size=n) draws v[integers(0, n, n)]) fitted by linregress
+    er = np.random.default_rng(21)
+    limit, kd = 0.5, (4, 8, 16, 32)
+    samples = {d: limit + 2.0 / d * er.exponential(size=12) for d in kd}
+    a_pop, lo_pop, hi_pop, _ = nf.excess_rate(samples, limit, resamples=200, seed=4)
+    a_ref = scipy_slope(kd, [samples[d].mean() - limit for d in kd]).slope
+    br, fits = np.random.default_rng(4), []
+    for _ in range(200):
+        m = [samples[d][br.integers(0, samples[d].size, samples[d].size)].mean() - limit for d in kd]
+        if min(m) > 0:
+            fits.append(scipy_slope(kd, m).slope)
+    lo_ref, hi_ref = np.percentile(fits, [2.5, 97.5])
+    parts["excess_rate exponent and bootstrap ends vs loop + linregress"] = (
+        max(_rel(a_pop, a_ref), _rel(lo_pop, lo_ref), _rel(hi_pop, hi_ref)), 1e-10)
+    parts["excess_rate interval contains its point estimate"] = (max(0.0, lo_pop - a_pop, a_pop - hi_pop), 1e-12)
     return _measurement(parts, note=f"slope se = linregress to 1e-10, curve_fit to 1e-6; E[se^2] {se2.mean():.2e} vs Var(slope) "
                                     f"{var_b:.2e} ({R} draws); local slope sd {sd:.4f} vs se {sl[0]['se']:.4f}; "
                                     f"exponent interval coverage {cover / R2:.3f}",
@@ -447,16 +463,17 @@ register(Claim(
               "and scaled by chi^2/dof when misfit) and 95 % intervals at the normal 97.5 % point",
     where="talk 'Capacity: Intuition' (capacity law); Theorem 3 dynamics (Monte-Carlo approach rate n^-1/2)",
     compared="dynamics_reference.fit_slope, rates.loglog_slope, capacity_law.fit_law / log_capacity_se / local_slopes "
-             "vs scipy.stats.linregress and scipy.optimize.curve_fit; Monte-Carlo spread of slopes; coverage of the "
+             "and feedforward.excess_rate (exponent, bootstrap ends vs a plain resampling loop) vs scipy.stats.linregress "
+             "and scipy.optimize.curve_fit; Monte-Carlo spread of slopes; coverage of the "
              f"exponent interval over 2000 draws; {_SHARED}",
     kind="exact", tolerance="rel <= 1e-10 vs linregress, 1e-6 vs curve_fit; MC within 4 se; coverage in [0.95 - 3 se, 0.99]",
     measure=measure_slope_se,
     code=("popgrad.numerics.dynamics_reference.fit_slope", "popgrad.rates.loglog_slope",
           "popgrad.numerics.capacity_law.fit_law", "popgrad.numerics.capacity_law.log_capacity_se",
-          "popgrad.numerics.capacity_law.local_slopes"),
+          "popgrad.numerics.capacity_law.local_slopes", "popgrad.numerics.feedforward.excess_rate"),
     sides=(("popgrad.numerics.dynamics_reference.fit_slope", "popgrad.rates.loglog_slope",
             "popgrad.numerics.capacity_law.fit_law", "popgrad.numerics.capacity_law.log_capacity_se",
-            "popgrad.numerics.capacity_law.local_slopes"),
+            "popgrad.numerics.capacity_law.local_slopes", "popgrad.numerics.feedforward.excess_rate"),
            ("popgrad.claims.uncertainty.scipy_slope",))))
 
 register(Claim(
