@@ -37,6 +37,7 @@ from popgrad.embeddings import make_embeddings
 from popgrad.memory import eq7_targets
 from popgrad.numerics import bench, capacity_law, dynamics, dynamics_reference, head_ablation, noisy_training, probes
 from popgrad.numerics import feedforward as nf
+from popgrad.numerics import zipf_memories as zm
 from popgrad.numerics.capacity import summarize as capacity_summarize
 from popgrad.numerics.capacity_search import NestedMemory, look_sizes, wilson_interval
 from popgrad.numerics.recall import RecallCell
@@ -95,6 +96,17 @@ def measure_binomial_se() -> Measurement:
                                                   for p, n in grid), 1e-12)
     p, se, n = _dynamics_accuracy_se()
     parts["dynamics.accuracy se vs scipy"] = (_rel(se, scipy_binomial_se(p, n)), 1e-12)
+    # zipf_memories.memory_error: the sampled tail's se is mass * the binomial se of its miss rate over `tail` queries
+    # (same memory: tail = 0 counts the tail as misses, which gives the exhaustively scored part)
+    N, M, k, tail = 60, 20, 5, 64
+    pz = zm.zipf_probs(N, 1.2)
+    fz = np.arange(N) % M
+    mass = float(np.sort(pz)[::-1][k:].sum())
+    sampled = zm.memory_error(pz, fz, M, pz, d=16, seed=3, exhaustive=k, tail=tail, dtype=torch.float64)
+    counted = zm.memory_error(pz, fz, M, pz, d=16, seed=3, exhaustive=k, tail=0, dtype=torch.float64)
+    rate = (sampled.error - (counted.error - mass)) / mass
+    parts["zipf_memories.memory_error se vs mass * scipy binom"] = (_rel(sampled.se, mass * scipy_binomial_se(rate, tail)),
+                                                                    1e-9)
     # feedforward.summarize: the accuracy se is over the in-context tokens (n = 23), not the sequences (3)
     acc = nf.summarize({"v": {"hits": 7, "n": 23, "loss": [1.0, 2.0, 3.5], "entropy": [0.5, 1.0, 2.0],
                               "count": [3.0, 4.0, 6.0]}})["v"]["acc"]
@@ -390,14 +402,16 @@ register(Claim(
               "p_hat, and p_hat ± 1.96 se covers p at 95 %",
     where="App. E (accuracies of Fig. 3-6); Theorem 3 tables (head accuracy)",
     compared="probes.binomial_se, head_ablation.stderr, dynamics.accuracy, feedforward.summarize (over in-context "
-             "tokens) vs "
+             "tokens), zipf_memories.memory_error (mass x binomial se of the sampled tail) vs "
              f"scipy.stats.binom std / n; a Monte-Carlo of p_hat; coverage over 2000 draws; {_SHARED}",
     kind="exact", tolerance="rel <= 1e-12 vs scipy; MC within 4 se; coverage within 3 se of 0.95",
     measure=measure_binomial_se,
     code=("popgrad.numerics.probes.binomial_se", "popgrad.numerics.head_ablation.stderr",
-          "popgrad.numerics.dynamics.accuracy", "popgrad.numerics.feedforward.summarize"),
+          "popgrad.numerics.dynamics.accuracy", "popgrad.numerics.feedforward.summarize",
+          "popgrad.numerics.zipf_memories.memory_error"),
     sides=(("popgrad.numerics.probes.binomial_se", "popgrad.numerics.head_ablation.stderr",
-            "popgrad.numerics.dynamics.accuracy", "popgrad.numerics.feedforward.summarize"),
+            "popgrad.numerics.dynamics.accuracy", "popgrad.numerics.feedforward.summarize",
+            "popgrad.numerics.zipf_memories.memory_error"),
            ("popgrad.claims.uncertainty.scipy_binomial_se",))))
 
 register(Claim(
