@@ -142,7 +142,8 @@ def _popgrad_mean_se(values) -> dict:
     out = {"cliutil.mean_se": mean_se(v), "bench.mean_se": bench.mean_se(v),
            "RecallCell.r1_mean_se": RecallCell(8, 1, tuple(v), tuple(v), 1.0).r1_mean_se,
            "RecallCell.probe_mean_se": RecallCell(8, 1, tuple(v), tuple(v), 1.0).probe_mean_se,
-           "noisy_training._mean_se": noisy_training._mean_se(torch.tensor(v, dtype=torch.float64))}
+           "noisy_training._mean_se": noisy_training._mean_se(torch.tensor(v, dtype=torch.float64)),
+           "zipf_memories.mc_z_score": zm.mc_z_score(v, 0.0)[:2]}
     cap = capacity_summarize("injective", 16, [{"capacity": x, "lower": x, "upper": x, "saturated": False,
                                                 "memories": 1, "seconds": 0.0, "peak_bytes": 0, "maxrss_bytes": 0}
                                                for x in v])
@@ -160,6 +161,10 @@ def measure_mean_se() -> Measurement:
             key = f"{name} vs scipy.stats.sem"
             err = max(_rel(m, m_ref), _rel(se, se_ref))
             parts[key] = (max(parts.get(key, (0.0, 1e-12))[0], err), 1e-12)
+    # zipf_memories.mc_z_score (the `memories hutter` z column): (mean - exact) / scipy.stats.sem
+    v = np.random.default_rng(12).integers(1, 900, size=5) / 7.0
+    parts["zipf_memories.mc_z_score z vs scipy.stats.sem"] = (_rel(zm.mc_z_score(v, 60.0)[2],
+                                                                   (v.mean() - 60.0) / float(stats.sem(v))), 1e-12)
     # feedforward.summarize's ratio estimate sum(x)/sum(c) over sequences: se = scipy.stats.sem of the residuals
     # x_i - r c_i (whose mean is 0) divided by the mean count
     rr = np.random.default_rng(11)
@@ -419,17 +424,17 @@ register(Claim(
     statement="every mean ± se over seeds that popgrad prints is the mean and the standard error with ddof = 1, "
               "whose square is unbiased for the variance of the mean",
     where="App. E (Fig. 9 table, Fig. 3-6 curves over seeds); capacity and dynamics tables",
-    compared="cliutil.mean_se, bench.mean_se, RecallCell, capacity.summarize, noisy_training._mean_se vs "
-             "scipy.stats.sem; feedforward.summarize's ratio se vs scipy.stats.sem of the residuals; E[se^2] vs the "
+    compared="cliutil.mean_se, bench.mean_se, RecallCell, capacity.summarize, noisy_training._mean_se, "
+             "zipf_memories.mc_z_score (z of `memories hutter`) vs scipy.stats.sem; feedforward.summarize's ratio se vs scipy.stats.sem of the residuals; E[se^2] vs the "
              f"variance of the mean over 20000 draws; {_SHARED}",
     kind="exact", tolerance="rel <= 1e-12 vs scipy; MC within 4 se",
     measure=measure_mean_se,
     code=("popgrad.cliutil.mean_se", "popgrad.numerics.bench.mean_se", "popgrad.numerics.recall.RecallCell",
           "popgrad.numerics.capacity.summarize", "popgrad.numerics.noisy_training._mean_se",
-          "popgrad.numerics.feedforward.summarize"),
+          "popgrad.numerics.feedforward.summarize", "popgrad.numerics.zipf_memories.mc_z_score"),
     sides=(("popgrad.cliutil.mean_se", "popgrad.numerics.bench.mean_se", "popgrad.numerics.recall.RecallCell",
             "popgrad.numerics.capacity.summarize", "popgrad.numerics.noisy_training._mean_se",
-            "popgrad.numerics.feedforward.summarize"),
+            "popgrad.numerics.feedforward.summarize", "popgrad.numerics.zipf_memories.mc_z_score"),
            ("popgrad.claims.uncertainty.scipy_mean_se",))))
 
 register(Claim(
