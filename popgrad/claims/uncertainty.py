@@ -2,10 +2,12 @@
 spread, and the coverage at the nominal level.
 
 uncertainty.binomial_se        sqrt(p(1-p)/n) of an accuracy (probes.binomial_se, head_ablation.stderr,
-                               dynamics.accuracy) vs scipy.stats.binom's
+                               dynamics.accuracy, feedforward.summarize over in-context tokens;
+                               zipf_memories.memory_error: tail mass x that se) vs scipy.stats.binom's
                                std / n; the spread of p_hat over 4000 binomial draws; coverage of p_hat ± 1.96 se
 uncertainty.mean_se            mean ± se over seeds (cliutil.mean_se, RecallCell, capacity.summarize,
-                               bench.mean_se) vs scipy.stats.sem (ddof = 1); E[se^2] = Var(mean) over 20000
+                               bench.mean_se, noisy_training._mean_se, zipf_memories.mc_z_score;
+                               feedforward.summarize's ratio se via the residuals) vs scipy.stats.sem (ddof = 1); E[se^2] = Var(mean) over 20000
                                draws of 3 seeds (the commands' own aggregations: claim cli.defaults and
                                tests/test_uncertainty_commands.py)
 uncertainty.group_se           head_ablation.group_gap_se (se over 8 groups) vs scipy.stats.sem of per-group
@@ -16,7 +18,8 @@ uncertainty.median_bootstrap   dynamics.median_interval vs the exact bootstrap d
                                (binomial order statistics); coverage of the median over repeated samples
 uncertainty.moments_se         App. A monte_carlo_moments: se_mean and se_var vs the spread over 400 runs
 uncertainty.slope_se           regression slopes and their se (dynamics_reference.fit_slope,
-                               capacity_law.fit_law / log_capacity_se / local_slopes, rates.loglog_slope)
+                               capacity_law.fit_law / log_capacity_se / local_slopes, rates.loglog_slope,
+                               feedforward.excess_rate and its bootstrap vs a plain resampling loop)
                                vs scipy.stats.linregress / curve_fit, the spread of slopes over repeated
                                draws, and the coverage of the 95 % exponent interval
 
