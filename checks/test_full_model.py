@@ -40,3 +40,9 @@ def test_full_model_fig11():
 def test_full_model_fig11_ci():
     # Figure 11's per-head statistic names a planted previous-token head in each of the 4 layer-1 slots.
     assert_claim("full_model.fig11_ci")
+
+
+def test_full_model_probe_chance():
+    # The previous-token chance level is mean_t 1/(t+1) (uniform argmax over t+1 causal keys) and a head's top share
+    # counts only its excess above chance: vs plain loops over positions and a hand-built 3-head attention.
+    assert_claim("full_model.probe_chance")

@@ -56,3 +56,9 @@ def test_noisy_ff_learns_noise_first():
 def test_noisy_truncation():
     # Talk §3: noise ~eps with the feed-forward layer, gone without it; attention on ybar, not on noise. Slow.
     assert_claim("noisy.truncation")
+
+
+def test_noisy_r1_ties():
+    # R_1 counts a label only when its own output is the unique argmax (SPEC §4: ties and unseen labels are misses):
+    # r1_noisy vs a plain loop on hand-built pair statistics with exact ties.
+    assert_claim("noisy.r1_ties")

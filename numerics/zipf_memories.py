@@ -293,3 +293,10 @@ def fitted_exponents(rows: list[dict], resamples: int = 1000) -> list[dict]:
             row.update(exponent=-float(point[1]), lo=-float(hi[1]), hi=-float(lo[1]))
         out.append(row)
     return out
+
+
+def mc_z_score(draws, exact: float) -> tuple[float, float, float]:
+    """(mean, se, z) of Monte-Carlo draws against an exact value: se = std (ddof 1) / sqrt(n), z = (mean - exact) / se."""
+    v = np.asarray(draws, dtype=np.float64)
+    se = float(v.std(ddof=1) / math.sqrt(v.size))
+    return float(v.mean()), se, float((v.mean() - exact) / se)

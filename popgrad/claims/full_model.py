@@ -132,6 +132,65 @@ register(Claim(
            ("popgrad.numerics.transformer.logits", "popgrad.numerics.lean_step.lean_step"))))
 
 
+
+# ----------------------------------------------------------------------------- chance levels of the head probes
+def loop_previous_token_chance(T: int) -> float:
+    """Plain loop: at each query t = 1..T-1 a uniform argmax over the causal keys s = 0..t lands on s = t-1
+    with probability (#keys equal to t-1) / (#keys); the mean over the T-1 queries."""
+    total = 0.0
+    for t in range(1, T):
+        keys = list(range(t + 1))
+        total += sum(1 for s in keys if s == t - 1) / len(keys)
+    return total / (T - 1)
+
+
+def loop_top_share(A, chance: float) -> float:
+    """Plain loop on attention maps A[h][t][s]: per head the fraction of queries t >= 1 whose argmax key is t-1,
+    its excess max(f - chance, 0), and the largest head's share of the summed excess."""
+    excess = []
+    for head in A:
+        hits = sum(1 for t in range(1, len(head)) if max(range(t + 1), key=lambda s: head[t][s]) == t - 1)
+        excess.append(max(hits / (len(head) - 1) - chance, 0.0))
+    return max(excess) / sum(excess)
+
+
+def measure_probe_chance() -> Measurement:
+    errs = {}
+    for T in (2, 3, 5, 17, 256):
+        errs[f"previous_token_chance T={T}"] = rel_error(fm.previous_token_chance(T), loop_previous_token_chance(T))
+    # hand-built causal attention, 3 heads, T = 6: head 0 previous-token at 4 of 5 queries, head 1 at 1 of 5 (below
+    # chance: must not subtract), head 2 at 2 of 5
+    T, gen = 6, np.random.default_rng(2)
+    prev = {0: (1, 2, 3, 5), 1: (3,), 2: (2, 4)}
+    A = []
+    for h in range(3):
+        rows = []
+        for t in range(T):
+            w = gen.uniform(0.0, 0.5, size=t + 1)
+            w[t - 1 if t in prev[h] else t] = 1.0
+            rows.append(list(w / w.sum()))
+        A.append(rows)
+    chance = fm.previous_token_chance(T)
+    counts = [sum(1 for t in range(1, T) if int(np.argmax(A[h][t])) == t - 1) / (T - 1) for h in range(3)]
+    errs["top_share (one head below chance)"] = rel_error(fm.top_share(counts, chance), loop_top_share(A, chance))
+    worst = max(errs, key=errs.get)
+    return Measurement(errs[worst], EXACT, "exact", details=errs,
+                       note=f"T in 2..256; hand-built 3-head attention at T={T}, chance {chance:.4f}; worst {worst}",
+                       value=f"max rel error {errs[worst]:.1e}")
+
+
+register(Claim(
+    id="full_model.probe_chance",
+    statement="The previous-token probe's chance level is the mean over queries t = 1..T-1 of 1/(t+1) (a uniform "
+              "argmax over the t+1 causal keys), and a head's top share counts only the excess above chance",
+    where="App. E, Figures 10-11 (per-head previous-token fractions against chance)",
+    compared="numerics.full_model.previous_token_chance / top_share vs plain loops over positions and keys of a "
+             "hand-built 3-head attention; shared: the attention maps",
+    kind="exact", tolerance="rel <= 1e-12", measure=measure_probe_chance,
+    code=("popgrad.numerics.full_model.previous_token_chance", "popgrad.numerics.full_model.top_share"),
+    sides=(("popgrad.numerics.full_model.previous_token_chance", "popgrad.numerics.full_model.top_share"),
+           ("popgrad.claims.full_model.loop_previous_token_chance", "popgrad.claims.full_model.loop_top_share"))))
+
 # ----------------------------------------------------------------------------- measured: Figures 10 and 11
 # Slow claims: the presets' CPU size (batch 32, 250 steps, App. E's d = 128, T = 256, K = 5, eta = 0.2),
 # 3 seeds, exactly the configurations of `popgrad train --preset fig10-compare --seeds 3` and

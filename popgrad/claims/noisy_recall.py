@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from popgrad.cells import run_in_process
 from popgrad.data import NoisyRecallModel, noisy_recall_model
 from popgrad.embeddings import make_embeddings
+from popgrad.numerics import noisy_recall as nr_num
 from popgrad.numerics.noisy_recall import in_context_pairs, rate_table, sample_complexity_cells
 from popgrad.numerics.noisy_training import train_noisy_cell
 from popgrad.numerics.samplers import make_generator, sample_model_e
@@ -209,6 +210,54 @@ register(Claim(
     kind="approx", tolerance=f"max |z| <= {MC_Z}", measure=measure_mc_vs_engine,
     code=("popgrad.numerics.samplers.sample_model_e", "popgrad.theory.noisy_recall.token_gradients")))
 
+
+
+# ----------------------------------------------------------------------------- R_1's ties
+def loop_r1(n, S, labels) -> float:
+    """Plain loop, SPEC §4: label k is recalled when its row S_k / n_k - c (c = sum_k S_k / sum_k n_k) has its
+    largest score at column k alone; unseen labels and ties count as misses."""
+    V = len(n)
+    c = [sum(S[k][j] for k in range(V)) / sum(n) for j in range(V)]
+    hits = 0
+    for k in labels:
+        if n[k] == 0:
+            continue
+        row = [S[k][j] / n[k] - c[j] for j in range(V)]
+        best = max(row)
+        hits += int(row[k] == best and sum(1 for x in row if x == best) == 1)
+    return hits / len(labels)
+
+
+def tie_stats():
+    """V = 6, labels 0..4: rows D_k of exact integers (columns sum to 0), label 0 tied between columns 0 and 1,
+    labels 1 and 2 recalled alone, label 3 tied between 3 and 5, label 4 unseen; S_k = n_k (D_k + c)."""
+    D = np.array([[1, 1, 0, 0, 0, 0], [0, 2, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0], [-1, -3, -1, 0, 0, 0],
+                  [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], dtype=float)
+    D[3, 3] = D[3, 5] = 3.0
+    D[5] = -D[:5].sum(0)
+    n = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 1.0])
+    S = n[:, None] * (D + 7.0)
+    return nr_num.PairStats(n, S), list(range(5))
+
+
+def measure_r1_ties() -> Measurement:
+    stats, labels = tie_stats()
+    got = nr_num.r1_noisy(stats, labels=labels)
+    ref = loop_r1(stats.n.tolist(), stats.S.tolist(), labels)
+    err = abs(got - ref)
+    return Measurement(err, 1e-12, "exact", value=f"R_1 {got:.3f} vs loop {ref:.3f} (2 ties, 1 unseen of 5 labels)",
+                       note="hand-built pair statistics with exact ties; ties and unseen labels are misses")
+
+
+register(Claim(
+    id="noisy.r1_ties",
+    statement="R_1 of the empirical one-step W_O^2 counts a label as recalled only when its own output is the unique "
+              "argmax; ties and unseen labels are misses",
+    where="SPEC §4 (ties count as misses); App. E (R_1 of the noisy recall)",
+    compared="numerics.noisy_recall.r1_noisy vs a plain loop over labels and columns; shared: the pair statistics",
+    kind="exact", tolerance="abs <= 1e-12", measure=measure_r1_ties,
+    code=("popgrad.numerics.noisy_recall.r1_noisy",),
+    sides=(("popgrad.numerics.noisy_recall.r1_noisy",), ("popgrad.claims.noisy_recall.loop_r1",))))
 
 # ----------------------------------------------------------------------------- signals vs eps, N, T
 SIGNAL_NS = (8, 16, 32, 64)

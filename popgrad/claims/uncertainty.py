@@ -2,10 +2,12 @@
 spread, and the coverage at the nominal level.
 
 uncertainty.binomial_se        sqrt(p(1-p)/n) of an accuracy (probes.binomial_se, head_ablation.stderr,
-                               dynamics.accuracy) vs scipy.stats.binom's
+                               dynamics.accuracy, feedforward.summarize over in-context tokens;
+                               zipf_memories.memory_error: tail mass x that se) vs scipy.stats.binom's
                                std / n; the spread of p_hat over 4000 binomial draws; coverage of p_hat ± 1.96 se
 uncertainty.mean_se            mean ± se over seeds (cliutil.mean_se, RecallCell, capacity.summarize,
-                               bench.mean_se) vs scipy.stats.sem (ddof = 1); E[se^2] = Var(mean) over 20000
+                               bench.mean_se, noisy_training._mean_se, zipf_memories.mc_z_score;
+                               feedforward.summarize's ratio se via the residuals) vs scipy.stats.sem (ddof = 1); E[se^2] = Var(mean) over 20000
                                draws of 3 seeds (the commands' own aggregations: claim cli.defaults and
                                tests/test_uncertainty_commands.py)
 uncertainty.group_se           head_ablation.group_gap_se (se over 8 groups) vs scipy.stats.sem of per-group
@@ -16,7 +18,8 @@ uncertainty.median_bootstrap   dynamics.median_interval vs the exact bootstrap d
                                (binomial order statistics); coverage of the median over repeated samples
 uncertainty.moments_se         App. A monte_carlo_moments: se_mean and se_var vs the spread over 400 runs
 uncertainty.slope_se           regression slopes and their se (dynamics_reference.fit_slope,
-                               capacity_law.fit_law / log_capacity_se / local_slopes, rates.loglog_slope)
+                               capacity_law.fit_law / log_capacity_se / local_slopes, rates.loglog_slope,
+                               feedforward.excess_rate and its bootstrap vs a plain resampling loop)
                                vs scipy.stats.linregress / curve_fit, the spread of slopes over repeated
                                draws, and the coverage of the 95 % exponent interval
 
@@ -35,7 +38,9 @@ from popgrad.cliutil import mean_se
 from popgrad.data import SecondOccurrenceModel
 from popgrad.embeddings import make_embeddings
 from popgrad.memory import eq7_targets
-from popgrad.numerics import bench, capacity_law, dynamics, dynamics_reference, head_ablation, probes
+from popgrad.numerics import bench, capacity_law, dynamics, dynamics_reference, head_ablation, noisy_training, probes
+from popgrad.numerics import feedforward as nf
+from popgrad.numerics import zipf_memories as zm
 from popgrad.numerics.capacity import summarize as capacity_summarize
 from popgrad.numerics.capacity_search import NestedMemory, look_sizes, wilson_interval
 from popgrad.numerics.recall import RecallCell
@@ -94,6 +99,22 @@ def measure_binomial_se() -> Measurement:
                                                   for p, n in grid), 1e-12)
     p, se, n = _dynamics_accuracy_se()
     parts["dynamics.accuracy se vs scipy"] = (_rel(se, scipy_binomial_se(p, n)), 1e-12)
+    # zipf_memories.memory_error: the sampled tail's se is mass * the binomial se of its miss rate over `tail` queries
+    # (same memory: tail = 0 counts the tail as misses, which gives the exhaustively scored part)
+    N, M, k, tail = 60, 20, 5, 64
+    pz = zm.zipf_probs(N, 1.2)
+    fz = np.arange(N) % M
+    mass = float(np.sort(pz)[::-1][k:].sum())
+    sampled = zm.memory_error(pz, fz, M, pz, d=16, seed=3, exhaustive=k, tail=tail, dtype=torch.float64)
+    counted = zm.memory_error(pz, fz, M, pz, d=16, seed=3, exhaustive=k, tail=0, dtype=torch.float64)
+    rate = (sampled.error - (counted.error - mass)) / mass
+    parts["zipf_memories.memory_error se vs mass * scipy binom"] = (_rel(sampled.se, mass * scipy_binomial_se(rate, tail)),
+                                                                    1e-9)
+    # feedforward.summarize: the accuracy se is over the in-context tokens (n = 23), not the sequences (3)
+    acc = nf.summarize({"v": {"hits": 7, "n": 23, "loss": [1.0, 2.0, 3.5], "entropy": [0.5, 1.0, 2.0],
+                              "count": [3.0, 4.0, 6.0]}})["v"]["acc"]
+    parts["feedforward.summarize acc se vs scipy"] = (max(_rel(acc[0], 7 / 23), _rel(acc[1], scipy_binomial_se(7 / 23, 23))),
+                                                      1e-12)
     # Monte-Carlo: the se at the true p is the standard deviation of p_hat over repeated draws
     rng = np.random.default_rng(0)
     R, n, p = 4000, 25, 0.3
@@ -123,7 +144,9 @@ def _popgrad_mean_se(values) -> dict:
     v = [float(x) for x in values]
     out = {"cliutil.mean_se": mean_se(v), "bench.mean_se": bench.mean_se(v),
            "RecallCell.r1_mean_se": RecallCell(8, 1, tuple(v), tuple(v), 1.0).r1_mean_se,
-           "RecallCell.probe_mean_se": RecallCell(8, 1, tuple(v), tuple(v), 1.0).probe_mean_se}
+           "RecallCell.probe_mean_se": RecallCell(8, 1, tuple(v), tuple(v), 1.0).probe_mean_se,
+           "noisy_training._mean_se": noisy_training._mean_se(torch.tensor(v, dtype=torch.float64)),
+           "zipf_memories.mc_z_score": zm.mc_z_score(v, 0.0)[:2]}
     cap = capacity_summarize("injective", 16, [{"capacity": x, "lower": x, "upper": x, "saturated": False,
                                                 "memories": 1, "seconds": 0.0, "peak_bytes": 0, "maxrss_bytes": 0}
                                                for x in v])
@@ -141,6 +164,23 @@ def measure_mean_se() -> Measurement:
             key = f"{name} vs scipy.stats.sem"
             err = max(_rel(m, m_ref), _rel(se, se_ref))
             parts[key] = (max(parts.get(key, (0.0, 1e-12))[0], err), 1e-12)
+    # zipf_memories.mc_z_score (the `memories hutter` z column): (mean - exact) / scipy.stats.sem
+    v = np.random.default_rng(12).integers(1, 900, size=5) / 7.0
+    parts["zipf_memories.mc_z_score z vs scipy.stats.sem"] = (_rel(zm.mc_z_score(v, 60.0)[2],
+                                                                   (v.mean() - 60.0) / float(stats.sem(v))), 1e-12)
+    # feedforward.summarize's ratio estimate sum(x)/sum(c) over sequences: se = scipy.stats.sem of the residuals
+    # x_i - r c_i (whose mean is 0) divided by the mean count
+    rr = np.random.default_rng(11)
+    for n in (2, 3, 7):
+        x, c = rr.uniform(0.5, 9.0, size=n), rr.integers(1, 12, size=n).astype(float)
+        h = rr.uniform(0.1, 0.9, size=n) * x
+        got = nf.summarize({"v": {"hits": 1, "n": 2, "loss": list(x), "entropy": list(h), "count": list(c)}})["v"]
+        for name, y in (("loss", x), ("entropy", h), ("gap", x - h)):
+            r = y.sum() / c.sum()
+            ref_se = float(stats.sem(y - r * c)) / c.mean()
+            key = "feedforward.summarize ratio se vs scipy.stats.sem of residuals"
+            err = max(_rel(got[name][0], r), _rel(got[name][1], ref_se))
+            parts[key] = (max(parts.get(key, (0.0, 1e-10))[0], err), 1e-10)
     # Monte-Carlo: with 3 seeds, E[se^2] equals the variance of the mean over repeated draws (ddof = 1)
     R, n = 20000, 3
     draws = rng.normal(size=(R, n))
@@ -322,6 +362,22 @@ def measure_slope_se() -> Measurement:
     lo_ok = 0.95 - 3 * math.sqrt(0.95 * 0.05 / R2)
     parts["coverage of the exponent interval >= 95 % - 3 se, <= 99 %"] = (
         max(0.0, lo_ok - cover / R2, cover / R2 - 0.99), 1e-12)
+    # feedforward.excess_rate: exponent of mean KL(d) - limit and its percentile bootstrap vs a plain resampling loop
+    # (same generator stream: Generator.choice(v, size=n) draws v[integers(0, n, n)]) fitted by linregress
+    er = np.random.default_rng(21)
+    limit, kd = 0.5, (4, 8, 16, 32)
+    samples = {d: limit + 2.0 / d * er.exponential(size=12) for d in kd}
+    a_pop, lo_pop, hi_pop, _ = nf.excess_rate(samples, limit, resamples=200, seed=4)
+    a_ref = scipy_slope(kd, [samples[d].mean() - limit for d in kd]).slope
+    br, fits = np.random.default_rng(4), []
+    for _ in range(200):
+        m = [samples[d][br.integers(0, samples[d].size, samples[d].size)].mean() - limit for d in kd]
+        if min(m) > 0:
+            fits.append(scipy_slope(kd, m).slope)
+    lo_ref, hi_ref = np.percentile(fits, [2.5, 97.5])
+    parts["excess_rate exponent and bootstrap ends vs loop + linregress"] = (
+        max(_rel(a_pop, a_ref), _rel(lo_pop, lo_ref), _rel(hi_pop, hi_ref)), 1e-10)
+    parts["excess_rate interval contains its point estimate"] = (max(0.0, lo_pop - a_pop, a_pop - hi_pop), 1e-12)
     return _measurement(parts, note=f"slope se = linregress to 1e-10, curve_fit to 1e-6; E[se^2] {se2.mean():.2e} vs Var(slope) "
                                     f"{var_b:.2e} ({R} draws); local slope sd {sd:.4f} vs se {sl[0]['se']:.4f}; "
                                     f"exponent interval coverage {cover / R2:.3f}",
@@ -353,14 +409,17 @@ register(Claim(
     statement="the standard error sqrt(p(1-p)/n) printed beside every accuracy is the binomial standard deviation of "
               "p_hat, and p_hat ± 1.96 se covers p at 95 %",
     where="App. E (accuracies of Fig. 3-6); Theorem 3 tables (head accuracy)",
-    compared="probes.binomial_se, head_ablation.stderr, dynamics.accuracy vs "
+    compared="probes.binomial_se, head_ablation.stderr, dynamics.accuracy, feedforward.summarize (over in-context "
+             "tokens), zipf_memories.memory_error (mass x binomial se of the sampled tail) vs "
              f"scipy.stats.binom std / n; a Monte-Carlo of p_hat; coverage over 2000 draws; {_SHARED}",
     kind="exact", tolerance="rel <= 1e-12 vs scipy; MC within 4 se; coverage within 3 se of 0.95",
     measure=measure_binomial_se,
     code=("popgrad.numerics.probes.binomial_se", "popgrad.numerics.head_ablation.stderr",
-          "popgrad.numerics.dynamics.accuracy"),
+          "popgrad.numerics.dynamics.accuracy", "popgrad.numerics.feedforward.summarize",
+          "popgrad.numerics.zipf_memories.memory_error"),
     sides=(("popgrad.numerics.probes.binomial_se", "popgrad.numerics.head_ablation.stderr",
-            "popgrad.numerics.dynamics.accuracy"),
+            "popgrad.numerics.dynamics.accuracy", "popgrad.numerics.feedforward.summarize",
+            "popgrad.numerics.zipf_memories.memory_error"),
            ("popgrad.claims.uncertainty.scipy_binomial_se",))))
 
 register(Claim(
@@ -368,14 +427,17 @@ register(Claim(
     statement="every mean ± se over seeds that popgrad prints is the mean and the standard error with ddof = 1, "
               "whose square is unbiased for the variance of the mean",
     where="App. E (Fig. 9 table, Fig. 3-6 curves over seeds); capacity and dynamics tables",
-    compared="cliutil.mean_se, bench.mean_se, RecallCell, capacity.summarize vs scipy.stats.sem; E[se^2] vs the "
+    compared="cliutil.mean_se, bench.mean_se, RecallCell, capacity.summarize, noisy_training._mean_se, "
+             "zipf_memories.mc_z_score (z of `memories hutter`) vs scipy.stats.sem; feedforward.summarize's ratio se vs scipy.stats.sem of the residuals; E[se^2] vs the "
              f"variance of the mean over 20000 draws; {_SHARED}",
     kind="exact", tolerance="rel <= 1e-12 vs scipy; MC within 4 se",
     measure=measure_mean_se,
     code=("popgrad.cliutil.mean_se", "popgrad.numerics.bench.mean_se", "popgrad.numerics.recall.RecallCell",
-          "popgrad.numerics.capacity.summarize"),
+          "popgrad.numerics.capacity.summarize", "popgrad.numerics.noisy_training._mean_se",
+          "popgrad.numerics.feedforward.summarize", "popgrad.numerics.zipf_memories.mc_z_score"),
     sides=(("popgrad.cliutil.mean_se", "popgrad.numerics.bench.mean_se", "popgrad.numerics.recall.RecallCell",
-            "popgrad.numerics.capacity.summarize"),
+            "popgrad.numerics.capacity.summarize", "popgrad.numerics.noisy_training._mean_se",
+            "popgrad.numerics.feedforward.summarize", "popgrad.numerics.zipf_memories.mc_z_score"),
            ("popgrad.claims.uncertainty.scipy_mean_se",))))
 
 register(Claim(
@@ -423,16 +485,17 @@ register(Claim(
               "and scaled by chi^2/dof when misfit) and 95 % intervals at the normal 97.5 % point",
     where="talk 'Capacity: Intuition' (capacity law); Theorem 3 dynamics (Monte-Carlo approach rate n^-1/2)",
     compared="dynamics_reference.fit_slope, rates.loglog_slope, capacity_law.fit_law / log_capacity_se / local_slopes "
-             "vs scipy.stats.linregress and scipy.optimize.curve_fit; Monte-Carlo spread of slopes; coverage of the "
+             "and feedforward.excess_rate (exponent, bootstrap ends vs a plain resampling loop) vs scipy.stats.linregress "
+             "and scipy.optimize.curve_fit; Monte-Carlo spread of slopes; coverage of the "
              f"exponent interval over 2000 draws; {_SHARED}",
     kind="exact", tolerance="rel <= 1e-10 vs linregress, 1e-6 vs curve_fit; MC within 4 se; coverage in [0.95 - 3 se, 0.99]",
     measure=measure_slope_se,
     code=("popgrad.numerics.dynamics_reference.fit_slope", "popgrad.rates.loglog_slope",
           "popgrad.numerics.capacity_law.fit_law", "popgrad.numerics.capacity_law.log_capacity_se",
-          "popgrad.numerics.capacity_law.local_slopes"),
+          "popgrad.numerics.capacity_law.local_slopes", "popgrad.numerics.feedforward.excess_rate"),
     sides=(("popgrad.numerics.dynamics_reference.fit_slope", "popgrad.rates.loglog_slope",
             "popgrad.numerics.capacity_law.fit_law", "popgrad.numerics.capacity_law.log_capacity_se",
-            "popgrad.numerics.capacity_law.local_slopes"),
+            "popgrad.numerics.capacity_law.local_slopes", "popgrad.numerics.feedforward.excess_rate"),
            ("popgrad.claims.uncertainty.scipy_slope",))))
 
 register(Claim(

@@ -146,9 +146,8 @@ def _hutter(args):
         exact = zm.infinite_memory_error(p, args.ns)
         for n, ex in zip(args.ns, exact):
             mc = cm.multinomial_unseen_mass(p, n, 200, seed=int(n * alpha))
-            rows.append({"alpha": alpha, "N": N, "n": n, "exact": float(ex), "monte_carlo": float(mc.mean()),
-                         "mc_se": float(mc.std(ddof=1) / math.sqrt(mc.size)),
-                         "z": float((mc.mean() - ex) / (mc.std(ddof=1) / math.sqrt(mc.size)))})
+            mean, se, z = zm.mc_z_score(mc, float(ex))
+            rows.append({"alpha": alpha, "N": N, "n": n, "exact": float(ex), "monte_carlo": mean, "mc_se": se, "z": z})
         slope = -float(np.polyfit(np.log(args.ns), np.log(exact), 1)[0])
         print(f"alpha={alpha:g}: exponent {slope:.3f} vs (alpha-1)/alpha = {(alpha - 1) / alpha:.3f}", file=sys.stderr)
     return rows, ["alpha", "N", "n", "exact", "monte_carlo", "mc_se", "z"], \
