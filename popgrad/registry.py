@@ -34,6 +34,12 @@ import popgrad.claims as claim_modules
 from popgrad.errors import PopgradError
 
 VERDICTS = ("exact", "approx", "erratum")
+UNAVAILABLE = "unavailable"   # the row of a claim that cannot run here (`ClaimUnavailable`), never a pass
+
+
+class ClaimUnavailable(PopgradError):
+    """Raised by a claim's measure when what it compares is not there (e.g. the source checkout's docs
+    in an installed wheel): `claim_rows` reports it as unavailable; `assert_claim` (checks/) fails."""
 
 
 @dataclass(frozen=True)
@@ -226,7 +232,15 @@ def claim_rows(claims, show_progress: bool = True) -> list[dict]:
     """Run `claims` and return one row per claim (`popgrad claims`, `popgrad report`, `popgrad.run_claims`)."""
     rows = []
     for claim in progress(claims, desc="claims") if show_progress else claims:
-        m, seconds = run_claim(claim.id)
+        try:
+            m, seconds = run_claim(claim.id)
+        except ClaimUnavailable as exc:
+            rows.append({"claim": claim.id, "where": claim.where, "statement": claim.statement,
+                         "compared": claim.compared, "kind": claim.kind, "error": math.nan, "tolerance": math.nan,
+                         "tolerance_text": claim.tolerance, "verdict": UNAVAILABLE, "rate": "", "note": str(exc),
+                         "value": "", "outcome": claim.outcome, "finding": claim.finding, "slow": claim.slow,
+                         "seconds": 0.0, "code": list(claim.code), "details": {}})
+            continue
         rows.append({"claim": claim.id, "where": claim.where, "statement": claim.statement,
                      "compared": claim.compared, "kind": claim.kind, "error": m.error,
                      "tolerance": m.tolerance, "tolerance_text": claim.tolerance,

@@ -27,7 +27,7 @@ AREAS = ("appendix_a", "lemma1", "lemma2", "example_b1", "theorem3", "eq8", "eq1
          "figures", "montecarlo", "full_model", "capacity", "memories", "noisy")
 VALUE_CHARS = 240              # a longer measured value is cut at a '; ' (the claim's row in `popgrad claims` has it all)
 OUTCOMES = {"exact": "reproduced (exact)", "approx": "reproduced", "erratum": "**differs** (erratum)",
-            "fail": "**fail**", "not run": "not run here"}
+            "fail": "**fail**", "not run": "not run here", "unavailable": "not run here"}
 
 
 def add_arguments(p):
