@@ -15,6 +15,7 @@ defaults.documented   (a) every row of docs/defaults.md's App. E table (hand-wri
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import json
@@ -177,17 +178,34 @@ def _signature_defaults(prefix: str, fn) -> dict:
     return out
 
 
+def _assigned_names(mod) -> set:
+    """The names a module assigns at its top level (its own constants, not the ones it imports)."""
+    names = set()
+    for node in ast.parse(inspect.getsource(mod)).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        for t in targets:
+            names.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+    return names
+
+
+def _constant_rows(name: str, obj) -> dict:
+    """A constant as rows: a dict of dicts (the presets) one row per key, anything else one row."""
+    if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
+        return {f"{name}[{k!r}]": text for k, v in obj.items() if (text := shown(v)) is not None}
+    text = shown(obj)
+    return {} if text is None else {name: text}
+
+
 def library_defaults() -> dict:
     """{module: {name: text}}: every module-level constant (UPPER_CASE) and every keyword default of the functions,
     classes (dataclass fields) and methods a module defines, for the library and the commands (not the claims)."""
     out = {}
     for mod in _library_modules():
         rows = {}
+        assigned = _assigned_names(mod)
         for name, obj in vars(mod).items():
-            if name.lstrip("_").isupper():
-                text = shown(obj)
-                if text is not None:
-                    rows[name] = text
+            if name.lstrip("_").isupper() and name in assigned:
+                rows.update(_constant_rows(name, obj))
             if getattr(obj, "__module__", None) != mod.__name__:
                 continue
             if inspect.isfunction(obj):
