@@ -426,7 +426,7 @@ def measure_optim_values() -> Measurement:
         rec, orx.population_gd(GU1, GE1, p, 3.0, 6)["margins"], 1e-9)
     parts["sign_changes (zero increments skipped)"] = _flag(
         orx.sign_changes(np.array([0, 1, 1, 3, 2, 2, 2, 5, 4.0])) == 3 and orx.sign_changes(np.arange(5.0)) == 0)
-    acc = np.array([0.2, 0.9, 1.0, 0.95, 1.0])
+    acc = np.array([0.2, 0.99, 1.0, 0.95, 1.0])
     parts["first_reach default level 1, level 0.9, never"] = _flag(
         orx.first_reach(acc) == 2.0 and orx.first_reach(acc, 0.9) == 1.0 and orx.first_reach(acc, 1.1) == math.inf)
     return _measurement(parts, f"{len(parts)} parts")
@@ -699,6 +699,9 @@ def measure_concentration_bounds() -> Measurement:
             (1 + chernoff_chi2_upper(d, delta / 2)) * float(stats.norm.isf(delta / 4)) / math.sqrt(d))
         h, lo = chernoff_chi2_upper(d, delta / 4), chernoff_chi2_lower(d, delta / 4)
         parts[f"remap_norm_bound d={d}"] = rel(cn.remap_norm_bound(d, delta), max((1 + h) ** 2 - 1, 1 - (1 - lo) ** 2))
+    # u^T u >= 0: the lower deviation never exceeds 1 (the Chernoff rate only reaches t -> 1 as lam -> infinity)
+    parts["chi2_lower_deviation at most 1 (d = 2, delta = 1e-9)"] = _same(cn.chi2_lower_deviation(2, 1e-9),
+                                                                      chernoff_chi2_lower(2, 1e-9), 1e-8)
     parts["chi2 bounds hold: scipy chi2 tails <= delta"] = _flag(
         stats.chi2.sf(64 * (1 + cn.chi2_upper_deviation(64, 1e-3)), 64) <= 1e-3
         and stats.chi2.cdf(64 * (1 - cn.chi2_lower_deviation(64, 1e-3)), 64) <= 1e-3)
