@@ -53,6 +53,7 @@ from popgrad.numerics import capacity as ncap
 from popgrad.numerics import capacity_law as law
 from popgrad.numerics import capacity_plan as plan
 from popgrad.numerics import capacity_search as cs
+from popgrad.numerics import factorized as fz
 from popgrad.numerics import optim_regimes as orx
 from popgrad.numerics import zipf_memories as zm
 from popgrad.rates import loglog_slope, power_law_bootstrap
@@ -560,6 +561,25 @@ def measure_capacity_values() -> Measurement:
     parts[f"evaluate: exhaustive recall {hits}/28 = threshold passes, above fails"] = _flag(
         e_at.decided == 1 and e_at.hits == hits and e_at.exhaustive and abs(e_at.recall - hits / 28) < EXACT
         and e_above.decided == -1 and 0 < hits < 28)
+    # factorized_capacity at resolution 0 with exhaustive recall and threshold 1 (recall >= 1 is met exactly):
+    # C passes and C + 1 fails (a per-input loop on W)
+    res = fz.factorized_capacity(12, 6, seed=3, memories=2, threshold=1.0, queries=10 ** 6, resolution=0.0, start=2)
+    fm = fz.FactorizedMemory(12, 6, 2, seed=3)
+
+    def loop_recall(N: int) -> float:
+        W, (E, U) = fm.state(N).double().numpy(), (x.double().numpy() for x in fm.embeddings(N))
+        hit = 0
+        for s in range(2):
+            for z in range(N):
+                sc = U[s].T @ (W[s] @ E[s][:, z])
+                hit += all(sc[z] > sc[y] for y in range(N) if y != z)
+        return hit / (2 * N)
+    C = res["capacity"]
+    parts[f"factorized_capacity: recall(C = {C}) = 1 > recall(C + 1) (loop)"] = _flag(
+        C >= 1 and loop_recall(C) >= 1.0 > loop_recall(C + 1))
+    parts["pooled_memories = max(1, ceil(pairs / max(8, 0.01 m d)))"] = _flag(
+        [fz.pooled_memories(d_, m_) for d_, m_ in ((32, 8), (256, 64), (2048, 2048))]
+        == [max(1, math.ceil(4000 / max(8.0, 0.01 * m_ * d_))) for d_, m_ in ((32, 8), (256, 64), (2048, 2048))])
     parts["_bisect: pred(lo), not pred(hi), hi - lo <= max(1, res lo)"] = _flag(
         cs._bisect(lambda N: N <= 37, 1, 64, 0.0) == (37, 38)
         and (lambda lo, hi: lo <= 37 < hi and hi - lo <= max(1, int(0.1 * lo)))(*cs._bisect(lambda N: N <= 37, 1, 64, 0.1)))
@@ -728,6 +748,7 @@ RUNS = {
     "zipf": ["memories", "zipf", "--maps", "mod2", "--alphas", "2", "--dims", "4,8,16", "--d", "4", "--seeds", "3",
              "--ns", "8,16,32", "--N", "32", "--bootstrap", "20"],
     "moments": ["memories", "moments", "--dims", "64", "--measure-dims", "none"],
+    "factorized": ["memories", "factorized", "--d", "32", "--ms", "8,16,32", "--seeds", "3", "--bootstrap", "20"],
     "plan": ["capacity", "--plan", "--dims", "512,1024", "--maps", "injective,mod2", "--device", "cpu"],
 }
 DRIVER = """
@@ -824,6 +845,21 @@ def measure_command_values() -> Measurement:
             [C, scan_capacity(kind, d, 0.99, "union"), C / d ** (2 if kind == "injective" else 1),
              closed_var(d, C, n, True), closed_var(d, C, n, False)], 1e-12)
         parts[f"moments {kind} d={d}: measured, ratio empty"] = _flag(r["measured"] is None and r["ratio"] is None)
+
+    # `popgrad memories factorized`: capacity = mean, se = sem of the seeds, C/(m d), the exponent = OLS of log medians
+    fo = out["factorized"]["out"]
+    for r in fo["rows"]:
+        m_ref, se_ref = loop_mean_se(r["per_seed"])
+        parts[f"factorized m={r['m']}: capacity, se, C/(m d)"] = _same(
+            [r["capacity"], r["se"], r["C/(m d)"]], [m_ref, se_ref, m_ref / (r["m"] * 32)])
+    parts["factorized: C/d^2 of the unfactorized capacity"] = _same(fo["C/d^2_unfactorized"],
+                                                                    fo["unfactorized_capacity"] / 32 ** 2)
+    ms = [r["m"] for r in fo["rows"]]
+    _, slope = loop_ols([math.log(m) for m in ms],
+                        [math.log(statistics.median([max(c, 0.5) for c in r["per_seed"]])) for r in fo["rows"]])
+    point, lo, hi = fo["exponents"]["m >= 8"]
+    parts["factorized: exponent in m = OLS slope of log median capacities, inside [lo, hi]"] = (
+        abs(point - slope) + (0 if lo - 1e-12 <= point <= hi + 1e-12 else 1), 1e-9)
 
     # `popgrad capacity --combine`: the table's columns and the fitted laws from the seeds' values
     co = out["capacity"]["out"]
@@ -955,7 +991,8 @@ register(Claim(
     code=("popgrad.numerics.capacity_law.log_capacity_se", "popgrad.numerics.capacity_law.fit_law",
           "popgrad.numerics.capacity_law.compare_laws", "popgrad.numerics.capacity_law.local_slopes",
           "popgrad.numerics.capacity.summarize", "popgrad.numerics.capacity_search.NestedMemory.evaluate",
-          "popgrad.numerics.capacity_search._bisect", "popgrad.numerics.capacity_search._bracket"),
+          "popgrad.numerics.capacity_search._bisect", "popgrad.numerics.capacity_search._bracket",
+          "popgrad.numerics.factorized.factorized_capacity", "popgrad.numerics.factorized.pooled_memories"),
     sides=(("popgrad.numerics.capacity_law.fit_law", "popgrad.numerics.capacity_law.compare_laws"),
            (_M + "law_reference", _M + "wls_reference"))))
 
