@@ -178,6 +178,18 @@ def measure_zipf_values() -> Measurement:
     m_ref, se_ref = loop_mean_se(draws)
     parts["mc_z_score mean, se (ddof 1), z"] = _same([mean, se, z], [m_ref, se_ref, (m_ref - 0.25) / se_ref])
 
+    # tune_threshold: the grid value with the smallest median error over 3 tuning memories (the first on a tie);
+    # seed 4: the mean or the first memory alone would pick 2 or 3, the median picks 8
+    pt, ft = np.asarray(loop_zipf(24, 1.5)), np.arange(24) % 2
+    grid = [1, 2, 3, 5, 8, 13]
+    meds = [statistics.median(zm.memory_error(pt, ft, 2, zm.population_weights("threshold", pt, v), 6,
+                                              zm._seed(zm.TUNE_SEED, 4, t, v), 24, 24).error for t in range(3))
+            for v in grid]
+    best = grid[min(range(len(grid)), key=lambda i: (meds[i], i))]
+    parts[f"tune_threshold = argmin of the median errors ({best})"] = _flag(
+        zm.tune_threshold(pt, ft, 2, 6, lambda v, t: zm.population_weights("threshold", pt, v), grid, 4, 24, 24)
+        == best)
+
     # fitted_exponents: exact power laws (medians exact), one point with a zero median left out
     xs = [64, 128, 256, 512, 1024]
     rows = _zipf_rows_law("d", xs, 0.75, 0.8, 1e-6) + [dict(r, scheme="seen") for r in
@@ -924,7 +936,8 @@ register(Claim(
     kind="exact", tolerance="abs <= 1e-10 (1e-9 for fitted exponents); flags exact",
     measure=measure_zipf_values,
     code=(_Z + "zipf_probs", _Z + "map_outputs", _Z + "infinite_memory_error", _Z + "scheme_weights",
-          _Z + "population_weights", _Z + "k_grid", _Z + "theorem_exponent", _Z + "mc_z_score", _Z + "d_sweep",
+          _Z + "population_weights", _Z + "k_grid", _Z + "theorem_exponent", _Z + "mc_z_score", _Z + "tune_threshold",
+          _Z + "d_sweep",
           _Z + "n_sweep", _Z + "fitted_exponents"),
     sides=((_Z + "zipf_probs", _Z + "infinite_memory_error", _Z + "population_weights", _Z + "k_grid",
             _Z + "mc_z_score", _Z + "fitted_exponents"),
