@@ -485,6 +485,18 @@ def law_reference(law: str, d, C, se, p: float) -> dict:
     return out
 
 
+def loop_nested_hits(mem, N: int) -> int:
+    """Recalled (memory, z) pairs of a nested draw at size N, input by input in float64 (ties miss)."""
+    E, U = (x.double().numpy() for x in mem.embeddings(N))
+    hits = 0
+    for s in range(E.shape[0]):
+        W = sum(np.outer(U[s][:, z], E[s][:, z]) for z in range(N))
+        for z in range(N):
+            sc = U[s][:, :N].T @ (W @ E[s][:, z])
+            hits += all(sc[z] > sc[y] for y in range(N) if y != z)
+    return hits
+
+
 def measure_capacity_values() -> Measurement:
 
     parts = {}
@@ -561,13 +573,7 @@ def measure_capacity_values() -> Measurement:
         and _raises(lambda: plan.check_search_args(0.99, 1, 0.1, 1.0)))
     # evaluate at the threshold's edge: recall exactly at the threshold passes, a hair above fails
     mem = cs.NestedMemory("injective", 8, memories=2, seed=1, dtype="float64")
-    E, U = (x.numpy() for x in mem.embeddings(14))
-    hits = 0
-    for s in range(2):
-        W = sum(np.outer(U[s][:, z], E[s][:, z]) for z in range(14))
-        for z in range(14):
-            sc = [float(U[s][:, y] @ W @ E[s][:, z]) for y in range(14)]
-            hits += all(sc[z] > sc[y] for y in range(14) if y != z)
+    hits = loop_nested_hits(mem, 14)
     e_at = mem.evaluate(14, hits / 28, queries=28)
     e_above = mem.evaluate(14, hits / 28 + 1e-6, queries=28)
     parts[f"evaluate: exhaustive recall {hits}/28 = threshold passes, above fails"] = _flag(
@@ -592,6 +598,16 @@ def measure_capacity_values() -> Measurement:
     parts["pooled_memories = max(1, ceil(pairs / max(8, 0.01 m d)))"] = _flag(
         [fz.pooled_memories(d_, m_) for d_, m_ in ((32, 8), (256, 64), (2048, 2048))]
         == [max(1, math.ceil(4000 / max(8.0, 0.01 * m_ * d_))) for d_, m_ in ((32, 8), (256, 64), (2048, 2048))])
+    # verify_down: exhaustive recall at N, N - max(1, floor(0.1 N)), ... until one passes (per-input loop)
+    steps = cs.verify_down(mem, 30, 0.9, 0.1)
+    want, N = [], 30
+    while N > 0:
+        want.append(N)
+        if loop_nested_hits(mem, N) >= 0.9 * 2 * N:
+            break
+        N -= max(1, int(0.1 * N))
+    parts[f"verify_down from 30 at resolution 0.1: N visited {want}"] = _flag(
+        [e.N for e in steps] == want and steps[-1].decided == (1 if N > 0 else -1))
     parts["_bisect: pred(lo), not pred(hi), hi - lo <= max(1, res lo)"] = _flag(
         cs._bisect(lambda N: N <= 37, 1, 64, 0.0) == (37, 38)
         and (lambda lo, hi: lo <= 37 < hi and hi - lo <= max(1, int(0.1 * lo)))(*cs._bisect(lambda N: N <= 37, 1, 64, 0.1)))
@@ -1005,6 +1021,7 @@ register(Claim(
           "popgrad.numerics.capacity_law.compare_laws", "popgrad.numerics.capacity_law.local_slopes",
           "popgrad.numerics.capacity.summarize", "popgrad.numerics.capacity_search.NestedMemory.evaluate",
           "popgrad.numerics.capacity_search._bisect", "popgrad.numerics.capacity_search._bracket",
+          "popgrad.numerics.capacity_search.verify_down",
           "popgrad.numerics.factorized.factorized_capacity", "popgrad.numerics.factorized.pooled_memories"),
     sides=(("popgrad.numerics.capacity_law.fit_law", "popgrad.numerics.capacity_law.compare_laws"),
            (_M + "law_reference", _M + "wls_reference"))))
