@@ -598,6 +598,29 @@ def measure_capacity_values() -> Measurement:
     parts["pooled_memories = max(1, ceil(pairs / max(8, 0.01 m d)))"] = _flag(
         [fz.pooled_memories(d_, m_) for d_, m_ in ((32, 8), (256, 64), (2048, 2048))]
         == [max(1, math.ceil(4000 / max(8.0, 0.01 * m_ * d_))) for d_, m_ in ((32, 8), (256, 64), (2048, 2048))])
+    # the fresh-draw recall (numerics/capacity.py): a planted exact tie (u_1 = u_0) makes both z = 0, 1 miss
+    for kind, N in (("injective", 9), ("mod2", 7)):
+        dr = ncap.draw_memory(kind, 6, N, 2, seed=4, dtype="float64")
+        if kind == "injective":
+            U = dr.U.clone()
+            U[0, :, 1] = U[0, :, 0]
+            dr = ncap.MemoryDraw(kind, dr.E, U, dr.f)
+        E, U, f = dr.E.numpy(), dr.U.numpy(), dr.f.numpy()
+        miss = 0
+        for s_ in range(2):
+            W = sum(np.outer(U[s_][:, f[s_, z]], E[s_][:, z]) for z in range(N))
+            for z in range(N):
+                sc = U[s_].T @ (W @ E[s_][:, z])
+                miss += not all(sc[f[s_, z]] > sc[y] for y in range(sc.size) if y != f[s_, z])
+        parts[f"recall_misses {kind} (ties miss) = loop ({miss})"] = _same(
+            [ncap.recall_misses(dr), ncap.recall(dr)], [miss, 1 - miss / (2 * N)], 1e-12)
+    cells = ncap.capacity_cells(["injective", "mod2"], [32, 16, 32], lambda k, d: 1 if k == "mod2" else 2, seed=5,
+                                device="cpu")
+    parts["capacity_cells: d-major, duplicates dropped, memory seeds seed + k"] = _flag(
+        [(c.params["d"], c.params["kind"], c.seed) for c in cells]
+        == [(16, "injective", 5), (16, "injective", 6), (16, "mod2", 5), (32, "injective", 5), (32, "injective", 6),
+            (32, "mod2", 5)] and all(c.params["threshold"] == 0.99 for c in cells))
+
     # verify_down: exhaustive recall at N, N - max(1, floor(0.1 N)), ... until one passes (per-input loop)
     steps = cs.verify_down(mem, 30, 0.9, 0.1)
     want, N = [], 30
@@ -1021,7 +1044,8 @@ register(Claim(
           "popgrad.numerics.capacity_law.compare_laws", "popgrad.numerics.capacity_law.local_slopes",
           "popgrad.numerics.capacity.summarize", "popgrad.numerics.capacity_search.NestedMemory.evaluate",
           "popgrad.numerics.capacity_search._bisect", "popgrad.numerics.capacity_search._bracket",
-          "popgrad.numerics.capacity_search.verify_down",
+          "popgrad.numerics.capacity_search.verify_down", "popgrad.numerics.capacity.recall_misses",
+          "popgrad.numerics.capacity.capacity_cells",
           "popgrad.numerics.factorized.factorized_capacity", "popgrad.numerics.factorized.pooled_memories"),
     sides=(("popgrad.numerics.capacity_law.fit_law", "popgrad.numerics.capacity_law.compare_laws"),
            (_M + "law_reference", _M + "wls_reference"))))
