@@ -225,23 +225,23 @@ COMPETITOR_TAIL = 4096
 COMPETITOR_D = 64
 
 
-def unstored_miss_rate(kind: str) -> float:
+def unstored_miss_rate(kind: str, M: int = 3) -> float:
     """Closed form (d -> large) of the miss rate of an unstored query when only token 0 is stored.
 
     W = q_0 u_0 e_0^T, a fresh query e_z: v = W e_z = u_0 c with c = e_0 . e_z (sign +/- with prob 1/2 each).
     u_0^T v = |u_0|^2 c is ~sqrt(d) standard deviations of the other outputs' scores N(0, |v|^2 / d) away
     from 0, so it wins when c > 0 and loses when c < 0.
-    injective (M = 3, f(z) = z unstored): c > 0: u_0 wins, a miss; c < 0: the target and the one other
-      unstored output are i.i.d., a miss with prob 1/2: 1/2 + 1/4 = 3/4.
+    injective (f(z) = z unstored): c > 0: u_0 wins, a miss; c < 0: the target and the M - 2 other unstored
+      outputs are i.i.d., a miss with prob 1 - 1/(M - 1): 3/4 at M = 3, 5/6 at M = 4.
     mod2 (M = 2): z even (f(z) = 0 stored) hits iff c > 0: 1/2; z odd (f(z) = 1 unstored, no other
       unstored output) hits iff c < 0: 1/2."""
-    return {"injective": 0.75, "mod2": 0.5}[kind]
+    return 0.5 + 0.5 * (1 - 1 / (M - 1)) if kind == "injective" else 0.5
 
 
 def measure_zipf_error_competitors() -> Measurement:
 
     parts, rates = {}, {}
-    for kind, N in (("injective", 3), ("mod2", 4)):
+    for kind, N in (("injective", 3), ("injective", 4), ("mod2", 4)):
         p = np.asarray(loop_zipf(N, 2.0))
         f = np.arange(N) if kind == "injective" else np.arange(N) % 2
         q = np.zeros(N)
@@ -249,22 +249,22 @@ def measure_zipf_error_competitors() -> Measurement:
         mass = float(p[1:].sum())
         errs, ses = [], []
         for seed in range(COMPETITOR_SEEDS):
-            r = zm.memory_error(p, f, 3 if kind == "injective" else 2, q, COMPETITOR_D, seed=seed, exhaustive=1,
+            r = zm.memory_error(p, f, N if kind == "injective" else 2, q, COMPETITOR_D, seed=seed, exhaustive=1,
                                 tail=COMPETITOR_TAIL, dtype=torch.float64)
             errs.append(r.error)
             ses.append(r.se)
             rate = r.error / mass                       # token 0 (read exactly) is recalled: its error is 0
-            parts[f"{kind} seed {seed}: se = mass sqrt(r (1 - r) / tail)"] = _same(
+            parts[f"{kind} M={N} seed {seed}: se = mass sqrt(r (1 - r) / tail)"] = _same(
                 r.se, mass * math.sqrt(rate * (1 - rate) / COMPETITOR_TAIL), 1e-12)
-            parts[f"{kind} seed {seed}: stored/outputs"] = _flag(r.stored == 1 and r.outputs == 1)
-        want = unstored_miss_rate(kind)
+            parts[f"{kind} M={N} seed {seed}: stored/outputs"] = _flag(r.stored == 1 and r.outputs == 1)
+        want = unstored_miss_rate(kind, N)
         pooled = np.asarray(errs) / mass
         se_law = math.sqrt(want * (1 - want) / (COMPETITOR_TAIL * COMPETITOR_SEEDS))
-        rates[kind] = float(pooled.mean())
-        parts[f"{kind}: unstored miss rate = {want} (K - 1 / K unstored competitors)"] = (
+        rates[f"{kind} M={N if kind == 'injective' else 2}"] = float(pooled.mean())
+        parts[f"{kind} M={N}: unstored miss rate = {want:.4f} (K - 1 / K unstored competitors)"] = (
             abs(pooled.mean() - want), 4 * se_law)
         se_closed = mass * math.sqrt(want * (1 - want) / COMPETITOR_TAIL)
-        parts[f"{kind}: reported se = the binomial se of the law (5 %)"] = (abs(np.mean(ses) - se_closed),
+        parts[f"{kind} M={N}: reported se = the binomial se of the law (5 %)"] = (abs(np.mean(ses) - se_closed),
                                                                           0.05 * se_closed)
     p = np.asarray(loop_zipf(3, 2.0))
     f3 = np.arange(3)
@@ -274,8 +274,9 @@ def measure_zipf_error_competitors() -> Measurement:
     parts["tail = 0: the unstored mass counts as missed"] = _same(r.error, float(p[1:].sum()))
     r = zm.memory_error(p, f3, 3, np.ones(3), COMPETITOR_D, seed=0, exhaustive=1, tail=256, dtype=torch.float64)
     parts["stored tokens past `exhaustive` read by their own embeddings (error 0)"] = _same(r.error, 0.0)
-    return _measurement(parts, f"unstored miss rates {rates} (closed forms 0.75, 0.5)",
-                        value=f"injective {rates['injective']:.4f} vs 3/4, mod2 {rates['mod2']:.4f} vs 1/2")
+    return _measurement(parts, f"unstored miss rates {rates} (closed forms 3/4, 5/6, 1/2)",
+                        value=f"injective M = 3 {rates['injective M=3']:.4f} vs 3/4, M = 4 {rates['injective M=4']:.4f} "
+                              f"vs 5/6, mod2 {rates['mod2 M=2']:.4f} vs 1/2")
 
 
 # ----------------------------------------------------------------------------- memories.readout_values_exact
@@ -566,6 +567,13 @@ def measure_capacity_values() -> Measurement:
         ok &= (abs(plan.guess_capacity(kind, dd) - g) < 1e-9 and plan.n_cap(kind, dd) == cap
                and plan.memories_per_draw(kind, dd) == math.ceil(4000 / max(g, 1.0)) and plan.block_size(kind, dd) == blk)
     parts["guess_capacity, n_cap, memories_per_draw (4000 pairs), block_size"] = _flag(ok)
+    for dt in ("float32", "float64"):
+        for dd in (16, 64):
+            g = plan.guess_capacity("injective", dd)
+            reach = min(plan.n_cap("injective", dd), 2 * max(64, int(g)) + plan.block_size("injective", dd))
+            held = cs.NestedMemory("injective", dd, plan.memories_per_draw("injective", dd), dtype=dt).held_bytes(reach)
+            parts[f"planned_bytes injective d={dd} {dt} = NestedMemory.held_bytes at the planned reach"] = _same(
+                plan.planned_bytes("injective", dd, dtype=dt), held, 0.5)
     parts["validate_threshold (0, 1]; check_search_args ranges"] = _flag(
         plan.validate_threshold(1) == 1.0 and _raises(lambda: plan.validate_threshold(0))
         and _raises(lambda: plan.validate_threshold(1.01)) and plan.check_search_args(0.99, 1, 0.0, 0.05) is None
@@ -1059,7 +1067,7 @@ register(Claim(
           "popgrad.numerics.capacity.summarize", "popgrad.numerics.capacity_search.NestedMemory.evaluate",
           "popgrad.numerics.capacity_search._bisect", "popgrad.numerics.capacity_search._bracket",
           "popgrad.numerics.capacity_search.verify_down", "popgrad.numerics.capacity.recall_misses",
-          "popgrad.numerics.capacity.capacity_cells",
+          "popgrad.numerics.capacity.capacity_cells", "popgrad.numerics.capacity_plan.planned_bytes",
           "popgrad.numerics.factorized.factorized_capacity", "popgrad.numerics.factorized.pooled_memories"),
     sides=(("popgrad.numerics.capacity_law.fit_law", "popgrad.numerics.capacity_law.compare_laws"),
            (_M + "law_reference", _M + "wls_reference"))))
