@@ -55,3 +55,43 @@ def test_factorized_rows_and_moments_ratio(monkeypatch):
     rows, _, _, _ = cmd._moments(argparse.Namespace(dims=[64], measure_dims=[64]))
     for r in rows:
         assert r["measured"] == 100 and r["ratio"] == pytest.approx(r["predicted"] / 100)
+
+
+def _args(*argv):
+    import argparse as ap
+    p = ap.ArgumentParser()
+    cmd.add_arguments(p)
+    return p.parse_args(list(argv))
+
+
+def test_memories_fallback_defaults_are_the_documented_ones(monkeypatch):
+    """Test the defaults that --help states but argparse does not hold (docs/defaults.md, popgrad memories):
+    zipf d sweep 32..512 at N = 4096, n sweep at d = 512, N = 16384, 5 seeds; factorized d = 256, m = d/16 .. d,
+    3 seeds; moments d = 64..2048."""
+    calls = []
+    monkeypatch.setattr(cmd.zm, "n_sweep", lambda alpha, kind, ns, d, N, seeds, progress=None:
+                        calls.append(("n", alpha, kind, list(ns), d, N, seeds)) or [])
+    monkeypatch.setattr(cmd.zm, "d_sweep", lambda alpha, kind, dims, N, seeds, progress=None:
+                        calls.append(("d", alpha, kind, list(dims), N, seeds)) or [])
+    monkeypatch.setattr(cmd.zm, "fitted_exponents", lambda rows, resamples: calls.append(("fit", resamples)) or [])
+    cmd._zipf(_args("zipf"))
+    assert ("n", 1.5, "injective", [100, 300, 1000, 3000, 10000], 512, 16384, 5) in calls
+    assert ("d", 2.0, "mod2", [32, 64, 128, 256, 512], 4096, 5) in calls
+    assert ("fit", 1000) in calls and len(calls) == 2 * 2 * 2 + 1
+    seen = []
+    monkeypatch.setattr(cmd, "factorized_capacity",
+                        lambda d, m, seed: seen.append((d, m, seed)) or {"capacity": 10 + m, "seconds": 0.0, "memories": 1})
+
+    class Found:
+        capacity = 100
+    searched = []
+    monkeypatch.setattr(cmd, "search_capacity", lambda *a, **k: searched.append((a, k)) or Found())
+    cmd._factorized(_args("factorized"))
+    assert sorted({m for _, m, _ in seen}) == [16, 32, 64, 128, 256] and {d for d, _, _ in seen} == {256}
+    assert sorted({s for _, _, s in seen}) == [0, 1, 2]
+    assert searched[-1] == (("injective", 256, 0.99, 0), {"resolution": 0.01})
+    monkeypatch.setattr(cmd.rm, "predicted_capacity", lambda kind, d, threshold=0.99, approximation="independent": 8)
+    searched.clear()
+    rows, _, _, _ = cmd._moments(_args("moments"))
+    assert [r["d"] for r in rows if r["map"] == "injective"] == [64, 128, 256, 512, 1024, 2048]
+    assert [a[1] for a, _ in searched] == [64, 128, 256, 64, 128, 256]
