@@ -44,3 +44,11 @@ def test_capacity_sampled_bias():
     # As above at d = 512 (seeds 0-2) and 1024 (seed 0) with the command's defaults (5000 sampled queries): bias within 2 %,
     # every reported C with exhaustive recall >= 0.99 (slow: ~3 CPU-minutes, 12 min wall at load 8).
     assert_claim("capacity.sampled_bias")
+
+
+def test_capacity_values_exact():
+    # Every number `popgrad capacity` prints beside C (se of ln C, law fits with chi^2/AIC/c/exponent and 95 %
+    # interval, chosen law, local slopes ± se, mean ± se and averaged interval over seeds, exhaustive and sampled
+    # recall columns, plan sizes, documented memory-seed default, the threshold's edge, bisection) = an
+    # independent computation (curve_fit, statistics, a float64 per-input loop, the docstrings' formulas).
+    assert_claim("capacity.values_exact")

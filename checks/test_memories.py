@@ -128,3 +128,36 @@ def test_memories_zipf_laws_full():
     # Cabannes, Dohmatob, Bietti 2024 (talk, finite capacity): every exponent of the docs' sweeps against the
     # informal theorem, both maps, alpha = 1.5, 2 (slow).
     assert_claim("memories.zipf_laws_full")
+
+
+def test_memories_zipf_values_exact():
+    # Every Zipf-memory number and `popgrad memories zipf/hutter` column (p, f, infinite-memory error, the schemes'
+    # q with exactly k tokens at threshold k, k grid, theorem exponents, mean ± se and z, fitted exponents and
+    # their intervals, chance floors) equals a plain-loop value on small fixed inputs.
+    assert_claim("memories.zipf_values_exact")
+
+
+def test_memories_zipf_error_competitors():
+    # memory_error where only token 0 is stored: unstored-query miss rate 3/4 (M = 3: K - 1 other unstored outputs
+    # compete) and 1/2 (M = 2: K unstored outputs against a stored target); se = binomial se of the query draws;
+    # ties are misses; tail = 0 counts the unstored mass.
+    assert_claim("memories.zipf_error_competitors")
+
+
+def test_memories_readout_values_exact():
+    # Readout moments, predicted recall (independent; union over N - 1 competitors; mod 2), predicted capacity and
+    # the `popgrad memories moments` columns equal closed forms, scipy integration and a scan over N.
+    assert_claim("memories.readout_values_exact")
+
+
+def test_memories_optim_values_exact():
+    # Every optimizer-regime number (population GD loss/accuracy/weighted accuracy/margins with ties as misses,
+    # memory scheme, large-batch and batch-1 SGD iterates, margin recursion, sign changes, first reach) = a loop.
+    assert_claim("memories.optim_values_exact")
+
+
+def test_cli_memories_capacity_columns():
+    # `popgrad memories hutter/zipf/moments` and `popgrad capacity --combine/--plan` (one subprocess): every printed
+    # column (z, mc_se, error ± se, medians, chance floors, exponents, predicted capacities and variances; C ± se,
+    # intervals, sampled C, exhaustive/sampled recall, local slopes, law fits with intervals, memory seeds) = loops.
+    assert_claim("cli.memories_capacity_columns")
