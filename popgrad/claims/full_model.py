@@ -695,6 +695,7 @@ def measure_values_exact() -> Measurement:
     parts: dict = {}
     values_variants(parts)
     values_probes(parts)
+    parts = {k: (d if d == d else math.inf, a) for k, (d, a) in parts.items()}       # nan: a failure
     worst = max(parts, key=lambda k: parts[k][0] / parts[k][1])
     err = parts[worst][0] / parts[worst][1]
     return Measurement(err, 1.0, "exact", note=f"{len(parts)} parts; worst {worst}",
