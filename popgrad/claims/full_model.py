@@ -12,6 +12,7 @@ full_model.fig11 / fig11_ci         Figure 11: one layer-1 head holds the previo
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -21,9 +22,11 @@ import torch
 from popgrad.embeddings import make_embeddings
 from popgrad.numerics import full_model as fm
 from popgrad.numerics import full_model_paper as fp
+from popgrad.numerics import masks as fm_masks
+from popgrad.numerics import paper_model as pm
 from popgrad.numerics import training as trn
 from popgrad.numerics import transformer as tr
-from popgrad.numerics.full_model_plots import SPREAD, head_summary
+from popgrad.numerics.full_model_plots import SPREAD, attention_maps, head_summary, head_table
 from popgrad.numerics.presets import PRESETS
 from popgrad.numerics.samplers import cpu_threads
 from popgrad.registry import Claim, Measurement, register
@@ -649,6 +652,30 @@ def values_probes(parts: dict) -> None:
     summ = head_summary(got, heads)
     for k, v in loop_head_summary(got, heads).items():
         parts[f"head_summary (probes): {k}"] = (_rel(summ[k], v), 1e-12)
+    # head_table: every number of a seed's line (fractions ± se, the previous-token head and its share, chance levels,
+    # the induction share and head count) against the probe row and the plain-loop summary, to its printed digits
+    line = head_table("x", heads, [{**got, "seed": 4, "step": 9}]).splitlines()[-1]
+    nums = [float(x) for x in re.findall(r"nan|-?\d+(?:\.\d+)?", line)]
+    hs = loop_head_summary(got, heads)
+    ref = ([4, 9] + [v for j in range(heads) for v in (ref[f"prev_h{j}"], ref[f"prev_h{j}_bse"])]
+           + [hs["prev_head"], hs["prev_share"]]
+           + [v for j in range(heads) for v in (ref[f"induction_h{j}"], ref[f"induction_h{j}_bse"])]
+           + [ref["prev_chance"], ref["induction_chance"], hs["induction_share"], hs["induction_heads"]])
+    parts["head_table numbers"] = (max(abs(a - b) for a, b in zip(nums, ref)) if len(nums) == len(ref) else math.inf,
+                                   0.0051)
+    # attention_maps (Figure 11's panels): both layers' maps on the first `window` positions of the first sequence of
+    # the batch stream seeded 10000 + seed, against the numpy forward on that sequence
+    cfg_m = trn.TrainConfig(model="full", heads=heads, mlp="none", norm="none", T=T, d=16, batch=2, steps=1,
+                            probe_every=1, cutoff=cutoff, device="cpu", dtype="float64", embed="code", scale="sqrt", seed=3)
+    run_m = trn.setup(cfg_m)
+    pw = {k: v.detach().clone() for k, v in run_m.params.items()}
+    _randomize(pw, torch.Generator().manual_seed(8))
+    maps, zw, mw = attention_maps(cfg_m, pw, window=5)
+    zs, ms, _ = next(trn.BatchStream(run_m.model, cfg_m, "cpu", seed=10_003))
+    _, (R1, R2) = reference_forward(pw, zs[:1, :5], heads, "none", "none", c)
+    parts["attention_maps tokens and mask"] = (float(zw.tolist() != zs[0, :5].tolist() or mw.tolist() != ms[0, :5].tolist()),
+                                               1e-12)
+    parts["attention_maps maps"] = (_rel(maps, np.stack([R1[0], R2[0]])), 1e-10)
     # head_summary where a share sits exactly at 20 % and one head is below chance
     row = {"prev_h0": 0.35, "prev_h1": 0.15, "prev_h2": 0.15, "prev_h3": 0.01, "prev_chance": 0.05,
            "induction_h0": 3.0, "induction_h1": 1.0, "induction_h2": 1.0, "induction_h3": 0.0, "induction_chance": 0.0}
@@ -695,6 +722,7 @@ def measure_values_exact() -> Measurement:
     parts: dict = {}
     values_variants(parts)
     values_probes(parts)
+    values_simplified(parts)
     parts = {k: (d if d == d else math.inf, a) for k, (d, a) in parts.items()}       # nan: a failure
     worst = max(parts, key=lambda k: parts[k][0] / parts[k][1])
     err = parts[worst][0] / parts[worst][1]
@@ -703,24 +731,133 @@ def measure_values_exact() -> Measurement:
                        details={k: {"discrepancy": d, "allowed": a} for k, (d, a) in parts.items()})
 
 
+_VALUE_CODE = ("popgrad.numerics.full_model.init_full_params", "popgrad.numerics.full_model.full_logits",
+               "popgrad.numerics.full_model.full_recall_probes", "popgrad.numerics.full_model.attention_probes",
+               "popgrad.numerics.full_model.full_probe_row", "popgrad.numerics.full_model.full_step",
+               "popgrad.numerics.full_model_plots.head_summary", "popgrad.numerics.full_model_plots.head_table",
+               "popgrad.numerics.full_model_plots.attention_maps",
+               "popgrad.numerics.transformer.logits", "popgrad.numerics.transformer.query_positions",
+               "popgrad.numerics.transformer.init_params", "popgrad.numerics.transformer.memory_bytes",
+               "popgrad.numerics.transformer.readout_no_residual_last", "popgrad.numerics.paper_model.PaperStructureModel",
+               "popgrad.numerics.masks.in_context_mask", "popgrad.numerics.masks.other_mask")
 register(Claim(
     id="full_model.values_exact",
     statement="Every number the full model computes and prints (logits and attention maps of every layout, head "
               "count and logit scale; init draws; recall (9) and the public code's readings with the W_K^1 split at "
               "the cutoff; per-head argmax fractions, binomial se, chance levels, masses, shares and head counts; "
-              "probe-row accuracy, se and losses; the training step's counts) equals its plain-loop value",
+              "probe-row accuracy, se and losses; the training step's counts; the per-head table's cells) equals its "
+              "plain-loop value, and so does every number of SPEC §5's simplified model (numerics.transformer for "
+              "both embeddings and scales, with W_F, at query positions, without the residual, one layer; init draws; "
+              "memory estimate; numerics.paper_model; the position masks)",
     where="App. E, Figures 10-11 (numerics.full_model, numerics.full_model_plots.head_summary)",
     compared="numerics.full_model (init_full_params, full_logits, full_recall_probes, attention_probes, full_probe_row, "
-             "full_step) and full_model_plots.head_summary vs a numpy forward written from the module docstring and "
-             "plain loops over heads, positions, keys and outputs; shared: the weights and the batch",
+             "full_step), full_model_plots.head_summary / head_table, numerics.transformer, numerics.paper_model and "
+             "numerics.masks vs numpy forwards written from the module docstrings and plain loops over heads, "
+             "positions, keys and outputs; shared: the weights, the embeddings and the batch",
     kind="exact", tolerance="rel <= 1e-10 (float64) per part", measure=measure_values_exact,
-    code=("popgrad.numerics.full_model.init_full_params", "popgrad.numerics.full_model.full_logits",
-          "popgrad.numerics.full_model.full_recall_probes", "popgrad.numerics.full_model.attention_probes",
-          "popgrad.numerics.full_model.full_probe_row", "popgrad.numerics.full_model.full_step",
-          "popgrad.numerics.full_model_plots.head_summary"),
-    sides=(("popgrad.numerics.full_model.init_full_params", "popgrad.numerics.full_model.full_logits",
-            "popgrad.numerics.full_model.full_recall_probes", "popgrad.numerics.full_model.attention_probes",
-            "popgrad.numerics.full_model.full_probe_row", "popgrad.numerics.full_model.full_step",
-            "popgrad.numerics.full_model_plots.head_summary"),
+    code=_VALUE_CODE,
+    sides=(_VALUE_CODE,
            ("popgrad.claims.full_model.reference_forward", "popgrad.claims.full_model.loop_recall_probes",
-            "popgrad.claims.full_model.loop_attention_probes", "popgrad.claims.full_model.loop_head_summary"))))
+            "popgrad.claims.full_model.loop_attention_probes", "popgrad.claims.full_model.loop_head_summary",
+            "popgrad.claims.full_model.reference_simplified"))))
+
+
+# ----------------------------------------------------------------------------- SPEC §5's simplified model, exactly
+def reference_simplified(emb, W: dict, z, embed: str, c: float, residual: bool = True, one_layer: bool = False):
+    """SPEC §5's model written plainly in numpy from the embeddings (module docstring of numerics.transformer):
+    logits (B, T, N). `embed='code'`: w_E, p_t times sqrt(d), W_V^1, W_O^1, W_V^2, W_U times 1/sqrt(3)."""
+    d = emb.d
+    f, g = (1.0, 1.0) if embed == "unit" else (math.sqrt(d), 1.0 / math.sqrt(3.0))
+    E, Pos, U = f * emb.W_E.T.numpy(), f * emb.P.T.numpy(), g * emb.W_U.numpy()
+    V1, O1, V2 = g * emb.W_V1.numpy(), g * emb.W_O1.numpy(), g * emb.W_V2.numpy()
+    W = {k: (None if v is None else v.detach().double().numpy()) for k, v in W.items()}
+    z = np.asarray(z)
+    B, T = z.shape
+
+    def attend(q, keys, vals, M):
+        s = np.array([c * (q @ M @ k) for k in keys])
+        w = np.exp(s - s.max())
+        return (w / w.sum()) @ vals
+
+    out = np.zeros((B, T, U.shape[0]))
+    for b in range(B):
+        x = E[z[b]] + Pos[:T]
+        for t in range(T):
+            if one_layer:
+                o = x[t] + W["W_O1"] @ V1 @ attend(x[t], x[:t + 1], x[:t + 1], W["W_K1"])
+            else:
+                h = np.array([x[s] + O1 @ V1 @ attend(x[s], x[:s + 1], x[:s + 1], W["W_K1"]) for s in range(t + 1)])
+                o = (h[t] if residual else 0.0) + W["W_O2"] @ V2 @ attend(h[t], h, h, W["W_K2"])
+            if W.get("W_F") is not None:
+                o = o + W["W_F"] @ o
+            out[b, t] = U @ o
+    return out
+
+
+def values_simplified(parts: dict) -> None:
+    """numerics.transformer (logits for both embeddings and scales, with W_F, at query positions, without the layer-2
+    residual, one layer; init_params; query_positions; memory_bytes), numerics.paper_model and numerics.masks vs
+    the numpy forward and plain loops."""
+    d, N, T = 6, 5, 7
+    emb = _tiny_emb(d=d, N=N, T=T, seed=12)
+    gen = torch.Generator().manual_seed(21)
+    W = {k: torch.randn(d, d, generator=gen, dtype=torch.float64) for k in ("W_K1", "W_K2", "W_O2", "W_F", "W_O1")}
+    z = torch.randint(N, (3, T), generator=gen)
+    for embed in tr.EMBEDS:
+        tab = tr.frozen_tables(emb, embed)
+        for scale in tr.SCALES:
+            c = 1.0 / math.sqrt(d) if scale == "sqrt" else 1.0
+            for wf in (False, True):
+                p = {k: W[k] for k in ("W_K1", "W_K2", "W_O2")} | ({"W_F": W["W_F"]} if wf else {})
+                ref = reference_simplified(emb, p, z, embed, c)
+                tag = f"{embed} {scale} W_F={wf}"
+                parts[f"transformer.logits {tag}"] = (_rel(tr.logits(tab, z, p, scale).numpy(), ref), 1e-10)
+                model = pm.from_embeddings(emb, p, embed, scale)
+                with torch.no_grad():
+                    parts[f"paper_model {tag}"] = (_rel(model(z).numpy(), ref), 1e-10)
+            ref = reference_simplified(emb, {k: W[k] for k in ("W_K1", "W_O1")}, z, embed, c, one_layer=True)
+            p1 = {"W_K1": W["W_K1"], "W_O1": W["W_O1"]}
+            parts[f"transformer.logits one layer {embed} {scale}"] = (_rel(tr.logits(tab, z, p1, scale).numpy(), ref), 1e-10)
+    tab = tr.frozen_tables(emb, "unit")
+    p = {k: W[k] for k in ("W_K1", "W_K2", "W_O2")}
+    ref = reference_simplified(emb, p, z, "unit", 1.0)
+    mask = torch.tensor([[0, 1, 0, 0, 1, 0, 1], [0, 0, 0, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0, 0]], dtype=torch.bool)
+    pos, valid = tr.query_positions(mask)
+    rows = [[t for t in range(T) if mask[b, t]] for b in range(3)]
+    parts["query_positions valid"] = (float(valid.tolist() != [[j < len(r) for j in range(3)] for r in rows]), 1e-12)
+    parts["query_positions pos"] = (float(any(pos[b, j] != rows[b][j] for b in range(3) for j in range(len(rows[b])))), 1e-12)
+    got = tr.logits(tab, z, p, "none", pos).numpy()
+    parts["transformer.logits at query positions"] = (max(_rel(got[b, j], ref[b, rows[b][j]]) for b in range(3)
+                                                          for j in range(len(rows[b]))), 1e-10)
+    ref0 = reference_simplified(emb, p, z, "unit", 1.0, residual=False)
+    parts["transformer.logits no residual"] = (_rel(tr.logits(tab, z, p, "none", residual=False).numpy(), ref0), 1e-10)
+    last = reference_simplified(emb, {"W_K1": torch.zeros(d, d, dtype=torch.float64), "W_K2": W["W_K2"],
+                                      "W_O2": W["W_O2"]}, z, "unit", 1.0, residual=False)[:, -1]
+    parts["readout_no_residual_last"] = (_rel(tr.readout_no_residual_last(emb, z, W["W_K2"], W["W_O2"]).numpy(), last), 1e-10)
+    parts["model_logits"] = (_rel(tr.model_logits(emb, z, *(W[k] for k in ("W_K1", "W_K2", "W_O2"))).numpy(), ref), 1e-10)
+    # init_params: nn.Linear-uniform U(-1/sqrt(d), 1/sqrt(d)) drawn in the order W_K1, W_K2, W_O2, W_F, W_O1 (all five
+    # drawn whichever are asked for), or zero
+    g2 = torch.Generator().manual_seed(4)
+    draws = {k: (torch.rand((d, d), generator=g2, dtype=torch.float64) * 2 - 1) / math.sqrt(d)
+             for k in ("W_K1", "W_K2", "W_O2", "W_F", "W_O1")}
+    got = tr.init_params(d, ("W_O2", "W_F"), "linear", seed=4, dtype=torch.float64)
+    parts["init_params names"] = (float(set(got) != {"W_O2", "W_F"}), 1e-12)
+    parts["init_params linear"] = (max(_rel(got[k].numpy(), draws[k].numpy()) for k in got), 1e-12)
+    got = tr.init_params(d, ("W_K1",), "zero", seed=4, dtype=torch.float64)
+    parts["init_params zero"] = (float(set(got) != {"W_K1"} or bool(got["W_K1"].abs().sum() != 0)), 1e-12)
+    # memory_bytes: itemsize B (3 T^2 + 2 m T + 8 T d + 2 m N), m = T unless queries are given
+    for (B_, T_, d_, N_, it, m) in ((2, 8, 4, 5, 4, None), (3, 16, 8, 7, 8, 5)):
+        mm = T_ if m is None else m
+        parts[f"memory_bytes {B_, T_, d_, N_, it, m}"] = (
+            _rel(tr.memory_bytes(B_, T_, d_, N_, it, m), it * B_ * (3 * T_ * T_ + 2 * mm * T_ + 8 * T_ * d_ + 2 * mm * N_)),
+            1e-12)
+    # masks: a trigger seen before (second and later occurrences), never at the last position; other = the rest, t <= T-2
+    zz = torch.tensor([[1, 2, 1, 3, 1, 2, 1], [4, 4, 0, 4, 3, 3, 3], [0, 1, 2, 3, 4, 0, 1]])
+    q = torch.tensor([[1, 2], [4, 3], [2, 3]])
+    got = fm_masks.in_context_mask(zz, q)
+    ref = [[bool(zz[b, t] in q[b].tolist() and zz[b, t] in zz[b, :t].tolist() and t <= T - 2) for t in range(T)]
+           for b in range(3)]
+    parts["in_context_mask"] = (float(got.tolist() != ref), 1e-12)
+    oth = fm_masks.other_mask(got, "C")
+    parts["other_mask"] = (float(oth.tolist() != [[(not ref[b][t]) and t <= T - 2 for t in range(T)] for b in range(3)]),
+                           1e-12)
