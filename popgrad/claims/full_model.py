@@ -698,6 +698,21 @@ def values_probes(parts: dict) -> None:
         for k, v in (("acc_in_context", 7 / 20), ("acc_in_context_se", math.sqrt(0.35 * 0.65 / 20)),
                      ("loss_in_context", 13.0 / 20), ("loss_other", other), ("n_in_context", 20), ("step", 3)):
             parts[f"full_probe_row ({label}): {k}"] = (_rel(r[k], v), 1e-10)
+    # setup_full: embeddings trained or frozen (train_embed), every other parameter trained, SGD with the config's
+    # step size, momentum and weight decay over exactly the trained tensors, the initial copy equal to the parameters
+    for train_embed in (True, False):
+        cfg_s = trn.TrainConfig(model="full", heads=2, mlp="second", norm="pre", T=8, d=8, batch=2, steps=1,
+                                probe_every=1, device="cpu", dtype="float64", embed="code", train_embed=train_embed,
+                                eta=0.37, momentum=0.55, weight_decay=0.003)
+        emb_s = _tiny_emb(d=8, N=7, T=8, seed=1)
+        params, init, opt = fm.setup_full(cfg_s, "cpu", torch.float64, None, emb_s)
+        want = {k: train_embed or k not in ("E", "P", "U") for k in params}
+        group = opt.param_groups[0]
+        ok = ({k: v.requires_grad for k, v in params.items()} == want
+              and {id(v) for v in group["params"]} == {id(v) for k, v in params.items() if want[k]}
+              and (group["lr"], group["momentum"], group["weight_decay"]) == (0.37, 0.55, 0.003)
+              and all(torch.equal(init[k], params[k].detach()) for k in params) and set(params) == expected_names("second", "pre"))
+        parts[f"setup_full train_embed={train_embed}"] = (float(not ok), 1e-12)
     # full_step: loss, counts and the in-context loss sum, both losses
     pos = [(b, t) for b in range(z.shape[0]) for t in range(T) if bool(mask[b, t])]
     for loss in ("in-context", "all"):
@@ -735,7 +750,7 @@ _VALUE_CODE = ("popgrad.numerics.full_model.init_full_params", "popgrad.numerics
                "popgrad.numerics.full_model.full_recall_probes", "popgrad.numerics.full_model.attention_probes",
                "popgrad.numerics.full_model.full_probe_row", "popgrad.numerics.full_model.full_step",
                "popgrad.numerics.full_model_plots.head_summary", "popgrad.numerics.full_model_plots.head_table",
-               "popgrad.numerics.full_model_plots.attention_maps",
+               "popgrad.numerics.full_model_plots.attention_maps", "popgrad.numerics.full_model.setup_full",
                "popgrad.numerics.transformer.logits", "popgrad.numerics.transformer.query_positions",
                "popgrad.numerics.transformer.init_params", "popgrad.numerics.transformer.memory_bytes",
                "popgrad.numerics.transformer.readout_no_residual_last", "popgrad.numerics.paper_model.PaperStructureModel",

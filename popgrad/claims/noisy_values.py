@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from popgrad.data import NoisyRecallModel, noisy_recall_model
+from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError
 from popgrad.numerics import noisy_recall as nr_num
 from popgrad.numerics import noisy_training as ntr
@@ -173,13 +174,19 @@ def values_readouts(parts: dict) -> None:
         parts[f"n_grid {m}"] = (float(nr_num.n_grid(m) != sorted(ref)), 1e-12)
 
 
-def loop_cell(N, T, eps, max_n, threshold, seed) -> dict:
-    """sample_complexity_cell (d = 0) by plain loops on the same draws: along the grid, the first n at which
-    q -> noise holds and at which R_1 over the outputs reaches the threshold, the pairs seen by then."""
+def loop_cell(N, T, eps, max_n, threshold, seed, d: int = 0) -> dict:
+    """sample_complexity_cell by plain loops on the same draws: along the grid, the first n at which q -> noise
+    holds and at which R_1 over the outputs reaches the threshold, the pairs seen by then. d > 0: the readouts
+    through popgrad's embeddings of the seed (U U^T and A^T A, A = W_V^2 W_E over the V = N + 1 tokens)."""
     model = noisy_recall_model(N, T, eps)
     gen = make_generator(seed)
     V = N + 1
     eye = np.eye(V).tolist()
+    gram_U = None
+    if d > 0:
+        emb = make_embeddings(d, V, T, seed=seed, dtype="float64")
+        U, A = emb.W_U.numpy(), emb.W_V2.numpy() @ emb.W_E.numpy()
+        gram_U, eye = (U @ U.T).tolist(), (A.T @ A).tolist()
     n, S, done = np.zeros(V), np.zeros((V, V)), 0
     out = {"n_ff": math.inf, "n_wo2": math.inf, "pairs_ff": math.inf, "pairs_wo2": math.inf}
     grid, b = {max_n}, 1
@@ -192,7 +199,7 @@ def loop_cell(N, T, eps, max_n, threshold, seed) -> dict:
             z, _ = sample_model_e(model, k, gen)
             dn, dS = loop_pairs(z, model.q, V)
             n, S, done = n + dn, S + dS, done + k
-        if math.isinf(out["n_ff"]) and loop_ff_noise(n.tolist()):
+        if math.isinf(out["n_ff"]) and loop_ff_noise(n.tolist(), gram_U):
             out["n_ff"], out["pairs_ff"] = float(m), float(n.sum())
         r1 = loop_r1_gram(n.tolist(), S.tolist(), [int(k) for k in model.outputs], eye)
         out["r1_last"], out["n_last"] = r1, m
@@ -221,9 +228,10 @@ def loop_rate_rows(values, Ns, eps_values, seeds) -> list:
 
 def values_sweep(parts: dict) -> None:
     # sweep cells against the same draws in plain loops: R_1 equal to the threshold (2/3 at n = 3, 1/3 at n = 2),
-    # q -> noise true then false then true again, a threshold never reached (inf)
-    for args in ((4, 6, 0.5, 32, 2.0 / 3.0, 1), (4, 8, 0.5, 32, 1.0 / 3.0, 0), (3, 6, 0.3, 12, 1.0, 2)):
-        got = nr_num.sample_complexity_cell(*args[:5], d=0, seed=args[5])
+    # q -> noise true then false then true again, a threshold never reached (inf), readouts through embeddings (d = 16)
+    for args in ((4, 6, 0.5, 32, 2.0 / 3.0, 1, 0), (4, 8, 0.5, 32, 1.0 / 3.0, 0, 0), (3, 6, 0.3, 12, 1.0, 2, 0),
+                 (4, 6, 0.5, 48, 1.0, 1, 16)):
+        got = nr_num.sample_complexity_cell(*args[:5], d=args[6], seed=args[5])
         ref = loop_cell(*args)
         for k, v in ref.items():
             parts[f"sample_complexity_cell {args}: {k}"] = (_rel(got.get(k, math.nan), v), 1e-12)
@@ -251,6 +259,19 @@ def values_sweep(parts: dict) -> None:
         for key, v in expected.items():
             parts[f"rate_table seeds={seeds} exponent {key}"] = (abs(by[key]["exponent"] - v), 1e-9)
             parts[f"rate_table seeds={seeds} points {key}"] = (float(by[key]["points"] != (2 if key[0] == 0.5 and "W_O" in key[1] else 3)), 1e-12)
+    # the readout Gram matrices: U U^T and A^T A (A = W_V^2 W_E) of popgrad's embeddings of the seed; None at d = 0
+    model = noisy_recall_model(4, 6, 0.5)
+    gU, gA = nr_num.grams(model, 16, 3)
+    emb = make_embeddings(16, 5, 6, seed=3, dtype="float64")
+    U, A = emb.W_U.numpy(), emb.W_V2.numpy() @ emb.W_E.numpy()
+    parts["grams U U^T"] = (_rel(gU, U @ U.T), 1e-12)
+    parts["grams A^T A"] = (_rel(gA, A.T @ A), 1e-12)
+    parts["grams d=0"] = (float(nr_num.grams(model, 0, 3) != (None, None)), 1e-12)
+    # the sweep's cells: eps-major, then N, then seed (seeds seed + s), with the sweep's parameters
+    cells = nr_num.sample_complexity_cells((8, 16), 64, (0.2, 0.5), 2, 100, 0.8, 4, seed=7)
+    ref = [({"N": N, "T": 64, "eps": e, "max_n": 100, "threshold": 0.8, "d": 4}, 7 + s)
+           for e in (0.2, 0.5) for N in (8, 16) for s in range(2)]
+    parts["sample_complexity_cells"] = (float([(c.params, c.seed) for c in cells] != ref), 1e-12)
     one = nr_num.fit_exponent(0.5, "x", {(8,): [1.0, 2.0, 3.0], (16,): [math.inf] * 3}, 10, 0)
     parts["fit_exponent < 2 points: nan"] = (float(not (math.isnan(one["exponent"]) and one["points"] == 1
                                                        and one["dropped_resamples"] == 10)), 1e-12)
@@ -296,7 +317,8 @@ register(Claim(
           "popgrad.numerics.noisy_recall.r1_noisy", "popgrad.numerics.noisy_recall.add_pairs",
           "popgrad.numerics.noisy_recall.n_grid", "popgrad.numerics.noisy_recall.sample_complexity_cell",
           "popgrad.numerics.noisy_recall.rate_table", "popgrad.numerics.noisy_recall.fit_exponent",
-          "popgrad.numerics.noisy_recall.validate_sweep"),
+          "popgrad.numerics.noisy_recall.validate_sweep", "popgrad.numerics.noisy_recall.sample_complexity_cells",
+          "popgrad.numerics.noisy_recall.grams"),
     sides=(("popgrad.theory.noisy_recall.signals", "popgrad.numerics.noisy_recall.ff_maps_q_to_noise",
             "popgrad.numerics.noisy_recall.r1_noisy", "popgrad.numerics.noisy_recall.add_pairs",
             "popgrad.numerics.noisy_recall.sample_complexity_cell", "popgrad.numerics.noisy_recall.rate_table"),
