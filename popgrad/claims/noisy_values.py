@@ -7,7 +7,8 @@ noisy.values_exact      the exact signals (theory.noisy_recall.signals: margins,
                         sequence / exponents of the rate table, the argument bounds) against plain loops
 noisy.truncation_exact  the truncation metrics (noise probability, accuracy and probability on ybar with and without
                         W_F, layer-2 attention on ybar / noise, head recall, the W_F readout and margin, every se)
-                        and the seed aggregation against a numpy forward and plain loops over positions
+                        and the seed aggregation against a numpy forward and plain loops over positions; one
+                        training cell against the cell written out (paper_model's forward, SGD by hand)
 noisy.command_values    `popgrad noisy --json` (a subprocess): the signals table with its ratio column, the truncation
                         table's mean / se / per-seed values, the argument bounds model E needs
 """
@@ -29,6 +30,7 @@ from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError
 from popgrad.numerics import noisy_recall as nr_num
 from popgrad.numerics import noisy_training as ntr
+from popgrad.numerics import paper_model as pm
 from popgrad.numerics import training as trn
 from popgrad.numerics.samplers import make_generator, sample_model_e
 from popgrad.registry import Claim, Measurement, register
@@ -394,7 +396,7 @@ def small_noisy_run(seed: int = 0, plant: bool = False):
     return run
 
 
-def values_truncation(parts: dict) -> None:
+def values_helpers(parts: dict) -> None:
     # _mean_se: ddof 1; one value or none: nan se; _flat splits (mean, se) into key, key_se
     for v in ([0.25, 1.0, 4.0], [3.0], []):
         m, se = ntr._mean_se(torch.tensor(v, dtype=torch.float64))
@@ -408,6 +410,9 @@ def values_truncation(parts: dict) -> None:
         m, se = ntr.seed_summary([{"final": {"x": f}} for f in finals], "x")
         rse = statistics.stdev(finals) / math.sqrt(len(finals)) if len(finals) > 1 else math.nan
         parts[f"seed_summary {finals}"] = (max(_rel(m, statistics.fmean(finals)), _rel(se, rse)), 1e-12)
+
+
+def values_truncation_runs(parts: dict) -> None:
     # seed 3: head recall 1/3 with W_F, 0 without; seed 5 with W_F planted: W_F reads q as the noise token; seed 5
     # with W_F = 0: every readout ties (not q -> noise)
     for seed, plant in ((3, False), (5, True), (5, "zero")):
@@ -522,11 +527,14 @@ register(Claim(
 
 def measure_truncation_exact() -> Measurement:
     # The truncation metrics of `popgrad noisy --part truncation` (every mean and se, head recall, W_F's readout and
-    # margin) on two float64 runs at random weights against a numpy forward and plain loops; _mean_se, _flat,
-    # seed_summary (ddof 1, nan for one value).
+    # margin) on float64 runs at random weights against a numpy forward and plain loops; _mean_se, _flat,
+    # seed_summary (ddof 1, nan for one value); one training cell (its probe schedule, data streams, SGD update and
+    # metrics; float32 against float64, rel <= 1e-4, discrete metrics exact) against the cell written out.
     parts: dict = {}
-    values_truncation(parts)
-    return _measurement(parts, "truncation metrics")
+    values_helpers(parts)
+    values_train_cell(parts)
+    values_truncation_runs(parts)
+    return _measurement(parts, "truncation metrics and one training cell")
 
 
 register(Claim(
@@ -534,14 +542,82 @@ register(Claim(
     statement="Every truncation metric of `popgrad noisy --part truncation` equals its plain-loop value (noise "
               "probability, accuracy and probability on ybar with and without W_F, layer-2 attention on ybar / noise, "
               "head recall, W_F's q -> noise readout and margin, every standard error with ddof 1), and so do the "
-              "seed aggregation's mean and se",
+              "seed aggregation's mean and se and one training cell's curves (probe schedule, data streams, SGD update)",
     where="talk 'Mechanisms of emergence' §3 (truncation of the feed-forward layer); SPEC §7 (numerics.noisy_training)",
     compared="numerics.noisy_training.truncation_metrics / _mean_se / _flat / seed_summary vs a numpy forward of SPEC "
              "§5's model and plain loops over the in-context trigger positions, statistics.stdev; shared: the weights, "
              "the batch",
     kind="exact", tolerance="rel <= 1e-10 per part", measure=measure_truncation_exact,
     code=("popgrad.numerics.noisy_training.truncation_metrics", "popgrad.numerics.noisy_training._mean_se",
-          "popgrad.numerics.noisy_training.seed_summary"),
+          "popgrad.numerics.noisy_training.seed_summary", "popgrad.numerics.noisy_training.train_noisy_cell"),
     sides=(("popgrad.numerics.noisy_training.truncation_metrics", "popgrad.numerics.noisy_training._mean_se",
-            "popgrad.numerics.noisy_training.seed_summary"),
-           ("popgrad.claims.noisy_values.loop_truncation",))))
+            "popgrad.numerics.noisy_training.seed_summary", "popgrad.numerics.noisy_training.train_noisy_cell"),
+           ("popgrad.claims.noisy_values.loop_truncation", "popgrad.claims.noisy_values.loop_train_cell"))))
+
+
+# ----------------------------------------------------------------------------- one training cell, step by step
+TRAIN_CELL = dict(N=4, T=8, eps=0.5, d=8, batch=4, steps=3, eta=0.5, probe_every=2, test_batch=8, scale="sqrt",
+                  embed="code")
+
+
+def loop_train_cell(seed: int) -> dict:
+    """train_noisy_cell written out: popgrad's embeddings of the seed in the code scaling (w_E, p_t times sqrt(d);
+    W_V^1, W_O^1, W_V^2, W_U times 1/sqrt(3)), W_K^1, W_K^2, W_O^2, W_F drawn U(-1/sqrt(d), 1/sqrt(d)) from generator
+    seed + 1 (order W_K1, W_K2, W_O2, W_F, W_O1), SPEC §5's model with a linear W_F (numerics.paper_model's module
+    structure), loss = mean cross-entropy over every position t <= T-2 of batches drawn from generator seed + 2,
+    torch.optim.SGD's update by hand (momentum 0.9, weight decay 1e-4: buf = m buf + (g + wd W), W -= eta buf); the
+    metrics (loop_truncation) on the probe batch (generator seed + 1000, first draw) at steps 0, probe_every,
+    2 probe_every, ... and the last, and on the next draw of that generator at the end."""
+    c = TRAIN_CELL
+    d, V, T = c["d"], c["N"] + 1, c["T"]
+    model = noisy_recall_model(c["N"], T, c["eps"])
+    emb = make_embeddings(d, V, T, seed=seed, dtype="float64")
+    f, g = math.sqrt(d), 1.0 / math.sqrt(3.0)
+    Phi1 = emb.W_O1 @ emb.W_V1
+    tab = type("Tables", (), {"E": f * emb.W_E.T, "P": f * emb.P.T, "E1": f * g * g * (Phi1 @ emb.W_E).T,
+                              "P1": f * g * g * (Phi1 @ emb.P).T, "U": g * emb.W_U, "V2": g * emb.W_V2, "d": d})
+    gen0 = torch.Generator().manual_seed(seed + 1)
+    draws = {k: (torch.rand((d, d), generator=gen0, dtype=torch.float64) * 2 - 1) / math.sqrt(d)
+             for k in ("W_K1", "W_K2", "W_O2", "W_F", "W_O1")}
+    W = {k: draws[k] for k in ("W_K1", "W_K2", "W_O2", "W_F")}
+    cfg = type("Config", (), {"scale": c["scale"]})
+    data = make_generator(seed + 2)
+    gen = make_generator(seed + 1000)
+    z_probe, y_probe = sample_model_e(model, c["test_batch"], gen)
+    buf: dict = {}
+    curves = []
+
+    def metrics(z, y):
+        return loop_truncation(type("RunView", (), {"tab": tab, "model": model, "cfg": cfg, "params": W}), z, y)
+
+    for step in range(c["steps"] + 1):
+        if step % c["probe_every"] == 0 or step == c["steps"]:
+            curves.append((step, metrics(z_probe, y_probe)))
+        if step == c["steps"]:
+            break
+        z, _ = sample_model_e(model, c["batch"], data)
+        leaves = {k: v.clone().requires_grad_(True) for k, v in W.items()}
+        net = pm.from_embeddings(emb, leaves, c["embed"], c["scale"])
+        logits = net(z)[:, :T - 1]
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), z[:, 1:].reshape(-1))
+        grads = torch.autograd.grad(loss, [net.trained()[k] for k in W])
+        with torch.no_grad():
+            for (k, w), gk in zip(list(W.items()), grads):
+                dp = gk + 1e-4 * w
+                buf[k] = dp.clone() if k not in buf else 0.9 * buf[k] + dp
+                W[k] = w - c["eta"] * buf[k]
+    z_test, y_test = sample_model_e(model, c["test_batch"], gen)
+    return {"curves": curves, "final": metrics(z_test, y_test)}
+
+
+def values_train_cell(parts: dict) -> None:
+    got = ntr.train_noisy_cell(**TRAIN_CELL, seed=2)
+    ref = loop_train_cell(2)
+    parts["train cell: probe steps"] = (float([r["step"] for r in got["curves"]] != [s for s, _ in ref["curves"]]), 1e-12)
+    for label, g, r in ([(f"step {s}", gc, rc) for (s, rc), gc in zip(ref["curves"], got["curves"])]
+                        + [("final", got["final"], ref["final"])]):
+        for k, v in r.items():
+            pairs = [(k, v)] if not isinstance(v, tuple) else [(k, v[0]), (k + "_se", v[1])]
+            for key, val in pairs:
+                exact = key in ("n_positions", "ff_noise") or key.startswith(("acc_y", "head_recall"))
+                parts[f"train cell {label}: {key}"] = (_rel(g.get(key, math.inf), val), 1e-12 if exact else 1e-4)
