@@ -713,6 +713,11 @@ def values_probes(parts: dict) -> None:
               and (group["lr"], group["momentum"], group["weight_decay"]) == (0.37, 0.55, 0.003)
               and all(torch.equal(init[k], params[k].detach()) for k in params) and set(params) == expected_names("second", "pre"))
         parts[f"setup_full train_embed={train_embed}"] = (float(not ok), 1e-12)
+    # full_probe_row without in-context positions: accuracy, its se and the in-context loss are nan
+    r = fm.full_probe_row(SimpleNamespace(cfg=cfg, params=p), 0, z, torch.zeros_like(mask), tgt, 0.0, 0, 0,
+                          torch.tensor(0.0, dtype=torch.float64), None)
+    parts["full_probe_row n=0"] = (float(not all(math.isnan(r[k]) for k in ("acc_in_context", "acc_in_context_se",
+                                                                          "loss_in_context"))), 1e-12)
     # full_step: loss, counts and the in-context loss sum, both losses
     pos = [(b, t) for b in range(z.shape[0]) for t in range(T) if bool(mask[b, t])]
     for loss in ("in-context", "all"):

@@ -274,6 +274,14 @@ def values_sweep(parts: dict) -> None:
     ref = [({"N": N, "T": 64, "eps": e, "max_n": 100, "threshold": 0.8, "d": 4}, 7 + s)
            for e in (0.2, 0.5) for N in (8, 16) for s in range(2)]
     parts["sample_complexity_cells"] = (float([(c.params, c.seed) for c in cells] != ref), 1e-12)
+    # the bootstrap interval around each exponent: lo <= exponent <= hi; a quantity equal in every seed at every N
+    # (an exact power law N^2 / 16 in every seed) has the point interval [2, 2]
+    exact = nr_num.fit_exponent(0.5, "x", {(8,): [4.0, 4.0, 4.0], (16,): [16.0] * 3, (32,): [64.0] * 3}, 30, 0)
+    parts["fit_exponent exact power law"] = (max(abs(exact[k] - 2.0) for k in ("exponent", "lo", "hi")), 1e-9)
+    spread = nr_num.fit_exponent(0.5, "x", {(8,): [3.0, 9.0, 4.0], (16,): [20.0, 11.0, 15.0], (32,): [70.0, 40.0, 33.0]},
+                                 200, 0)
+    parts["fit_exponent lo <= exponent <= hi < lo + 3"] = (
+        float(not (spread["lo"] < spread["exponent"] < spread["hi"] < spread["lo"] + 3)), 1e-12)
     one = nr_num.fit_exponent(0.5, "x", {(8,): [1.0, 2.0, 3.0], (16,): [math.inf] * 3}, 10, 0)
     parts["fit_exponent < 2 points: nan"] = (float(not (math.isnan(one["exponent"]) and one["points"] == 1
                                                        and one["dropped_resamples"] == 10)), 1e-12)
