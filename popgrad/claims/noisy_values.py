@@ -469,7 +469,9 @@ TRUNC_CLI = dict(N=3, T=8, eps=0.5, d=4, batch=4, steps=1, eta=1.0, probe_every=
 CLI_RUNS = {"signals": ["--part", "signals", "--Ns", "2,3", "--Ts", "5", "--eps", "0.3"],
             "truncation": ["--part", "truncation", "--train-N", "3", "--train-T", "8", "--train-d", "4",
                            "--batch", "4", "--steps", "1", "--probe-every", "1", "--train-seeds", "2", "--test-batch",
-                           "16", "--seed", "5"]}
+                           "16", "--seed", "5"],
+            "rates": ["--part", "rates", "--Ns", "3,5", "--T", "8", "--eps", "0.3,0.6", "--seeds", "3", "--max-n", "64",
+                      "--threshold", "0.66", "--d", "32", "--resamples", "40", "--seed", "4"]}
 # (argv, accepted): model E needs N >= 2, T >= 3, 0 < eps < 1, 0 < threshold <= 1, probe_every <= steps
 CLI_BOUNDS = {"Ns=2": (["--Ns", "2"], True), "Ns=1": (["--Ns", "1"], False), "T=3": (["--T", "3"], True),
               "T=2": (["--T", "2"], False), "Ts=3": (["--Ts", "3"], True), "Ts=2": (["--Ts", "2"], False),
@@ -515,6 +517,17 @@ def measure_command_values() -> Measurement:
         parts[f"truncation {k} mean"] = (_rel(r["mean"], statistics.fmean(v)), 1e-10)
         parts[f"truncation {k} se"] = (_rel(r["se"], statistics.stdev(v) / math.sqrt(len(v))), 1e-10)
         parts[f"truncation {k} per seed"] = (float(r["per_seed"] != " ".join(f"{x:.3f}" for x in v)), 1e-12)
+    # --part rates: the table and the exponents are those of the sweep's cells at the given sizes, threshold, d,
+    # seeds, resamples and first seed (cells run in process here)
+    cells = nr_num.sample_complexity_cells((3, 5), 8, (0.3, 0.6), 3, 64, 0.66, 32, seed=4)
+    rows, fits = nr_num.rate_table([c.fn(**c.params, seed=c.seed) for c in cells], (3, 5), (0.3, 0.6), 3, 40, 4)
+    out = res["runs"]["rates"]
+    parts["rates rows"] = (max((_rel(a[k], b[k]) if not isinstance(b[k], str) else float(a[k] != b[k]))
+                               for a, b in zip(out["rows"], rows) for k in b) if len(out["rows"]) == len(rows) else math.inf,
+                           1e-12)
+    parts["rates fits"] = (max(_rel([a[k] for k in ("exponent", "lo", "hi", "points")], [b[k] for k in ("exponent", "lo", "hi",
+                                                                                                       "points")])
+                               for a, b in zip(out["fits"], fits)) if len(out["fits"]) == len(fits) else math.inf, 1e-12)
     for k, (_, ok) in CLI_BOUNDS.items():
         parts[f"accepts {k}"] = (float(res["accepted"][k] != ok), 1e-12)
     return _measurement(parts, "popgrad noisy's tables and argument bounds")
@@ -522,7 +535,8 @@ def measure_command_values() -> Measurement:
 
 register(Claim(
     id="noisy.command_values",
-    statement="`popgrad noisy` prints the exact signals with their ratio, and over training seeds the mean, the "
+    statement="`popgrad noisy` prints the exact signals with their ratio, the rate table and exponents of its sweep "
+              "cells at the given sizes, threshold, d, seeds and resamples, and over training seeds the mean, the "
               "standard error (ddof 1) and the per-seed values of every truncation metric; it accepts exactly the "
               "arguments model E allows (N >= 2, T >= 3, 0 < eps < 1, 0 < threshold <= 1, probe spacing <= steps)",
     where="talk 'Mechanisms of emergence' §3; SPEC §7 (popgrad noisy)",
