@@ -46,3 +46,11 @@ def test_full_model_probe_chance():
     # The previous-token chance level is mean_t 1/(t+1) (uniform argmax over t+1 causal keys) and a head's top share
     # counts only its excess above chance: vs plain loops over positions and a hand-built 3-head attention.
     assert_claim("full_model.probe_chance")
+
+
+def test_full_model_values_exact():
+    # Every number the full model computes and prints (logits and attention maps of the 9 mlp/norm layouts, 1/2/4
+    # heads, both logit scales; init draws; recall (9), the public code's readings and the W_K^1 split at the cutoff;
+    # per-head fractions, se, chance, masses, shares, head counts; probe-row accuracy/se/losses; step counts) equals
+    # its plain-loop / numpy-forward value (float64).
+    assert_claim("full_model.values_exact")

@@ -62,3 +62,22 @@ def test_noisy_r1_ties():
     # R_1 counts a label only when its own output is the unique argmax (SPEC §4: ties and unseen labels are misses):
     # r1_noisy vs a plain loop on hand-built pair statistics with exact ties.
     assert_claim("noisy.r1_ties")
+
+
+def test_noisy_values_exact():
+    # Every number of `popgrad noisy --part signals / rates` equals its plain-loop value: the exact signals (W_O^2
+    # diagonal minus the mean over the |outputs| - 1 other outputs, margins, E|I|) vs enumeration; q -> noise with ties
+    # as misses, R_1 with a Gram matrix, pair statistics, n grid, a sweep cell's first n, the rate table.
+    assert_claim("noisy.values_exact")
+
+
+def test_noisy_truncation_exact():
+    # Every truncation metric (means, se with ddof 1, head recall, W_F readout and margin) and the seed aggregation
+    # equal a numpy forward of SPEC §5's model and plain loops over the in-context trigger positions.
+    assert_claim("noisy.truncation_exact")
+
+
+def test_noisy_command_values():
+    # `popgrad noisy --json` prints the exact signals and their ratio, the truncation metrics' mean / se (ddof 1) /
+    # per-seed values over seeds, and accepts exactly the arguments model E allows.
+    assert_claim("noisy.command_values")
