@@ -41,8 +41,8 @@ EXACT = 1e-12
 
 
 def _worst(parts: dict) -> float:
-    """max over parts of discrepancy / allowed (each part is (discrepancy, allowed))."""
-    return max(d / a for d, a in parts.values())
+    """max over parts of discrepancy / allowed (each part is (discrepancy, allowed)); a nan discrepancy is inf."""
+    return max((d / a if not math.isnan(d) else math.inf) for d, a in parts.values())
 
 
 def _measurement(parts: dict, note: str, value: str = "") -> Measurement:
