@@ -8,7 +8,10 @@ cli.commands_at_defaults   one subprocess (`popgrad.cli.main` with --json; claim
                                         --preset fig3-wo2-first: preset_config's App. E settings, the freezing
                                         steps scaled to the CPU size
                            dynamics     final / best accuracy ± se = mean and sem over the seeds' curves; each
-                                        point's accuracy se = scipy binomial std / n_eval
+                                        point's accuracy se = scipy binomial std / n_eval; with
+                                        --thresholds 0.2,0.23,0.27 (seeds that reach and seeds that do
+                                        not): reached, fraction, median (+inf for unreached), mean, sem,
+                                        per-layer mean and out-of-budget seeds from a loop over the curves
                            recall-table r1 / probe mean ± se = mean and sem of the per-seed values
                            capacity     mean ± se = mean and sem of the memory seeds' capacities
                            scaling      error_at_max = 1 - r1_at_max = 1 - the curve's last point; the error
@@ -49,6 +52,8 @@ RUNS = {
                        "--probe-every", "5", "--cutoff", "8", "--device", "cpu", "--threads", "1"],
     "dynamics": ["dynamics", "--N", "6", "--T", "8", "--d", "32", "--k", "4", "--n", "256", "--n-eval", "256",
                  "--device", "cpu"],
+    "dynamics --thresholds": ["dynamics", "--N", "6", "--T", "8", "--d", "32", "--k", "4", "--n", "256", "--n-eval", "256",
+                              "--device", "cpu", "--thresholds", "0.2,0.23,0.27"],
     "recall-table": ["recall-table", "--dims", "16", "--batches", "1,2", "--device", "cpu"],
     "capacity": ["capacity", "--dims", "16", "--maps", "injective", "--device", "cpu", "--threads", "1"],
     "scaling": ["scaling", "--sweeps", "d", "--dims", "16,32", "--max-batches", "4", "--device", "cpu"],
@@ -134,6 +139,41 @@ def _dynamics(o) -> dict:
     return gaps
 
 
+def _dynamics_steps(o) -> dict:
+    """The summary's step columns per threshold from the printed curves: seeds reaching it, the first step per seed
+    (a loop over its rows), numpy median (unreached = +inf), mean, scipy.stats.sem, per-layer mean, the seeds that
+    ran the whole budget without reaching it; the interval ends bracket the median."""
+    gaps = _dynamics(o)
+    curves = {}
+    for r in o["rows"]:
+        curves.setdefault(r["seed"], []).append(r)
+    for s in o["summary"]:
+        th = s["threshold"]
+        first = {seed: next((r for r in c if r["accuracy"] >= th), None) for seed, c in curves.items()}
+        hit = [f for f in first.values() if f is not None]
+        steps = [float(f["step"]) for f in hit]
+        med = float(np.median(steps + [math.inf] * (len(curves) - len(hit))))
+        want = {"reached": len(hit), "seeds": len(curves), "fraction": len(hit) / len(curves),
+                "steps_median": med if math.isfinite(med) else None,
+                "steps_mean": float(np.mean(steps)) if steps else None,
+                "steps_se": float(stats.sem(steps)) if len(steps) >= 2 else None,
+                "steps_per_layer_mean": float(np.mean([max(f["steps_W_O2"], f["steps_W_K2"], f["steps_W_K1"])
+                                                       for f in hit])) if hit else None,
+                "steps_run": max(c[-1]["step"] for c in curves.values()),
+                "out_of_budget": sum(f is None and curves[seed][-1]["step"] >= o["budget_steps"]
+                                     for seed, f in first.items())}
+        for k, v in want.items():
+            got = s[k]
+            gaps[f"dynamics summary {k} at {th:g}"] = (0.0 if got is None and v is None else
+                                                       math.inf if (got is None) != (v is None) else _gap(got, v))
+        lo, hi = s["steps_median_lo"], s["steps_median_hi"]
+        ends = [x if x is not None else math.inf for x in (lo, hi)]
+        ok = ends[0] <= med <= ends[1] and (s["steps_median"] is None or lo is not None)
+        gaps[f"dynamics median interval brackets the median at {th:g}"] = 0.0 if ok else math.inf
+    gaps["dynamics thresholds separate the seeds"] = 0.0 if len({s["reached"] for s in o["summary"]}) > 1 else math.inf
+    return gaps
+
+
 def _recall_table(o) -> dict:
     gaps = {}
     for c in o["cells"]:
@@ -200,7 +240,8 @@ def theorem3_group_scores(p: dict) -> dict:
     return out
 
 
-CHECKS = {"train": _train, "train --preset": _train_preset, "dynamics": _dynamics, "recall-table": _recall_table, "capacity": _capacity,
+CHECKS = {"train": _train, "train --preset": _train_preset, "dynamics": _dynamics,
+          "dynamics --thresholds": _dynamics_steps, "recall-table": _recall_table, "capacity": _capacity,
           "scaling": _scaling, "theorem3": _theorem3}
 
 
