@@ -24,3 +24,9 @@ def test_core_training_helpers_exact():
     # App. E: freeze schedule at its boundary, trained matrices, Figure 5's trigger probe (ties are misses) and the
     # precision choices made without measuring equal loops and hand tables.
     assert_claim("core.training_helpers_exact")
+
+
+def test_core_train_loop_exact():
+    # Sec. 5 / App. E: five steps of the training loop (freezing, momentum, weight decay, probe rows) equal plain SGD
+    # on the paper-structure model by autograd, float64.
+    assert_claim("core.train_loop_exact")
