@@ -9,7 +9,7 @@ core.dynamics_helpers_exact   dynamics.median_prediction_range (k = 1: the runs'
 core.scaling_helpers_exact    scaling.batch_grid, first_crossing (a value equal to the threshold), fitted and
                               error exponents (unreached and R_1 = 1 points dropped), scaling_points,
                               _direction_error (unseen labels dropped), bench.summary / mean_se at one round,
-                              RecallCell at one seed, recall_grid_from
+                              RecallCell at one seed, recall_grid_from, recall.r1_recall (ties, unseen labels)
 core.theorem3_predictions     theorem3_mc.tau_value, gamma_T, paper_step1_scores, paper_step2_diag,
                               paper_step3_diag (the paper columns of `popgrad theorem3`) vs exact rationals
 core.training_helpers_exact   training.apply_schedule at the freeze boundary, parse_freeze, trained_names,
@@ -35,7 +35,8 @@ from popgrad.errors import PopgradError
 from popgrad.numerics import bench, dynamics, dynamics_reference, precision, probes, scaling, theorem3_mc
 from popgrad.numerics import paper_model as pm
 from popgrad.numerics import training as trn
-from popgrad.numerics.recall import RecallCell, recall_grid_from
+from popgrad.numerics.recall import RecallCell, r1_recall, recall_grid_from
+from popgrad.numerics.token_stats import ClassStats
 from popgrad.registry import Claim, Measurement, register
 
 EXACT = 1e-12
@@ -222,6 +223,22 @@ def loop_loglog_slope(xs, ys) -> float:
     return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
 
 
+def loop_r1(S, n, A) -> float:
+    """The reference R_1: for each label k seen at least once, scores_j = (A(c_k - c))^T A e_j with c_k = S_k / n_k and
+    c = sum S / sum n; a hit when k is the unique maximum; divided by N."""
+    N = len(n)
+    tot = [sum(float(S[k, j]) for k in range(N)) / sum(int(x) for x in n) for j in range(N)]
+    G = A.T @ A
+    hits = 0
+    for k in range(N):
+        if int(n[k]) == 0:
+            continue
+        ck = [float(S[k, j]) / int(n[k]) - tot[j] for j in range(N)]
+        sc = [sum(ck[i] * float(G[i, j]) for i in range(N)) for j in range(N)]
+        hits += int(sc[k] == max(sc) and sc.count(max(sc)) == 1)
+    return hits / N
+
+
 class _Stats:
     """A stand-in for ClassStats: the rows c_k - c and the labels seen."""
 
@@ -308,6 +325,14 @@ def measure_scaling_helpers() -> Measurement:
         bad += _close(c.r1, [rv[s]["r1"][i][j] for s in range(3)]) + _close(c.probe, [rv[s]["probe"][i][j] for s in range(3)])
         bad += abs(c.pairs - sum(rv[s]["pairs"][j] for s in range(3)) / 3)
     parts["recall_grid_from vs loop (cell per d x batches)"] = (bad + (len(cells_out) != 6), EXACT)
+    # r1_recall (App. E R_1): a unique hit, two tied rows (misses), an unseen label (a miss although its row peaks at
+    # itself), averaged over all N labels
+    S = torch.tensor([[1.0, 0, 0, 0], [0, 0.5, 0.5, 0], [0, 0.5, 0.5, 0], [0, 0, 0, 0]], dtype=torch.float64)
+    n = torch.tensor([1, 1, 1, 0])
+    A = torch.eye(4, dtype=torch.float64)
+    parts["recall.r1_recall (ties and unseen labels are misses, / N)"] = (
+        abs(r1_recall(ClassStats(S, n), A) - loop_r1(S, n, A)), EXACT)
+    parts["r1 planted value 1/4"] = (abs(loop_r1(S, n, A) - 0.25), EXACT)
     return _measurement(parts, note=f"{len(parts)} parts: batch grids, crossings, exponents (dropped points), assembled "
                                     "sweep points, direction errors, bench summaries and one-seed cells vs loops")
 
@@ -324,10 +349,12 @@ register(Claim(
     code=("popgrad.numerics.scaling.batch_grid", "popgrad.numerics.scaling.first_crossing",
           "popgrad.numerics.scaling.fitted_exponent", "popgrad.numerics.scaling.error_exponent",
           "popgrad.numerics.scaling.scaling_points", "popgrad.numerics.scaling._direction_error",
-          "popgrad.numerics.bench.summary", "popgrad.numerics.bench.mean_se", "popgrad.numerics.recall.recall_grid_from"),
+          "popgrad.numerics.bench.summary", "popgrad.numerics.bench.mean_se", "popgrad.numerics.recall.recall_grid_from",
+          "popgrad.numerics.recall.r1_recall"),
     sides=(("popgrad.numerics.scaling.batch_grid", "popgrad.numerics.scaling.fitted_exponent",
-            "popgrad.numerics.scaling.error_exponent"),
-           ("popgrad.claims.core_values.loop_batch_grid", "popgrad.claims.core_values.loop_loglog_slope"))))
+            "popgrad.numerics.scaling.error_exponent", "popgrad.numerics.recall.r1_recall"),
+           ("popgrad.claims.core_values.loop_batch_grid", "popgrad.claims.core_values.loop_loglog_slope",
+            "popgrad.claims.core_values.loop_r1"))))
 
 
 # ----------------------------------------------------------------------------- Theorem 3's paper columns
