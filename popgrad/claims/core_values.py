@@ -9,7 +9,8 @@ core.dynamics_helpers_exact   dynamics.median_prediction_range (k = 1: the runs'
 core.scaling_helpers_exact    scaling.batch_grid, first_crossing (a value equal to the threshold), fitted and
                               error exponents (unreached and R_1 = 1 points dropped), scaling_points,
                               _direction_error (unseen labels dropped), bench.summary / mean_se at one round,
-                              RecallCell at one seed, recall_grid_from, recall.r1_recall (ties, unseen labels)
+                              RecallCell at one seed, recall_grid_from, recall.r1_recall (ties, unseen labels),
+                              batch_sweep on planted token statistics (reference run, fit window)
 core.theorem3_predictions     theorem3_mc.tau_value, gamma_T, paper_step1_scores, paper_step2_diag,
                               paper_step3_diag (the paper columns of `popgrad theorem3`) vs exact rationals
 core.training_helpers_exact   training.apply_schedule at the freeze boundary, parse_freeze, trained_names,
@@ -239,6 +240,58 @@ def loop_r1(S, n, A) -> float:
     return hits / N
 
 
+def _planted_table(seed: int, b: int, N: int = 5) -> SimpleNamespace:
+    """Token statistics (S, n) of b batches (planted): a fixed table plus noise of size b^-1/2 from (seed, b); the last
+    label unseen below 4 batches."""
+    base = torch.arange(N * N, dtype=torch.float64).reshape(N, N).remainder(7) + 1.0
+    g = torch.Generator().manual_seed(1000 * seed + b)
+    S = base + torch.randn(N, N, generator=g, dtype=torch.float64) * 3.0 / math.sqrt(b)
+    n = torch.full((N,), 2, dtype=torch.int64)
+    if b < 4:
+        S[-1], n[-1] = 0.0, 0
+    return SimpleNamespace(S=S, n=n)
+
+
+def _planted_gather(model, batches, batch_size=32, seed=0, device="auto") -> dict:
+    """gather_model_c_stats replaced: {b: ClassStats of the planted table}."""
+    return {b: ClassStats(_planted_table(seed, b, model.N).S, _planted_table(seed, b, model.N).n) for b in batches}
+
+
+def loop_batch_sweep(model, d: int, max_batches: int, seeds: int, seed: int, ref_factor: int = 4, fit_min: int = 8):
+    """The reference for scaling.batch_sweep on the planted statistics: R_1 by loop_r1, the relative Frobenius error
+    of c_k - c over labels seen in both against the (seed + 10^6, 4 x max batches) reference, seed means, and the
+    slope over fit_min <= b <= max / ref_factor."""
+    grid = loop_batch_grid(max_batches)
+    ref = _planted_table(seed + 10 ** 6, ref_factor * grid[-1], model.N)
+
+    def centered(st):
+        N = model.N
+        tot = [sum(float(st.S[k, j]) for k in range(N)) / int(st.n.sum()) for j in range(N)]
+        return [[float(st.S[k, j]) / max(int(st.n[k]), 1) - tot[j] for j in range(N)] for k in range(N)]
+    R = centered(ref)
+    r1s, errs = [], []
+    for s in range(seeds):
+        A = value_inputs_loop(make_embeddings(d, model.N, model.T, seed=seed + s))
+        r1s.append([loop_r1(_planted_table(seed + s, b).S, _planted_table(seed + s, b).n, A) for b in grid])
+        e = []
+        for b in grid:
+            st = _planted_table(seed + s, b)
+            D = centered(st)
+            rows = [k for k in range(model.N) if int(st.n[k]) > 0 and int(ref.n[k]) > 0]
+            num = sum((D[k][j] - R[k][j]) ** 2 for k in rows for j in range(model.N))
+            den = sum(R[k][j] ** 2 for k in rows for j in range(model.N))
+            e.append(math.sqrt(num / den))
+        errs.append(e)
+    pts = [(b, sum(r[i] for r in r1s) / seeds, sum(e[i] for e in errs) / seeds) for i, b in enumerate(grid)]
+    fit = [(b, e) for b, _, e in pts if fit_min <= b <= grid[-1] // ref_factor]
+    return pts, loop_loglog_slope([b for b, _ in fit], [e for _, e in fit])
+
+
+def value_inputs_loop(emb) -> torch.Tensor:
+    """(d, N) columns W_V^2 w_E(k), column by column."""
+    return torch.stack([emb.W_V2 @ emb.W_E[:, k] for k in range(emb.W_E.shape[1])], dim=1)
+
+
 class _Stats:
     """A stand-in for ClassStats: the rows c_k - c and the labels seen."""
 
@@ -333,6 +386,15 @@ def measure_scaling_helpers() -> Measurement:
     parts["recall.r1_recall (ties and unseen labels are misses, / N)"] = (
         abs(r1_recall(ClassStats(S, n), A) - loop_r1(S, n, A)), EXACT)
     parts["r1 planted value 1/4"] = (abs(loop_r1(S, n, A) - 0.25), EXACT)
+    # batch_sweep on planted token statistics (noise ~ b^-1/2 around a fixed table; the data pass is replaced)
+    model = SimpleNamespace(N=5, T=8)
+    with mock.patch.object(scaling, "gather_model_c_stats", _planted_gather):
+        pts, slope = scaling.batch_sweep(model, d=6, max_batches=64, seeds=2, batch_size=4, seed=3, device="cpu")
+    ref_pts, ref_slope = loop_batch_sweep(model, 6, 64, 2, 3)
+    parts["scaling.batch_sweep points (batches, R_1, direction error) vs loop"] = (
+        max(abs(a.batches - b[0]) + abs(a.r1 - b[1]) + abs(a.direction_error - b[2]) for a, b in zip(pts, ref_pts))
+        + abs(len(pts) - len(ref_pts)), 1e-12)
+    parts["scaling.batch_sweep slope over 8 <= b <= max/4 vs loop"] = (abs(slope - ref_slope), 1e-10)
     return _measurement(parts, note=f"{len(parts)} parts: batch grids, crossings, exponents (dropped points), assembled "
                                     "sweep points, direction errors, bench summaries and one-seed cells vs loops")
 
@@ -350,11 +412,12 @@ register(Claim(
           "popgrad.numerics.scaling.fitted_exponent", "popgrad.numerics.scaling.error_exponent",
           "popgrad.numerics.scaling.scaling_points", "popgrad.numerics.scaling._direction_error",
           "popgrad.numerics.bench.summary", "popgrad.numerics.bench.mean_se", "popgrad.numerics.recall.recall_grid_from",
-          "popgrad.numerics.recall.r1_recall"),
+          "popgrad.numerics.recall.r1_recall", "popgrad.numerics.scaling.batch_sweep"),
     sides=(("popgrad.numerics.scaling.batch_grid", "popgrad.numerics.scaling.fitted_exponent",
-            "popgrad.numerics.scaling.error_exponent", "popgrad.numerics.recall.r1_recall"),
+            "popgrad.numerics.scaling.error_exponent", "popgrad.numerics.recall.r1_recall",
+            "popgrad.numerics.scaling.batch_sweep"),
            ("popgrad.claims.core_values.loop_batch_grid", "popgrad.claims.core_values.loop_loglog_slope",
-            "popgrad.claims.core_values.loop_r1"))))
+            "popgrad.claims.core_values.loop_r1", "popgrad.claims.core_values.loop_batch_sweep"))))
 
 
 # ----------------------------------------------------------------------------- Theorem 3's paper columns
