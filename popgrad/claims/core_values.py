@@ -5,7 +5,8 @@ enumeration or exact rationals.
 core.dynamics_helpers_exact   dynamics.median_prediction_range (k = 1: the runs' extremes; k = 3: the exact
                               binomial order-statistic quantiles; unreached runs), steps_to_reach's first
                               step / per-layer steps / best accuracy on planted accuracy rows, schedule,
-                              step_sizes, dynamics.cosine, dynamics_reference.distance and close_counts
+                              step_sizes, dynamics.cosine, dynamics_reference.distance and close_counts,
+                              approach_to_exact / counts_vs_exact's aggregation of planted cell values
 core.scaling_helpers_exact    scaling.batch_grid, first_crossing (a value equal to the threshold), fitted and
                               error exponents (unreached and R_1 = 1 points dropped), scaling_points,
                               _direction_error (unseen labels dropped), bench.summary / mean_se at one round,
@@ -118,6 +119,30 @@ def _planted_rows(seed: int) -> list[dict]:
     return rows
 
 
+def _planted_distances(n: int, seed: int) -> list[float]:
+    """A distance_cell value (distance after each of 3 steps) planted as a function of (n, stream)."""
+    return [0.1 * (i + 1) * (1.0 + 0.37 * seed) / math.sqrt(n) * (1.0 + 0.05 * math.log(n)) for i in range(3)]
+
+
+def _planted_count(population: str, n: int, emb: int, seed: int) -> list:
+    """A count_cell value [first step per threshold (0.5, 0.9)] planted as a function of (population, n, emb, stream)."""
+    if population == "enumerated":
+        return [20 + 3 * emb, 60 + 5 * emb]
+    lo = 20 + 3 * emb + (seed - 1) * (3 if n == 64 else 1) + (n == 256)
+    hi = None if (seed == 2 and n == 64) or (emb == 1 and seed == 0 and n == 1024) else 60 + 5 * emb + seed * 2 - (n < 1000) * 4
+    return [lo, hi]
+
+
+def _planted_runner(cells, desc: str = "cells") -> list:
+    """A Runner that returns planted values for distance_cell / count_cell instead of running them."""
+    out = []
+    for c in cells:
+        p = c.params
+        out.append(_planted_distances(p["n"], c.seed) if "thresholds" not in p
+                   else _planted_count(p["population"], p["n"], p["emb_seed"], c.seed))
+    return out
+
+
 def measure_dynamics_helpers() -> Measurement:
     parts = {}
     # median_prediction_range: with k = 1 the median of one run is one of the runs (range = extremes)
@@ -183,6 +208,29 @@ def measure_dynamics_helpers() -> Measurement:
              (63, 60, True), (64, 60, False)]          # (count, population count): 5 % of the population count
     parts["dynamics_reference.close_counts at max(2, 5 %)"] = (
         float(sum(dynamics_reference.close_counts(c, p) != w for c, p, w in cases)), 0.5)
+    # approach_to_exact and counts_vs_exact aggregate planted cell values (a runner replaces the runs)
+    ns, reps = (64, 256, 1024), 3
+    got = dynamics_reference.approach_to_exact(4, 5, 8, 0.1, "joint", 1, ns, reps, run=_planted_runner)
+    rms = [math.sqrt(sum(_planted_distances(n, s)[-1] ** 2 for s in range(reps)) / reps) for n in ns]
+    parts["approach_to_exact RMS of the last distance over replicates vs loop"] = (_close(got["rms"], rms), EXACT)
+    parts["approach_to_exact slope vs loop"] = (abs(got["slope"] - loop_loglog_slope(ns, rms)), 1e-10)
+    ths, embs, streams = (0.5, 0.9), (0, 1), 3
+    got = dynamics_reference.counts_vs_exact(4, 5, 8, 0.1, "joint", 1, ns, embs, streams, ths, run=_planted_runner)
+    bad = 0.0
+    for n in ns:
+        for i, th in enumerate(ths):
+            pairs = [(_planted_count("mc", n, e, s)[i], _planted_count("enumerated", 1, e, 0)[i])
+                     for e in embs for s in range(streams)]
+            both = [(a, b) for a, b in pairs if a is not None and b is not None]
+            diffs = sorted(a - b for a, b in both)
+            absd = sorted(abs(x) for x in diffs)
+            med = (lambda v: (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2 if v else None)
+            want = {"reached": sum(a is not None for a, _ in pairs), "runs": len(pairs), "median_diff": med(diffs),
+                    "median_abs_diff": med(absd),
+                    "within": sum(abs(a - b) <= max(2, 0.05 * b) for a, b in both) / len(pairs)}
+            row = got["summary"][n][th]
+            bad += sum(_close(row[k], v) for k, v in want.items())
+    parts["counts_vs_exact summary (reached, medians of differences, within) vs loop"] = (bad, EXACT)
     return _measurement(parts, note=f"{len(parts)} parts: median prediction ranges = exact enumeration of k-run medians; "
                                     "steps_to_reach on planted rows = a loop; schedules, step sizes, cosine, distance and "
                                     "the 5 % step-count rule = hand computations")
@@ -201,7 +249,8 @@ register(Claim(
     code=("popgrad.numerics.dynamics.median_prediction_range", "popgrad.numerics.dynamics.steps_to_reach",
           "popgrad.numerics.dynamics.schedule", "popgrad.numerics.dynamics.step_sizes",
           "popgrad.numerics.dynamics.cosine", "popgrad.numerics.dynamics_reference.distance",
-          "popgrad.numerics.dynamics_reference.close_counts"),
+          "popgrad.numerics.dynamics_reference.close_counts", "popgrad.numerics.dynamics_reference.approach_to_exact",
+          "popgrad.numerics.dynamics_reference.counts_vs_exact"),
     sides=(("popgrad.numerics.dynamics.median_prediction_range", "popgrad.numerics.dynamics.steps_to_reach"),
            ("popgrad.claims.core_values.exact_median_quantiles", "popgrad.claims.core_values.loop_first_steps"))))
 
