@@ -30,3 +30,9 @@ def test_core_train_loop_exact():
     # Sec. 5 / App. E: five steps of the training loop (freezing, momentum, weight decay, probe rows) equal plain SGD
     # on the paper-structure model by autograd, float64.
     assert_claim("core.train_loop_exact")
+
+
+def test_core_printed_formats_exact():
+    # Output formats: 4 significant digits in [1e-3, 1e5), scientific outside, mean ± se at 3 decimals, an undefined se
+    # (one seed) as n/a.
+    assert_claim("core.printed_formats_exact")

@@ -14,8 +14,10 @@ core.scaling_helpers_exact    scaling.batch_grid, first_crossing (a value equal 
                               batch_sweep on planted token statistics (reference run, fit window)
 core.theorem3_predictions     theorem3_mc.tau_value, gamma_T, paper_step1_scores, paper_step2_diag,
                               paper_step3_diag (the paper columns of `popgrad theorem3`) vs exact rationals
+core.printed_formats_exact    cliutil.fmt_value / fmt_cell / pm / mean_se at their boundaries vs a hand table
+core.train_loop_exact         train() over 5 steps vs plain SGD on the paper-structure model
 core.training_helpers_exact   training.apply_schedule at the freeze boundary, parse_freeze, trained_names,
-                              probes.trigger_probe and the in-context accuracy fields of a probe row vs loops,
+                              probes.trigger_probe (planted, tied) vs loops,
                               precision.check_precision / run_precision branches
 
 Each measurement returns error = the largest (discrepancy / allowed amount) over its parts, tolerance 1.
@@ -32,6 +34,7 @@ from unittest import mock
 import numpy as np
 import torch
 
+from popgrad import cliutil
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError
 from popgrad.numerics import bench, dynamics, dynamics_reference, precision, probes, scaling, theorem3_mc
@@ -685,3 +688,45 @@ register(Claim(
     kind="exact", tolerance="rel <= 1e-10 (float64); rows equal", measure=measure_train_loop,
     code=("popgrad.numerics.training.train", "popgrad.numerics.paper_model.paper_loss"),
     sides=(("popgrad.numerics.training.train",), ("popgrad.claims.core_values.plain_sgd_run",))))
+
+
+# ----------------------------------------------------------------------------- how the tables print numbers
+def printed_table() -> list:
+    """The reference: (value, how the tables print it), written by hand."""
+    return PRINTED
+
+
+PRINTED = [(None, ""), (True, "yes"), (np.bool_(False), "no"), (7, "7"), (np.int64(-3), "-3"), (0.0, "0"),
+           (0.123456, "0.1235"), (12345.678, "1.235e+04"), (99999.0, "1e+05"), (100000.0, "1.00e+05"), (0.001, "0.001"),
+           (0.000999, "9.99e-04"), (-2.5e-7, "-2.50e-07"), (float("nan"), "nan"), (float("inf"), "inf"), ("a|b\nc", "a\\|b c")]
+
+
+def measure_printed_formats() -> Measurement:
+    parts = {}
+    parts["cliutil.fmt_value (4 significant digits in [1e-3, 1e5), else 3; bools, ints, None, text)"] = (
+        float(sum(cliutil.fmt_value(v) != want for v, want in printed_table())), 0.5)
+    cells = [(float("nan"), "acc_se", "n/a"), (float("nan"), "mc_stderr", "n/a"), (float("nan"), "acc", "nan"),
+             (float("nan"), "se", "n/a"), (float("nan"), "loss sep", "nan"), (0.25, "r1_se", "0.25")]
+    parts["cliutil.fmt_cell (an undefined se reads n/a, other columns as fmt_value)"] = (
+        float(sum(cliutil.fmt_cell(v, c) != want for v, c, want in cells)), 0.5)
+    pms = [((0.51234, 0.01349), {}, "0.512 ± 0.013"), ((1.0, float("nan")), {}, "1.000 ± n/a"),
+           ((2.0, None), {"digits": 1}, "2.0 ± n/a"), ((0.5, 0.25), {"digits": 4}, "0.5000 ± 0.2500")]
+    parts["cliutil.pm (3 decimals; n/a for an undefined se)"] = (
+        float(sum(cliutil.pm(*a, **k) != want for a, k, want in pms)), 0.5)
+    m0, s0 = cliutil.mean_se([])
+    m1, s1 = cliutil.mean_se([4.0])
+    parts["cliutil.mean_se with 0 and 1 values (nan se)"] = (
+        0.0 if math.isnan(m0) and math.isnan(s0) and m1 == 4.0 and math.isnan(s1) else 1.0, 0.5)
+    return _measurement(parts, note=f"{len(PRINTED)} values, 6 cells, 4 ± pairs vs a hand table")
+
+
+register(Claim(
+    id="core.printed_formats_exact",
+    statement="the tables print numbers with 4 significant digits in [1e-3, 1e5) and 3 in scientific notation outside, "
+              "mean ± se at 3 decimals, and an undefined standard error (one seed) as n/a",
+    where="every command's markdown table (popgrad.cliutil; docs/library.md output formats)",
+    compared="cliutil.fmt_value / fmt_cell / pm / mean_se on boundary values (1e-3, 1e5, 99999, nan, inf, one value) vs "
+             "a hand-written table; shared: nothing",
+    kind="exact", tolerance="every string equal", measure=measure_printed_formats,
+    code=("popgrad.cliutil.fmt_value", "popgrad.cliutil.fmt_cell", "popgrad.cliutil.pm", "popgrad.cliutil.mean_se"),
+    sides=(("popgrad.cliutil.fmt_value",), ("popgrad.claims.core_values.printed_table",))))
