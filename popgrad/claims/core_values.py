@@ -37,6 +37,7 @@ import torch
 from popgrad import cliutil
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError
+from popgrad.memory import eq7_targets
 from popgrad.numerics import bench, dynamics, dynamics_reference, precision, probes, scaling, theorem3_mc
 from popgrad.numerics import paper_model as pm
 from popgrad.numerics import training as trn
@@ -615,7 +616,7 @@ register(Claim(
 
 
 # ----------------------------------------------------------------------------- the training loop over several steps
-def plain_sgd_run(emb, W0: dict, batches: list, sels: list, h: dict) -> tuple[dict, list]:
+def plain_sgd_run(emb, W0: dict, batches: list, sels: list, h: dict, evals: dict | None = None) -> tuple[dict, list]:
     """The reference for train(): from the initial weights W0, on the given batches (z, mask, tgt) and loss
     positions, each step's loss and gradients by autograd of the paper-structure model (numerics.paper_model),
     frozen matrices skipped while step < until, and SGD with momentum and weight decay written out
@@ -635,7 +636,11 @@ def plain_sgd_run(emb, W0: dict, batches: list, sels: list, h: dict) -> tuple[di
             with torch.no_grad():
                 pred = model(z)
                 ce = torch.nn.functional.cross_entropy(pred[mask], tgt[mask])
-                rows.append((step, float(ce), int((pred.argmax(-1)[mask] == tgt[mask]).sum()), int(mask.sum())))
+                row = [step, float(ce), int((pred.argmax(-1)[mask] == tgt[mask]).sum()), int(mask.sum())]
+                if evals:                                            # the fresh eval batch of this probe step
+                    ze, me, te = evals[step]
+                    row += [int((model(ze).argmax(-1)[me] == te[me]).sum()), int(me.sum())]
+                rows.append(tuple(row))
         if step == steps:
             break
         grads = dict(zip(trained, torch.autograd.grad(pm.paper_loss(model, z, sel, tgt), list(trained.values()))))
@@ -648,32 +653,46 @@ def plain_sgd_run(emb, W0: dict, batches: list, sels: list, h: dict) -> tuple[di
 
 def measure_train_loop() -> Measurement:
     parts = {}
-    for loss, W_F in (("in-context", False), ("all", True)):
-        cfg = trn.TrainConfig(T=32, d=8, batch=6, K=3, steps=5, probe_every=2, cutoff=8, device="cpu", dtype="float64",
+    for loss, W_F, ev in (("in-context", False, "bigram"), ("all", True, None)):
+        cfg = trn.TrainConfig(T=32, d=16, batch=6, K=3, steps=5, probe_every=2, cutoff=8, device="cpu", dtype="float64",
                               embed="code", scale="sqrt", loss=loss, W_F=W_F, eta=0.3, momentum=0.9, weight_decay=0.05,
-                              freeze=(("W_K1", 2), ("W_K2", 3)), seed=5)
+                              freeze=(("W_K1", 2), ("W_K2", 3)), seed=5, eval_outputs=ev)
         with torch.random.fork_rng(devices=[]):
-            got = trn.train(cfg)
             run = trn.setup(cfg)
+            with torch.no_grad():                   # start from eq. (7)'s memories: some in-context tokens are hits
+                for k, (U, V, t) in eq7_targets(run.emb).items():
+                    run.params[k].copy_(sum(torch.outer(V[:, int(ti)], U[:, i]) for i, ti in enumerate(t)))
+            W0 = {k: v.detach().clone() for k, v in run.params.items()}
+            got = trn.train(cfg, run=run)
             stream = trn.BatchStream(run.model, cfg, "cpu", seed=cfg.seed + 2)          # train()'s stream
             batches = [next(stream) for _ in range(cfg.steps + 1)]
+            # Figure 4 (center) eval batches: model C with the other outputs, stream seed 1000003 (step + 1) + seed
+            evals = {t: next(trn.BatchStream(trn.eval_model(cfg), cfg, "cpu", seed=1_000_003 * (t + 1) + cfg.seed))
+                     for t in (0, 2, 4, 5)} if ev else None
         # the loss positions: in-context, or every position with a target (t <= T-2 plus the in-context ones)
         sels = [m if loss == "in-context" else m | ~m & (torch.arange(m.shape[1]) < m.shape[1] - 1) for _, m, _ in batches]
         h = {k: getattr(cfg, k) for k in ("freeze", "probe_every", "embed", "scale", "weight_decay", "momentum", "eta")}
-        W, rows = plain_sgd_run(run.emb, run.params, batches, sels, h)
+        W, rows = plain_sgd_run(run.emb, W0, batches, sels, h, evals)
         rel = max(float((got["params"][k] - W[k]).norm() / W[k].norm()) for k in W)
         parts[f"{loss}: weights after {cfg.steps} steps vs plain SGD (momentum, weight decay, freezing)"] = (rel, 1e-10)
         steps = [r["step"] for r in got["rows"]]
         parts[f"{loss}: probe steps"] = (_same(steps, [r[0] for r in rows]), 0.5)
         parts[f"{loss}: in-context loss at probe steps"] = (
-            max(abs(r["loss_in_context"] - l) / l for r, (_, l, _, _) in zip(got["rows"], rows)), 1e-10)
-        parts[f"{loss}: in-context accuracy and count at probe steps"] = (
-            sum(abs(r["acc_in_context"] - h_ / n) + abs(r["n_in_context"] - n) for r, (_, _, h_, n) in zip(got["rows"], rows)),
-            EXACT)
-        moved = float((got["params"]["W_K1"] - run.params["W_K1"].detach()).norm())
+            max(abs(r["loss_in_context"] - q[1]) / q[1] for r, q in zip(got["rows"], rows)), 1e-10)
+        parts[f"{loss}: in-context accuracy, its binomial se and count at probe steps"] = (
+            sum(abs(r["acc_in_context"] - q[2] / q[3]) + abs(r["n_in_context"] - q[3])
+                + abs(r["acc_in_context_se"] - math.sqrt(q[2] / q[3] * (1 - q[2] / q[3]) / q[3]))
+                for r, q in zip(got["rows"], rows)), EXACT)
+        parts[f"{loss}: some probe rows with 0 < accuracy < 1"] = (0.0 if any(0 < q[2] < q[3] for q in rows) else 1.0, 0.5)
+        if ev:
+            parts[f"{loss}: eval accuracy, se and count on the other outputs' fresh batches"] = (
+                sum(abs(r["acc_eval"] - q[4] / q[5]) + abs(r["n_eval"] - q[5])
+                    + abs(r["acc_eval_se"] - math.sqrt(q[4] / q[5] * (1 - q[4] / q[5]) / q[5]))
+                    for r, q in zip(got["rows"], rows)), EXACT)
+        moved = float((got["params"]["W_K1"] - W0["W_K1"]).norm())
         parts[f"{loss}: the frozen-then-trained W_K1 moved"] = (0.0 if moved > 1e-6 else 1.0, 0.5)
-    return _measurement(parts, note="train() for 5 steps (W_K1 frozen until 2, W_K2 until 3; momentum 0.9, weight decay "
-                                    "0.05; in-context and all-token losses with W_F) vs autograd of the paper-structure "
+    return _measurement(parts, note="train() for 5 steps from eq. (7)'s memories (W_K1 frozen until 2, W_K2 until 3; momentum 0.9, weight decay "
+                                    "0.05; in-context loss with bigram-output eval batches, all-token loss with W_F) vs autograd of the paper-structure "
                                     "model with SGD written out, float64")
 
 
