@@ -11,7 +11,8 @@ core.scaling_helpers_exact    scaling.batch_grid, first_crossing (a value equal 
                               error exponents (unreached and R_1 = 1 points dropped), scaling_points,
                               _direction_error (unseen labels dropped), bench.summary / mean_se at one round,
                               RecallCell at one seed, recall_grid_from, recall.r1_recall (ties, unseen labels),
-                              batch_sweep on planted token statistics (reference run, fit window)
+                              batch_sweep on planted token statistics (reference run, fit window),
+                              bench.interleaved_bench's table on planted round timings
 core.theorem3_predictions     theorem3_mc.tau_value, gamma_T, paper_step1_scores, paper_step2_diag,
                               paper_step3_diag (the paper columns of `popgrad theorem3`) vs exact rationals
 core.printed_formats_exact    cliutil.fmt_value / fmt_cell / pm / mean_se at their boundaries vs a hand table
@@ -41,7 +42,7 @@ from popgrad.memory import eq7_targets
 from popgrad.numerics import bench, dynamics, dynamics_reference, precision, probes, scaling, theorem3_mc
 from popgrad.numerics import paper_model as pm
 from popgrad.numerics import training as trn
-from popgrad.numerics.recall import RecallCell, r1_recall, recall_grid_from
+from popgrad.numerics.recall import RecallCell, build_model_c, r1_recall, recall_grid_from
 from popgrad.numerics.token_stats import ClassStats
 from popgrad.registry import Claim, Measurement, register
 
@@ -345,6 +346,42 @@ def value_inputs_loop(emb) -> torch.Tensor:
     return torch.stack([emb.W_V2 @ emb.W_E[:, k] for k in range(emb.W_E.shape[1])], dim=1)
 
 
+def _planted_ref_round(model, sequences: int, seed: int) -> float:
+    return 1000.0 * (1 + 0.3 * seed) + 7.0 * sequences + (seed % 2) * 150.0
+
+
+def _planted_sampler_round(sampler, batch: int, block: int, seed: int, threads=None) -> dict:
+    return {"tokens_per_s": 5000.0 + 40.0 * batch + 900.0 * ((seed * 3) % 4) + 100.0 * (threads or 0),
+            "batches": -(-block // batch), "blocks": 1, "first_batch_s": 0.001 * (seed + 1)}
+
+
+def loop_bench_rows(batches, threads, rounds: int, ref_seqs: int) -> list[tuple]:
+    """The reference: per batch size, (median, min, max tokens/s) of the reference rounds, then per thread count the
+    same for the sampler and of the per-round ratio sampler / reference, and its mean and sample se."""
+    def med(v):
+        v = sorted(v)
+        return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
+    out = []
+    for b in batches:
+        ref = [_planted_ref_round(None, min(b, ref_seqs), r) for r in range(rounds)]
+        out.append((med(ref), min(ref), max(ref), 1.0, 1.0, 1.0, 1.0, 0.0))
+        for t in threads:
+            tps = [_planted_sampler_round(None, b, 128, r, t)["tokens_per_s"] for r in range(rounds)]
+            ratio = [x / y for x, y in zip(tps, ref)]
+            m = sum(ratio) / rounds
+            se = math.sqrt(sum((x - m) ** 2 for x in ratio) / (rounds - 1) / rounds)
+            out.append((med(tps), min(tps), max(tps), med(ratio), min(ratio), max(ratio), m, se))
+    return out
+
+
+def _bench_rows_gap(rows, want) -> float:
+    keys = ("tokens_per_s", "tokens_per_s_min", "tokens_per_s_max", "ratio_vs_reference", "ratio_min", "ratio_max",
+            "ratio_mean", "ratio_se")
+    if len(rows) != len(want):
+        return math.inf
+    return max(abs(r[k] - w) / max(abs(w), 1.0) for r, ws in zip(rows, want) for k, w in zip(keys, ws))
+
+
 class _Stats:
     """A stand-in for ClassStats: the rows c_k - c and the labels seen."""
 
@@ -448,6 +485,15 @@ def measure_scaling_helpers() -> Measurement:
         max(abs(a.batches - b[0]) + abs(a.r1 - b[1]) + abs(a.direction_error - b[2]) for a, b in zip(pts, ref_pts))
         + abs(len(pts) - len(ref_pts)), 1e-12)
     parts["scaling.batch_sweep slope over 8 <= b <= max/4 vs loop"] = (abs(slope - ref_slope), 1e-10)
+    # bench.interleaved_bench's table from planted round timings (the timed rounds are replaced)
+    bmodel = build_model_c(T=16, K=2)
+    with mock.patch.object(bench, "reference_round", _planted_ref_round), \
+            mock.patch.object(bench, "sampler_round", _planted_sampler_round):
+        rows = bench.interleaved_bench(bmodel, batches=(8, 64), threads=(1, 2), rounds=4, ref_sequences=32, block=128)
+    parts["bench.interleaved_bench medians, paired ratios, mean ± se vs loop"] = (
+        _bench_rows_gap(rows, loop_bench_rows((8, 64), (1, 2), 4, 32)), 1e-12)
+    parts["bench.output_bytes_per_token (int32 z, int64 q and o per sequence)"] = (
+        abs(bench.output_bytes_per_token(bmodel) - (4 * 16 + 8 * 2 * 2) / 16), EXACT)
     return _measurement(parts, note=f"{len(parts)} parts: batch grids, crossings, exponents (dropped points), assembled "
                                     "sweep points, direction errors, bench summaries and one-seed cells vs loops")
 
@@ -465,7 +511,8 @@ register(Claim(
           "popgrad.numerics.scaling.fitted_exponent", "popgrad.numerics.scaling.error_exponent",
           "popgrad.numerics.scaling.scaling_points", "popgrad.numerics.scaling._direction_error",
           "popgrad.numerics.bench.summary", "popgrad.numerics.bench.mean_se", "popgrad.numerics.recall.recall_grid_from",
-          "popgrad.numerics.recall.r1_recall", "popgrad.numerics.scaling.batch_sweep"),
+          "popgrad.numerics.recall.r1_recall", "popgrad.numerics.scaling.batch_sweep",
+          "popgrad.numerics.bench.interleaved_bench", "popgrad.numerics.bench.output_bytes_per_token"),
     sides=(("popgrad.numerics.scaling.batch_grid", "popgrad.numerics.scaling.fitted_exponent",
             "popgrad.numerics.scaling.error_exponent", "popgrad.numerics.recall.r1_recall",
             "popgrad.numerics.scaling.batch_sweep"),
