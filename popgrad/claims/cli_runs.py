@@ -209,6 +209,7 @@ def _theorem3(o) -> dict:
         row = next(r for r in o["rows"] if r["step"].startswith(name[0]) and r["quantity"] == "target score")
         gaps[f"theorem3 mc ± mc_stderr step {name}"] = max(_gap(row["mc"], ref), _gap(row["mc_stderr"], se))
     n = o["head_samples"]
+    gaps["theorem3 chance = 1/N"] = _gap(o["head_accuracy"]["chance 1/N"], 1.0 / o["meta"]["params"]["N"])
     for k, acc in o["head_accuracy"].items():
         if not k.startswith("chance"):
             gaps[f"theorem3 head se {k}"] = _gap(o["head_accuracy_se"][k], stats.binom(n, acc).std() / n)
