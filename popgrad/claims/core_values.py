@@ -18,7 +18,8 @@ core.theorem3_predictions     theorem3_mc.tau_value, gamma_T, paper_step1_scores
 core.printed_formats_exact    cliutil.fmt_value / fmt_cell / pm / mean_se at their boundaries vs a hand table
 core.train_loop_exact         train() over 5 steps vs plain SGD on the paper-structure model
 core.training_helpers_exact   training.apply_schedule at the freeze boundary, parse_freeze, trained_names,
-                              probes.trigger_probe (planted, tied) vs loops,
+                              probes.trigger_probe (planted, tied), recall.one_step_wo2 (both weights, an
+                              unseen label) vs loops,
                               precision.check_precision / run_precision branches
 
 Each measurement returns error = the largest (discrepancy / allowed amount) over its parts, tolerance 1.
@@ -42,7 +43,7 @@ from popgrad.memory import eq7_targets
 from popgrad.numerics import bench, dynamics, dynamics_reference, precision, probes, scaling, theorem3_mc
 from popgrad.numerics import paper_model as pm
 from popgrad.numerics import training as trn
-from popgrad.numerics.recall import RecallCell, build_model_c, r1_recall, recall_grid_from
+from popgrad.numerics.recall import RecallCell, build_model_c, one_step_wo2, r1_recall, recall_grid_from
 from popgrad.numerics.token_stats import ClassStats
 from popgrad.registry import Claim, Measurement, register
 
@@ -595,6 +596,21 @@ def loop_trigger_probe(E, Phi1, W, triggers) -> float:
     return hits / len(triggers)
 
 
+def loop_one_step_wo2(S, n, W_U, A, eta: float, weights: str) -> torch.Tensor:
+    """The reference for eq. (15) from token statistics, label by label: uniform: (eta/N) sum over seen k of
+    w_U(k) (A (c_k - c))^T, c_k = S_k / n_k, c = sum S / sum n; empirical: eta sum_k w_U(k) (A S_k / n - A sum S / (n N))^T."""
+    N, tot = len(n), int(sum(int(x) for x in n))
+    c = S.sum(0) / tot
+    W = torch.zeros(A.shape[0], A.shape[0], dtype=torch.float64)
+    for k in range(N):
+        if weights == "uniform":
+            if int(n[k]) > 0:
+                W += eta / N * torch.outer(W_U[k], A @ (S[k] / int(n[k]) - c))
+        else:
+            W += eta * torch.outer(W_U[k], A @ (S[k] / tot - S.sum(0) / (tot * N)))
+    return W
+
+
 def measure_training_helpers() -> Measurement:
     parts = {}
     # apply_schedule: frozen while step < until (W_K1 until 3, W_O2 always); the full model's E, P, U without train_embed
@@ -630,6 +646,16 @@ def measure_training_helpers() -> Measurement:
     want.append(loop_trigger_probe(E, Phi1, W_tie, [0]))
     parts["probes.trigger_probe vs loop (planted; a tie is a miss)"] = (_close(got, want), EXACT)
     parts["trigger_probe planted rates not degenerate"] = (0.0 if 0 < want[0] and want[1] == 0.0 else 1.0, 0.5)
+    # one_step_wo2 (eq. (15) and its empirical-weights form) on hand-made token statistics with an unseen label
+    S = torch.tensor([[2.0, 0.5, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0], [0.25, 0.25, 1.5, 0.0], [0.0, 0.0, 0.0, 0.0]],
+                     dtype=torch.float64)
+    n = torch.tensor([3, 2, 2, 0])
+    g2 = torch.Generator().manual_seed(21)
+    A, W_U = torch.randn(5, 4, generator=g2, dtype=torch.float64), torch.randn(4, 5, generator=g2, dtype=torch.float64)
+    for weights in ("uniform", "empirical"):
+        got = one_step_wo2(ClassStats(S, n), W_U, A, eta=0.7, weights=weights)
+        parts[f"recall.one_step_wo2 {weights} vs loop (unseen label)"] = (
+            float((got - loop_one_step_wo2(S, n, W_U, A, 0.7, weights)).abs().max()), 1e-12)
     # precision branches that need no measurement
     refused = 0
     for p, dt, ok in (("bfloat16", "float64", False), ("bfloat16", "float32", True), ("auto", "float64", True),
@@ -658,8 +684,10 @@ register(Claim(
     kind="exact", tolerance="equal (abs <= 1e-12)", measure=measure_training_helpers,
     code=("popgrad.numerics.training.apply_schedule", "popgrad.numerics.training.parse_freeze",
           "popgrad.numerics.training.trained_names", "popgrad.numerics.probes.trigger_probe",
-          "popgrad.numerics.precision.check_precision", "popgrad.numerics.precision.run_precision"),
-    sides=(("popgrad.numerics.probes.trigger_probe",), ("popgrad.claims.core_values.loop_trigger_probe",))))
+          "popgrad.numerics.precision.check_precision", "popgrad.numerics.precision.run_precision",
+          "popgrad.numerics.recall.one_step_wo2"),
+    sides=(("popgrad.numerics.probes.trigger_probe", "popgrad.numerics.recall.one_step_wo2"),
+           ("popgrad.claims.core_values.loop_trigger_probe", "popgrad.claims.core_values.loop_one_step_wo2"))))
 
 
 # ----------------------------------------------------------------------------- the training loop over several steps
