@@ -19,7 +19,7 @@ core.printed_formats_exact    cliutil.fmt_value / fmt_cell / pm / mean_se at the
 core.train_loop_exact         train() over 5 steps vs plain SGD on the paper-structure model
 core.training_helpers_exact   training.apply_schedule at the freeze boundary, parse_freeze, trained_names,
                               probes.trigger_probe (planted, tied), recall.one_step_wo2 (both weights, an
-                              unseen label) vs loops,
+                              unseen label), samplers.default_block and cpu_threads vs loops,
                               precision.check_precision / run_precision branches
 
 Each measurement returns error = the largest (discrepancy / allowed amount) over its parts, tolerance 1.
@@ -40,7 +40,7 @@ from popgrad import cliutil
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError
 from popgrad.memory import eq7_targets
-from popgrad.numerics import bench, dynamics, dynamics_reference, precision, probes, scaling, theorem3_mc
+from popgrad.numerics import bench, dynamics, dynamics_reference, precision, probes, samplers, scaling, theorem3_mc
 from popgrad.numerics import paper_model as pm
 from popgrad.numerics import training as trn
 from popgrad.numerics.recall import RecallCell, build_model_c, one_step_wo2, r1_recall, recall_grid_from
@@ -611,6 +611,15 @@ def loop_one_step_wo2(S, n, W_U, A, eta: float, weights: str) -> torch.Tensor:
     return W
 
 
+def doc_block(T: int, N: int) -> int:
+    """The reference: the largest power of two <= min(2^21 // T, 2^14, 2^22 // N), at least 1 (CPU)."""
+    cap = max(min(2 ** 21 // T, 2 ** 14, 2 ** 22 // N), 1)
+    b = 1
+    while 2 * b <= cap:
+        b *= 2
+    return b
+
+
 def measure_training_helpers() -> Measurement:
     parts = {}
     # apply_schedule: frozen while step < until (W_K1 until 3, W_O2 always); the full model's E, P, U without train_embed
@@ -656,6 +665,16 @@ def measure_training_helpers() -> Measurement:
         got = one_step_wo2(ClassStats(S, n), W_U, A, eta=0.7, weights=weights)
         parts[f"recall.one_step_wo2 {weights} vs loop (unseen label)"] = (
             float((got - loop_one_step_wo2(S, n, W_U, A, 0.7, weights)).abs().max()), 1e-12)
+    # the samplers' default block (about 2^21 tokens on the CPU, a power of two, <= 2^14 sequences, block x N <= 2^22)
+    # and the one-thread context of the Monte-Carlo path
+    blocks = [(256, 65), (16, 65), (100, 65), (300, 2000), (10 ** 7, 1), (2048, 3)]
+    parts["samplers.default_block vs its documented rule"] = (
+        float(sum(samplers.default_block(T, N) != doc_block(T, N) for T, N in blocks)), 0.5)
+    before = torch.get_num_threads()
+    with samplers.cpu_threads("cpu"):
+        inside = torch.get_num_threads()
+    parts["samplers.cpu_threads: one thread inside, restored after"] = (
+        float(inside != 1) + float(torch.get_num_threads() != before), 0.5)
     # precision branches that need no measurement
     refused = 0
     for p, dt, ok in (("bfloat16", "float64", False), ("bfloat16", "float32", True), ("auto", "float64", True),
@@ -685,7 +704,8 @@ register(Claim(
     code=("popgrad.numerics.training.apply_schedule", "popgrad.numerics.training.parse_freeze",
           "popgrad.numerics.training.trained_names", "popgrad.numerics.probes.trigger_probe",
           "popgrad.numerics.precision.check_precision", "popgrad.numerics.precision.run_precision",
-          "popgrad.numerics.recall.one_step_wo2"),
+          "popgrad.numerics.recall.one_step_wo2", "popgrad.numerics.samplers.default_block",
+          "popgrad.numerics.samplers.cpu_threads"),
     sides=(("popgrad.numerics.probes.trigger_probe", "popgrad.numerics.recall.one_step_wo2"),
            ("popgrad.claims.core_values.loop_trigger_probe", "popgrad.claims.core_values.loop_one_step_wo2"))))
 
