@@ -6,7 +6,8 @@ cli.commands_at_defaults   one subprocess (`popgrad.cli.main` with --json; claim
                            train        each row = numpy mean and scipy.stats.sem of the per-seed rows; the
                                         configuration = TrainConfig's defaults except the sizes given; with
                                         --preset fig3-wo2-first: preset_config's App. E settings, the freezing
-                                        steps scaled to the CPU size
+                                        steps scaled to the CPU size; one seed: the se of accuracy and
+                                        recall = scipy binomial std / n over in-context tokens / associations
                            dynamics     final / best accuracy ± se = mean and sem over the seeds' curves; each
                                         point's accuracy se = scipy binomial std / n_eval; with
                                         --thresholds 0.2,0.23,0.27 (seeds that reach and seeds that do
@@ -121,6 +122,16 @@ def _train_preset(o) -> dict:
         if k == "freeze":
             ref = [[m, round(u * small["steps"] / full["steps"])] for m, u in ref]
         gaps[f"train --preset {name}: {k}"] = 0.0 if v == ref else math.inf
+    # one seed: the printed se is binomial, over the in-context tokens (accuracy) and the associations (recall)
+    runs = o["per_seed"][name][0]
+    for row in o["rows"]:
+        r = next(x for x in runs if x["step"] == row["step"])
+        p, n = r["acc_in_context"], r["n_in_context"]
+        gaps[f"train one seed: acc se step {row['step']}"] = _gap(row["acc_in_context_se"], math.sqrt(p * (1 - p) / n))
+        for k in ("recall_W_O2", "recall_W_K2", "recall_W_K1", "recall_W_K1_early", "recall_W_K1_late"):
+            p, n = r[k], r["n_" + k]
+            gaps[f"train one seed: {k} se step {row['step']}"] = max(_gap(row[k], p), _gap(row[k + "_se"],
+                                                                                          stats.binom(n, p).std() / n))
     return gaps
 
 
