@@ -124,7 +124,7 @@ def engine_vs_autograd_errors():
 
 def _measure_engine() -> Measurement:
     errs, gaps = engine_vs_autograd_errors()
-    worst = max(errs, key=errs.get)
+    worst = max(errs, key=lambda k: math.inf if math.isnan(errs[k]) else errs[k])
     return Measurement(error=errs[worst], tolerance=FLOAT64.rtol, verdict="exact",
                        note=f"largest at {worst}; p_hat true vs 1/N gap: "
                             + ", ".join(f"{k} {v:.2e}" for k, v in gaps.items()),
