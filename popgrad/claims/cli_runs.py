@@ -6,9 +6,13 @@ cli.commands_at_defaults   one subprocess (`popgrad.cli.main` with --json; claim
                            train        each row = numpy mean and scipy.stats.sem of the per-seed rows; the
                                         configuration = TrainConfig's defaults except the sizes given; with
                                         --preset fig3-wo2-first: preset_config's App. E settings, the freezing
-                                        steps scaled to the CPU size
+                                        steps scaled to the CPU size; one seed: the se of accuracy and
+                                        recall = scipy binomial std / n over in-context tokens / associations
                            dynamics     final / best accuracy ± se = mean and sem over the seeds' curves; each
-                                        point's accuracy se = scipy binomial std / n_eval
+                                        point's accuracy se = scipy binomial std / n_eval; with
+                                        --thresholds 0.2,0.23,0.27 (seeds that reach and seeds that do
+                                        not): reached, fraction, median (+inf for unreached), mean, sem,
+                                        per-layer mean and out-of-budget seeds from a loop over the curves
                            recall-table r1 / probe mean ± se = mean and sem of the per-seed values
                            capacity     mean ± se = mean and sem of the memory seeds' capacities
                            scaling      error_at_max = 1 - r1_at_max = 1 - the curve's last point; the error
@@ -49,6 +53,8 @@ RUNS = {
                        "--probe-every", "5", "--cutoff", "8", "--device", "cpu", "--threads", "1"],
     "dynamics": ["dynamics", "--N", "6", "--T", "8", "--d", "32", "--k", "4", "--n", "256", "--n-eval", "256",
                  "--device", "cpu"],
+    "dynamics --thresholds": ["dynamics", "--N", "6", "--T", "8", "--d", "32", "--k", "4", "--n", "256", "--n-eval", "256",
+                              "--device", "cpu", "--thresholds", "0.2,0.23,0.27"],
     "recall-table": ["recall-table", "--dims", "16", "--batches", "1,2", "--device", "cpu"],
     "capacity": ["capacity", "--dims", "16", "--maps", "injective", "--device", "cpu", "--threads", "1"],
     "scaling": ["scaling", "--sweeps", "d", "--dims", "16,32", "--max-batches", "4", "--device", "cpu"],
@@ -116,6 +122,16 @@ def _train_preset(o) -> dict:
         if k == "freeze":
             ref = [[m, round(u * small["steps"] / full["steps"])] for m, u in ref]
         gaps[f"train --preset {name}: {k}"] = 0.0 if v == ref else math.inf
+    # one seed: the printed se is binomial, over the in-context tokens (accuracy) and the associations (recall)
+    runs = o["per_seed"][name][0]
+    for row in o["rows"]:
+        r = next(x for x in runs if x["step"] == row["step"])
+        p, n = r["acc_in_context"], r["n_in_context"]
+        gaps[f"train one seed: acc se step {row['step']}"] = _gap(row["acc_in_context_se"], math.sqrt(p * (1 - p) / n))
+        for k in ("recall_W_O2", "recall_W_K2", "recall_W_K1", "recall_W_K1_early", "recall_W_K1_late"):
+            p, n = r[k], r["n_" + k]
+            gaps[f"train one seed: {k} se step {row['step']}"] = max(_gap(row[k], p), _gap(row[k + "_se"],
+                                                                                          stats.binom(n, p).std() / n))
     return gaps
 
 
@@ -131,6 +147,41 @@ def _dynamics(o) -> dict:
     gaps["dynamics final accuracy"] = max(_gap(s["final_accuracy"], m), _gap(s["final_accuracy_se"], se))
     m, se = scipy_mean_sem([max(r["accuracy"] for r in c) for c in curves.values()])
     gaps["dynamics best accuracy"] = max(_gap(s["best_accuracy"], m), _gap(s["best_accuracy_se"], se))
+    return gaps
+
+
+def _dynamics_steps(o) -> dict:
+    """The summary's step columns per threshold from the printed curves: seeds reaching it, the first step per seed
+    (a loop over its rows), numpy median (unreached = +inf), mean, scipy.stats.sem, per-layer mean, the seeds that
+    ran the whole budget without reaching it; the interval ends bracket the median."""
+    gaps = _dynamics(o)
+    curves = {}
+    for r in o["rows"]:
+        curves.setdefault(r["seed"], []).append(r)
+    for s in o["summary"]:
+        th = s["threshold"]
+        first = {seed: next((r for r in c if r["accuracy"] >= th), None) for seed, c in curves.items()}
+        hit = [f for f in first.values() if f is not None]
+        steps = [float(f["step"]) for f in hit]
+        med = float(np.median(steps + [math.inf] * (len(curves) - len(hit))))
+        want = {"reached": len(hit), "seeds": len(curves), "fraction": len(hit) / len(curves),
+                "steps_median": med if math.isfinite(med) else None,
+                "steps_mean": float(np.mean(steps)) if steps else None,
+                "steps_se": float(stats.sem(steps)) if len(steps) >= 2 else None,
+                "steps_per_layer_mean": float(np.mean([max(f["steps_W_O2"], f["steps_W_K2"], f["steps_W_K1"])
+                                                       for f in hit])) if hit else None,
+                "steps_run": max(c[-1]["step"] for c in curves.values()),
+                "out_of_budget": sum(f is None and curves[seed][-1]["step"] >= o["budget_steps"]
+                                     for seed, f in first.items())}
+        for k, v in want.items():
+            got = s[k]
+            gaps[f"dynamics summary {k} at {th:g}"] = (0.0 if got is None and v is None else
+                                                       math.inf if (got is None) != (v is None) else _gap(got, v))
+        lo, hi = s["steps_median_lo"], s["steps_median_hi"]
+        ends = [x if x is not None else math.inf for x in (lo, hi)]
+        ok = ends[0] <= med <= ends[1] and (s["steps_median"] is None or lo is not None)
+        gaps[f"dynamics median interval brackets the median at {th:g}"] = 0.0 if ok else math.inf
+    gaps["dynamics thresholds separate the seeds"] = 0.0 if len({s["reached"] for s in o["summary"]}) > 1 else math.inf
     return gaps
 
 
@@ -169,6 +220,7 @@ def _theorem3(o) -> dict:
         row = next(r for r in o["rows"] if r["step"].startswith(name[0]) and r["quantity"] == "target score")
         gaps[f"theorem3 mc ± mc_stderr step {name}"] = max(_gap(row["mc"], ref), _gap(row["mc_stderr"], se))
     n = o["head_samples"]
+    gaps["theorem3 chance = 1/N"] = _gap(o["head_accuracy"]["chance 1/N"], 1.0 / o["meta"]["params"]["N"])
     for k, acc in o["head_accuracy"].items():
         if not k.startswith("chance"):
             gaps[f"theorem3 head se {k}"] = _gap(o["head_accuracy_se"][k], stats.binom(n, acc).std() / n)
@@ -200,7 +252,8 @@ def theorem3_group_scores(p: dict) -> dict:
     return out
 
 
-CHECKS = {"train": _train, "train --preset": _train_preset, "dynamics": _dynamics, "recall-table": _recall_table, "capacity": _capacity,
+CHECKS = {"train": _train, "train --preset": _train_preset, "dynamics": _dynamics,
+          "dynamics --thresholds": _dynamics_steps, "recall-table": _recall_table, "capacity": _capacity,
           "scaling": _scaling, "theorem3": _theorem3}
 
 
@@ -212,7 +265,7 @@ def measure_commands_at_defaults() -> Measurement:
             gaps[f"{name} exit {res[name]['rc']}"] = math.inf
             continue
         gaps.update(check(res[name]["out"]))
-    worst = max(gaps, key=gaps.get)
+    worst = max(gaps, key=lambda k: math.inf if math.isnan(gaps[k]) else gaps[k])
     return Measurement(gaps[worst], 1e-10, "exact", details=gaps,
                        note=f"6 commands at their defaults (train also with a preset) (CI sizes): {len(gaps)} printed values = their independent "
                             f"recomputation (largest rel. difference {gaps[worst]:.1e}, {worst})")

@@ -30,6 +30,12 @@ from popgrad.numerics import training as trn
 from popgrad.numerics.samplers import make_generator, model_c_sampler, sample_model_c
 from popgrad.registry import Claim, Measurement, register
 
+
+def _nanmax(values) -> float:
+    """max of the values with a nan counted as inf (Python's max skips a nan that is not first)."""
+    return max((math.inf if math.isnan(v) else v) for v in values)
+
+
 CFG = dict(T=24, d=96, batch=6, K=3, steps=1, probe_every=1, cutoff=8, device="cpu", dtype="float64")
 S_O, S_2, HUB2, H2 = range(45), range(40), 50, range(20)
 S_1, HUB1, H1 = (1, 2, 3, 4, 5, 10, 11, 12, 13, 14), 20, (2, 3, 4)
@@ -92,7 +98,7 @@ def measure_probes_separate() -> Measurement:
     errs = {k: abs(float(got[k]) - v) for k, v in want.items()}
     same = [f"{a} = {b}" for a, b in SEPARATE if abs(want[a] - want[b]) < 1e-9]
     ok = not same
-    return Measurement(max(errs.values()) if ok else math.inf, 1e-12, "exact", details={"errors": errs, "values": want},
+    return Measurement(_nanmax(errs.values()) if ok else math.inf, 1e-12, "exact", details={"errors": errs, "values": want},
                        note=("values " + ", ".join(f"{k} {v:.3f}" for k, v in want.items() if not k.startswith("n_"))
                              + f"; every probe = loop (max {max(errs.values()):.0e})" if ok else "readings coincide: " + ", ".join(same)))
 
@@ -149,7 +155,7 @@ def measure_loss_split() -> Measurement:
                      for b in range(z.shape[0]) for t in range(CFG["T"] - 1))
     distinct = (len({round(values[k], 9) for k in ("loss_in_context", "loss_other", "loss_all")}) == 3
                 and 0 < values["acc_in_context"] < 1 and first_seen > 0)
-    return Measurement(max(errs.values()) if distinct else math.inf, 1e-10, "exact", details=errs,
+    return Measurement(_nanmax(errs.values()) if distinct else math.inf, 1e-10, "exact", details=errs,
                        note=f"in-context {values['loss_in_context']:.4f} (acc {values['acc_in_context']:.3f}, "
                             f"{values['n_in_context']} tokens), other {values['loss_other']:.4f}, all "
                             f"{values['loss_all']:.4f}; {first_seen} first trigger occurrences outside the mask; "

@@ -55,8 +55,9 @@ TIGHT = {"xtol": 1e-15, "ftol": 1e-15, "gtol": 1e-15}   # curve_fit converged (i
 
 
 def _worst(parts: dict) -> float:
-    """max over parts of discrepancy / allowed (each part is (discrepancy, allowed))."""
-    return max(d / a for d, a in parts.values())
+    """max over parts of discrepancy / allowed (each part is (discrepancy, allowed)); a nan discrepancy is inf
+    (Python's max skips a nan that is not first)."""
+    return max((math.inf if math.isnan(d) else d / a) for d, a in parts.values())
 
 
 def _measurement(parts: dict, note: str, value: str = "") -> Measurement:
