@@ -278,7 +278,7 @@ register(Claim(
 
 
 # ----------------------------------------------------------------------------- eq8.assembled_head_exact
-HEAD = dict(T=20, K=2, d=24, sequences=5, batch=2, beta=4.0, floor=-6.0, seed=1)
+HEAD = dict(T=20, K=2, d=24, sequences=5, batch=2, beta=4.0, floor=-6.0, seed=5)   # seed 5: two sequences end on a repeated trigger, three on a non-trigger
 
 
 def _softmax(v: list[float]) -> list[float]:
