@@ -555,3 +555,138 @@ register(Claim(
            ("popgrad.claims.ffn_values.loop_mean_se", "popgrad.claims.ffn_values.loop_figure_values",
             "popgrad.claims.ffn_values.loop_kl_uniform", "popgrad.claims.ffn_values.loop_bigram_entropy",
             "popgrad.claims.ffn_values.loop_memory_views", "popgrad.claims.ffn_values.loop_attention_maps"))))
+
+
+# ----------------------------------------------------------------------------- figures.findings_table
+FINDINGS_DRIVER = """
+import json, sys
+from popgrad.commands import findings as fd
+from popgrad.errors import PopgradError
+spec = json.loads(sys.argv[1])
+out = {"rows": fd.findings_rows(spec["results"]), "rows_without": fd.findings_rows(spec["without_slow"]),
+       "short": [fd.short_value(t, n) for t, n in spec["short"]], "render": fd.render(spec["render"])}
+try:
+    fd.findings_rows(spec["without_fast"])
+    out["missing_fast"] = "no error"
+except PopgradError as exc:
+    out["missing_fast"] = "PopgradError"
+print(json.dumps(out))
+"""
+SHOWN = {"exact": "reproduced (exact)", "approx": "reproduced", "erratum": "**differs** (erratum)", "fail": "**fail**",
+         "not run": "not run here", "unavailable": "not run here"}
+RAN = ("exact", "approx", "erratum")                     # a claim that ran and held; only these show a claim's outcome
+
+
+def findings_spec() -> dict:
+    """In-memory results for every finding claim: verdicts cycle so that claims with and without an outcome each get
+    every verdict; values from `value`, from `note` only, or from neither (error vs tolerance)."""
+    from popgrad import registry
+
+    claims = sorted((c for c in registry.all_claims() if c.finding), key=lambda c: c.id)
+    verdicts = list(SHOWN)
+    results, count = {}, {True: 0, False: 0}
+    for c in claims:
+        v = verdicts[count[bool(c.outcome)] % len(verdicts)]
+        count[bool(c.outcome)] += 1
+        kind = count[bool(c.outcome)] % 3
+        results[c.id] = {"verdict": v, "value": f"value of {c.id} | a; b" if kind == 0 else "",
+                         "note": f"note of {c.id}" if kind == 1 else "", "error": 0.00123, "tolerance": 0.01}
+    slow = [c.id for c in claims if c.slow]
+    slow_out = ([next(i for i in slow if registry.get_claim(i).outcome)] if any(registry.get_claim(i).outcome for i in slow) else []) + \
+        [next(i for i in slow if not registry.get_claim(i).outcome)]
+    fast = next(c.id for c in claims if not c.slow)
+    long_text = "; ".join(f"part {i} " + "x" * 30 for i in range(12))
+    return {"results": results, "without_slow": {k: v for k, v in results.items() if k not in slow_out},
+            "without_fast": {k: v for k, v in results.items() if k != fast}, "slow_out": slow_out,
+            "short": [[long_text, 240], [long_text, 100], ["a  b\\n c", 240], ["y" * 300, 240]],
+            "render": [{"finding": "f | g (Sec. 1)", "verdict": "reproduced", "value": "v | w", "check": "[`x.y`](checks/test_x.py)",
+                        "slow": True}]}
+
+
+def loop_short(text: str, limit: int) -> str:
+    """The value cut after its last whole '; ' part within `limit` characters (whitespace collapsed), ' ...' marked."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    kept = []
+    for part in text.split("; "):
+        if kept and len("; ".join(kept + [part])) > limit:
+            return "; ".join(kept) + "; ..."
+        kept.append(part)
+    return "; ".join(kept)[:limit] + " ..."
+
+
+def loop_findings_rows(results: dict, checks_dir: Path) -> list[dict]:
+    """The expected rows: one per finding claim (paper areas first), verdict shown as SHOWN or the claim's outcome
+    when it ran and held; a slow claim absent from the results is 'not run here'."""
+    from popgrad import registry
+
+    order = ("appendix_a", "lemma1", "lemma2", "example_b1", "theorem3", "eq8", "eq10", "figure2", "sec3", "training",
+             "figures", "montecarlo", "full_model", "capacity", "memories", "noisy")
+    files = {p.name: p.read_text(encoding="utf-8") for p in sorted(checks_dir.glob("test_*.py"))}
+    rows = []
+    for c in sorted(registry.all_claims(), key=lambda c: (order.index(c.id.split(".")[0]) if c.id.split(".")[0] in order else 99, c.id)):
+        if not c.finding or (c.id not in results and not c.slow):
+            continue
+        r = results.get(c.id, {"verdict": "not run", "value": "slow claim, not in the saved runs: `POPGRAD_SLOW=1 python -m pytest "
+                                                                f"checks -k {c.id.split('.')[-1]}`"})
+        verdict = f"**{c.outcome}**" if c.outcome and r["verdict"] in RAN else SHOWN[r["verdict"]]
+        value = r.get("value") or r.get("note") or f"error {r['error']:.1e} <= {r['tolerance']:.0e}"
+        path = next((f"checks/{n}" for n, t in files.items() if f'assert_claim("{c.id}")' in t), "(no check)")
+        rows.append({"finding": f"{c.finding} ({c.where})", "verdict": verdict, "value": loop_short(value, 240),
+                     "check": f"[`{c.id}`]({path})", "slow": c.slow})
+    return rows
+
+
+def run_findings(spec: dict, root: Path) -> dict:
+    """popgrad.commands.findings on `spec` in a subprocess (claims sit below the CLI layer): its rows, cuts, table."""
+    import json as _json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", FINDINGS_DRIVER, _json.dumps(spec)], capture_output=True, text=True,
+                          env=env, cwd=root, check=True)
+    return _json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_findings() -> Measurement:
+    root = Path(__file__).resolve().parents[2]
+    spec = findings_spec()
+    got = run_findings(spec, root)
+    parts = {}
+    for name, results in (("every verdict", spec["results"]), ("two slow claims absent", spec["without_slow"])):
+        ref = loop_findings_rows(results, root / "checks")
+        rows = got["rows" if name == "every verdict" else "rows_without"]
+        parts[f"{name}: number and order of rows"] = (float([r["check"] for r in rows] != [r["check"] for r in ref]), 0.5)
+        for field in ("verdict", "finding", "value", "slow"):
+            bad = sum(a.get(field) != b[field] for a, b in zip(rows, ref))
+            parts[f"{name}: {field} per row"] = (float(bad), 0.5)
+    parts["a fast finding claim missing from the results is an error"] = (float(got["missing_fast"] != "PopgradError"), 0.5)
+    parts["short_value cuts at '; ' parts"] = (float(got["short"] != [loop_short(t, n) for t, n in spec["short"]]), 0.5)
+    r = spec["render"][0]
+    line = f"| f \\| g (Sec. 1) | reproduced | v \\| w | {r['check']} (slow) |"
+    parts["render: header, escaped cells, slow mark"] = (float(got["render"].splitlines()[2:5] != [
+        "| finding (location) | verdict | measured | claim |", "|---|---|---|---|", line]), 0.5)
+    shown = {}
+    for c_id, row in spec["results"].items():
+        shown.setdefault(row["verdict"], 0)
+        shown[row["verdict"]] += 1
+    note = (f"{len(spec['results'])} finding claims, verdicts {shown}; slow claims left out: {', '.join(spec['slow_out'])}")
+    return _measurement(parts, note)
+
+
+register(Claim(
+    id="figures.findings_table",
+    statement="The findings table shows each finding claim's verdict (its outcome only when it ran and held: never for "
+              "fail, not run or unavailable), its measured value (value, else note, else error vs tolerance, cut at "
+              "'; ' parts), the check asserting it, and 'not run here' for a slow claim absent from the saved runs",
+    where="the README's findings table (`popgrad findings`)",
+    compared="popgrad.commands.findings.findings_rows / short_value / render (in a subprocess: the CLI layer) on an "
+             "in-memory results dict with every verdict for claims with and without an outcome, vs the rows written out "
+             "here from the registry and a text search of checks/; shared: the registry's claims and the results dict",
+    kind="exact", tolerance="rows equal field by field", measure=measure_findings,
+    code=("popgrad.claims.ffn_values.run_findings",),
+    sides=(("popgrad.claims.ffn_values.run_findings",),
+           ("popgrad.claims.ffn_values.loop_findings_rows", "popgrad.claims.ffn_values.loop_short"))))
