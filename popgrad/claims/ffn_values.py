@@ -598,7 +598,8 @@ def findings_spec() -> dict:
     long_text = "; ".join(f"part {i} " + "x" * 30 for i in range(12))
     return {"results": results, "without_slow": {k: v for k, v in results.items() if k not in slow_out},
             "without_fast": {k: v for k, v in results.items() if k != fast}, "slow_out": slow_out,
-            "short": [[long_text, 240], [long_text, 100], ["a  b\\n c", 240], ["y" * 300, 240]],
+            "short": [[long_text, 240], [long_text, 100], ["a  b\\n c", 240], ["y" * 300, 240],
+                      ["aaaaaaaa; bbbbbbbbbb; cc", 19], ["aaaaaaaa; bbbbbbbbbb; cc", 20], ["aaaaaaaa; bbbbbbbbbb; cc", 24]],
             "render": [{"finding": "f | g (Sec. 1)", "verdict": "reproduced", "value": "v | w", "check": "[`x.y`](checks/test_x.py)",
                         "slow": True}]}
 
