@@ -23,11 +23,18 @@ import numpy as np
 import torch
 
 import popgrad
-from popgrad.data import bigram_trigger_model
+from popgrad import registry
+from popgrad.data import SecondOccurrenceModel, bigram_trigger_model
 from popgrad.embeddings import make_embeddings
 from popgrad.errors import PopgradError
+from popgrad.numerics import attention_stats as ast_
 from popgrad.numerics import feedforward as nf
+from popgrad.numerics import induction_head as ih
+from popgrad.numerics import paper_figures as pf
 from popgrad.numerics import samplers
+from popgrad.numerics import token_stats as ts
+from popgrad.numerics import training_plots as tp
+from popgrad.numerics import transformer as tr
 from popgrad.registry import Claim, Measurement, register
 from popgrad.theory import feedforward as ff
 
@@ -468,10 +475,6 @@ def loop_memory_views(emb, params: dict) -> dict:
 
 
 def measure_figure_values() -> Measurement:
-    from popgrad.numerics import paper_figures as pf
-    from popgrad.numerics import training_plots as tp
-    from popgrad.numerics import transformer as tr
-
     parts = {}
     vals = [1.0, 2.0, 4.5]
     parts["mean_se vs loop (ddof 1)"] = (_max_abs(pf.mean_se(vals), loop_mean_se(vals)), EXACT)
@@ -580,7 +583,6 @@ RAN = ("exact", "approx", "erratum")                     # a claim that ran and 
 def findings_spec() -> dict:
     """In-memory results for every finding claim: verdicts cycle so that claims with and without an outcome each get
     every verdict; values from `value`, from `note` only, or from neither (error vs tolerance)."""
-    from popgrad import registry
 
     claims = sorted((c for c in registry.all_claims() if c.finding), key=lambda c: c.id)
     verdicts = list(SHOWN)
@@ -620,7 +622,6 @@ def loop_short(text: str, limit: int) -> str:
 def loop_findings_rows(results: dict, checks_dir: Path) -> list[dict]:
     """The expected rows: one per finding claim (paper areas first), verdict shown as SHOWN or the claim's outcome
     when it ran and held; a slow claim absent from the results is 'not run here'."""
-    from popgrad import registry
 
     order = ("appendix_a", "lemma1", "lemma2", "example_b1", "theorem3", "eq8", "eq10", "figure2", "sec3", "training",
              "figures", "montecarlo", "full_model", "capacity", "memories", "noisy")
@@ -691,3 +692,226 @@ register(Claim(
     code=("popgrad.claims.ffn_values.run_findings",),
     sides=(("popgrad.claims.ffn_values.run_findings",),
            ("popgrad.claims.ffn_values.loop_findings_rows", "popgrad.claims.ffn_values.loop_short"))))
+
+
+# ----------------------------------------------------------------------------- figure2.values_exact
+def loop_fraction(hits: int, n: int):
+    return (math.nan, math.nan) if n == 0 else (hits / n, math.sqrt(hits / n * (1 - hits / n) / n))
+
+
+def loop_prev_counts(A1: list, upto: int) -> tuple[int, int]:
+    """Positions 1 <= t < upto whose first maximal key (ties: the earliest) is t - 1."""
+    hits = n = 0
+    for rows in A1:
+        for t in range(1, min(upto, len(rows))):
+            row = rows[t][: t + 1]
+            hits += int(row.index(max(row)) == t - 1)
+            n += 1
+    return hits, n
+
+
+def loop_induction(A2: list, z: list, q: list) -> dict:
+    out = {"hits_trigger": 0, "n_trigger": 0, "hits_other": 0, "n_other": 0}
+    for b, seq in enumerate(z):
+        for t in range(len(seq) - 1):
+            if seq[t] not in seq[:t]:
+                continue
+            row = A2[b][t][: t + 1]
+            s = row.index(max(row))
+            kind = "trigger" if seq[t] in q[b] else "other"
+            out[f"hits_{kind}"] += int(s >= 1 and seq[s - 1] == seq[t])
+            out[f"n_{kind}"] += 1
+    return out
+
+
+def loop_head_helpers(emb, beta1: float, beta2: float, tokens) -> dict:
+    """Eq. (7) by sums over positions and tokens."""
+    d, T = emb.P.shape
+    toks = range(emb.W_E.shape[1]) if tokens is None else tokens
+    return {"W_K1": beta1 * sum(torch.outer(emb.P[:, t], emb.P[:, t - 1]) for t in range(1, T)),
+            "W_K2": beta2 * sum(torch.outer(emb.W_E[:, k], emb.Phi1 @ emb.W_E[:, k]) for k in toks),
+            "W_O2": sum(torch.outer(emb.W_U[k], emb.W_V2 @ emb.W_E[:, k]) for k in range(emb.W_E.shape[1]))}
+
+
+def loop_accuracy_c(emb, model, mats, n: int, seed: int, batch: int) -> tuple[float, int]:
+    """In-context accuracy of the head by a per-position loop (trigger of the row seen before, t <= T-2)."""
+    sampler = samplers.model_c_sampler(model, "cpu")
+    gen = torch.Generator().manual_seed(seed)
+    hits = total = 0
+    for start in range(0, n, batch):
+        z, q, _ = samplers.sample_model_c(sampler, min(batch, n - start), gen)
+        for seq, trig in zip(z.tolist(), q.tolist()):
+            logits = loop_forward(emb, mats, seq, False)
+            for t in range(len(seq) - 1):
+                if seq[t] in trig and seq[t] in seq[:t]:
+                    row = logits[t].tolist()
+                    hits += int(row.index(max(row)) == seq[t + 1])
+                    total += 1
+    return hits / max(total, 1), total
+
+
+def loop_accuracy_d(emb, model, mats, n: int, seed: int, batch: int) -> float:
+    gen = torch.Generator().manual_seed(seed)
+    hits = 0
+    for start in range(0, n, batch):
+        z, y, _, _ = samplers.sample_model_d(model, min(batch, n - start), gen)
+        for seq, label in zip(z.tolist(), y.tolist()):
+            row = loop_forward(emb, mats, seq, False)[-1].tolist()
+            hits += int(row.index(max(row)) == label)
+    return hits / n
+
+
+def loop_token_stats(z: list, q: list, o: list, N: int):
+    """App. E pairs by a loop: at code positions i <= T-2 where z_i is a trigger seen before, x = counts of z_{0..i}
+    / (i + 1), label z_{i+1}; S[label] += x, n[label] += 1. Also prefix counts and the whole-sequence counts / T."""
+    S = [[0.0] * N for _ in range(N)]
+    n = [0] * N
+    prefix, whole = [], []
+    for seq, trig in zip(z, q):
+        T = len(seq)
+        prefix.append([[sum(1 for s in range(i + 1) if seq[s] == k) for k in range(N)] for i in range(T)])
+        whole.append([seq.count(k) / T for k in range(N)])
+        for i in range(T - 1):
+            if seq[i] in trig and seq[i] in seq[:i]:
+                y = seq[i + 1]
+                for k in range(N):
+                    S[y][k] += prefix[-1][i][k] / (i + 1)
+                n[y] += 1
+    return S, n, prefix, whole
+
+
+def measure_figure2_values() -> Measurement:
+
+    parts = {}
+    # attention_stats on hand-made maps with ties (uniform rows: the first key wins) and hand-made sequences
+    z = torch.tensor([[2, 0, 2, 1, 2, 0], [1, 1, 3, 1, 3, 3]])
+    q = torch.tensor([[2], [3]])
+    gen = torch.Generator().manual_seed(5)
+    A = torch.softmax(torch.randn(2, 6, 6, generator=gen, dtype=torch.float64) * 3, -1)
+    A[0, 3] = 1.0                                                   # ties: row 3 of sequence 0 uniform over every key
+    A[1, 4, :] = torch.tensor([0.0, 0.0, 0.5, 0.5, 0.0, 0.0])      # ties between keys 2 and 3
+    A = A.tril()
+    for upto in (None, 3, 4, 6):
+        got = ast_.previous_token_counts(A, upto)
+        ref = loop_prev_counts(A.tolist(), 6 if upto is None else upto)
+        parts[f"previous_token_counts upto {upto}"] = (float(got != ref), 0.5)
+    ref = loop_induction(A.tolist(), z.tolist(), q.tolist())
+    parts["induction_counts (ties, key s = 0, last position)"] = (float(ast_.induction_counts(A, z, q) != ref), 0.5)
+    parts["repeated_queries vs loop"] = (float(ast_.repeated_queries(z).tolist() != [[t < 5 and s[t] in s[:t] for t in range(6)] for s in z.tolist()]), 0.5)
+    for h, n in ((3, 7), (0, 4), (5, 5), (0, 0)):
+        got, ref = ast_.fraction(h, n), loop_fraction(h, n)
+        parts[f"fraction {h}/{n}"] = (0.0 if (n == 0 and all(math.isnan(x) for x in got)) else _max_abs(got, ref), EXACT)
+    # attention_statistics: its fractions and the early cutoff default (positions t < 32)
+    emb = make_embeddings(16, 5, 40, seed=1)
+    gen = torch.Generator().manual_seed(2)
+    mats = {k: torch.randn(16, 16, generator=gen, dtype=torch.float64) for k in ("W_K1", "W_K2", "W_O2")}
+    zz = torch.randint(5, (3, 40), generator=gen)
+    qq = torch.tensor([[1], [2], [3]])
+    st = ast_.attention_statistics(tr.frozen_tables(emb), mats, iter([(zz, qq)]).__next__, 1)
+    A1, A2 = ast_.attention_maps(tr.frozen_tables(emb), zz, mats)
+    r1, r2 = [], []
+    for b in range(3):
+        m1, m2 = loop_attention_maps(tr.frozen_tables(emb), zz[b].tolist(), mats, 1.0)
+        r1.append(m1)
+        r2.append(m2)
+    parts["attention_maps vs loop"] = (max(_max_abs(A1, r1), _max_abs(A2, r2)), 1e-9)
+    early = loop_prev_counts(r1, 32)
+    prev = loop_prev_counts(r1, 40)
+    ind = loop_induction(r2, zz.tolist(), qq.tolist())
+    parts["attention_statistics fractions (early t < 32)"] = (max(
+        _max_abs(st["prev_token"], loop_fraction(*prev)), _max_abs(st["prev_token_early"], loop_fraction(*early)),
+        _max_abs(st["induction_trigger"], loop_fraction(ind["hits_trigger"], ind["n_trigger"])),
+        _max_abs(st["induction_other"], loop_fraction(ind["hits_other"], ind["n_other"]))), EXACT)
+    # induction_head: eq. (7), the rescaling rule, the head's accuracies on models C and D
+    emb = make_embeddings(24, 6, 8, seed=3)
+    for tokens in (None, [1, 4]):
+        got, ref = ih.hand_built(emb, 2.0, 3.0, tokens=tokens), loop_head_helpers(emb, 2.0, 3.0, tokens)
+        parts[f"hand_built tokens {tokens}"] = (max(_max_abs(got[k], ref[k]) for k in ref), EXACT)
+    W = torch.randn(24, 24, generator=gen, dtype=torch.float64)
+    U, V = emb.W_E, emb.W_U.T
+    tgt = torch.tensor([2, 0, 1, 5, 3, 4])
+    m = sum(float(V[:, int(tgt[i])] @ W @ U[:, i]) for i in range(6)) / 6
+    parts["mean_target_score vs loop"] = (abs(ih.mean_target_score(W, U, V, tgt) - m), EXACT)
+    parts["rescale_to_beta: mean target score becomes beta"] = (abs(ih.mean_target_score(ih.rescale_to_beta(W, U, V, tgt, 7.0), U, V, tgt) - 7.0), EXACT)
+    try:
+        ih.rescale_to_beta(-W if m > 0 else W, U, V, tgt, 1.0)
+        parts["rescale_to_beta raises at a non-positive score"] = (1.0, 0.5)
+    except PopgradError:
+        parts["rescale_to_beta raises at a non-positive score"] = (0.0, 1.0)
+    hand = loop_head_helpers(emb, 1.0, 1.0, None)
+    resc = ih.rescaled_learned(emb, hand, 5.0)
+    targets = {"W_K1": (emb.P[:, :-1], emb.P, list(range(1, 8))), "W_K2": (emb.Phi1 @ emb.W_E, emb.W_E, list(range(6))),
+               "W_O2": (emb.W_V2 @ emb.W_E, emb.W_U.T, list(range(6)))}
+    for k, want in (("W_K1", 5.0), ("W_K2", 5.0), ("W_O2", 1.0)):
+        Uk, Vk, tk = targets[k]
+        score = sum(float(Vk[:, tk[i]] @ resc[k] @ Uk[:, i]) for i in range(len(tk))) / len(tk)
+        parts[f"rescaled_learned {k} mean target score {want:g}"] = (abs(score - want), EXACT)
+    W2 = ih.without_positions(emb, W)
+    parts["without_positions: no positional direction on either side"] = (
+        max(float((emb.P.T @ W2).abs().max()), float((W2 @ torch.cat([emb.P, emb.Phi1 @ emb.P], 1)).abs().max())), 1e-9)
+    model = bigram_trigger_model(T=16, K=2, triggers="frequent")
+    embc = make_embeddings(96, model.N, 16, seed=4)                # 5 hits of 14 in-context tokens
+    head = loop_head_helpers(embc, 10.0, 10.0, model.triggers)
+    acc, total = ih.accuracy_model_c(embc, model, head, n=6, seed=3, batch=4)
+    racc, rtotal = loop_accuracy_c(embc, model, head, 6, 3, 4)
+    parts["accuracy_model_c (hits / in-context tokens) vs loop"] = (abs(acc - racc) + abs(total - rtotal), EXACT)
+    mz = torch.tensor([[1, 0, 1, 1, 2], [2, 2, 0, 2, 2]])
+    mask = ih.in_context_mask(mz, torch.tensor([[1, 3], [2, 0]]))
+    ref = [[t < 4 and s[t] in tr_ and s[t] in s[:t] for t in range(5)] for s, tr_ in zip(mz.tolist(), [[1, 3], [2, 0]])]
+    parts["in_context_mask vs loop"] = (float(mask.tolist() != ref), 0.5)
+    modd = SecondOccurrenceModel(5, 6)
+    embd = make_embeddings(32, 5, 6, seed=6)
+    headd = loop_head_helpers(embd, 3.0, 3.0, None)
+    parts["accuracy_model_d vs loop"] = (abs(ih.accuracy_model_d(embd, modd, headd, n=7, seed=2, batch=3) - loop_accuracy_d(embd, modd, headd, 7, 2, 3)), EXACT)
+    # token_stats: prefix counts, in-context pairs, class means, model D inputs
+    gen = samplers.make_generator(9, "cpu")
+    tm = bigram_trigger_model(T=24, K=2, triggers="frequent")
+    zc, qc, oc = samplers.sample_model_c(samplers.model_c_sampler(tm, "cpu"), 4, gen)
+    zc, qc, oc = zc.long(), qc.long(), oc.long()
+    S, n, prefix, whole = loop_token_stats(zc.tolist(), qc.tolist(), oc.tolist(), tm.N)
+    parts["prefix_counts vs loop"] = (_max_abs(ts.prefix_counts(zc, tm.N), prefix), EXACT)
+    rows, labels, _ = ts.model_c_pairs(zc, qc, tm.N)
+    pairs = ts.add_pairs(ts.empty_stats(tm.N), rows, labels)
+    stats = ts.model_c_stats(zc, qc, oc, tm.N)
+    parts["model_c_pairs + add_pairs vs loop (S, n)"] = (max(_max_abs(pairs.S, S), _max_abs(pairs.n, n)), 1e-6)
+    parts["model_c_stats vs loop (S, n)"] = (max(_max_abs(stats.S, S), _max_abs(stats.n, n)), 1e-9)
+    means = [[S[k][j] / max(n[k], 1) for j in range(tm.N)] for k in range(tm.N)]
+    overall = [sum(S[k][j] for k in range(tm.N)) / sum(n) for j in range(tm.N)]
+    parts["class_means, mean, centered_means vs loop"] = (max(_max_abs(stats.class_means(), means), _max_abs(stats.mean(), overall),
+        _max_abs(stats.centered_means(), [[means[k][j] - overall[j] for j in range(tm.N)] for k in range(tm.N)])), 1e-9)
+    parts["model_d_pairs vs loop"] = (_max_abs(ts.model_d_pairs(zc, tm.N), whole), EXACT)
+    note = f"{len(parts)} parts: attention_stats (ties, cutoffs, fractions), induction_head (eq. (7), rescaling, accuracies), token_stats"
+    return _measurement(parts, note)
+
+
+register(Claim(
+    id="figure2.values_exact",
+    statement="The numbers attention_stats, induction_head and token_stats return (argmax counts with ties to the first "
+              "key, cutoffs, fractions and their binomial se, eq. (7), the rescaling rule, the head's accuracies on "
+              "models C and D, App. E's pairs and class means) equal their definitions written as loops",
+    where="Figure 2; Sec. 4.2, eq. (7); App. E",
+    compared="numerics.attention_stats, numerics.induction_head and numerics.token_stats on hand-made attention maps "
+             "(ties), hand-made sequences, random weights and small sampled batches vs Python loops (first maximum, "
+             "list membership, explicit softmax forward); shared: sequences, embeddings",
+    kind="exact", tolerance="counts and masks equal; values 1e-10 (float64), 1e-6 for float32 pairs",
+    measure=measure_figure2_values,
+    code=("popgrad.numerics.attention_stats.previous_token_counts", "popgrad.numerics.attention_stats.induction_counts",
+          "popgrad.numerics.attention_stats.repeated_queries", "popgrad.numerics.attention_stats.fraction",
+          "popgrad.numerics.attention_stats.attention_statistics", "popgrad.numerics.induction_head.hand_built",
+          "popgrad.numerics.induction_head.mean_target_score", "popgrad.numerics.induction_head.rescale_to_beta",
+          "popgrad.numerics.induction_head.rescaled_learned", "popgrad.numerics.induction_head.without_positions",
+          "popgrad.numerics.induction_head.accuracy_model_c", "popgrad.numerics.induction_head.accuracy_model_d",
+          "popgrad.numerics.induction_head.in_context_mask", "popgrad.numerics.token_stats.prefix_counts",
+          "popgrad.numerics.token_stats.model_c_stats", "popgrad.numerics.token_stats.model_d_pairs"),
+    sides=(("popgrad.numerics.attention_stats.previous_token_counts", "popgrad.numerics.attention_stats.induction_counts",
+            "popgrad.numerics.attention_stats.repeated_queries", "popgrad.numerics.attention_stats.fraction",
+            "popgrad.numerics.attention_stats.attention_statistics", "popgrad.numerics.induction_head.hand_built",
+            "popgrad.numerics.induction_head.mean_target_score", "popgrad.numerics.induction_head.rescaled_learned",
+            "popgrad.numerics.induction_head.without_positions", "popgrad.numerics.induction_head.accuracy_model_c",
+            "popgrad.numerics.induction_head.accuracy_model_d", "popgrad.numerics.induction_head.in_context_mask",
+            "popgrad.numerics.token_stats.prefix_counts", "popgrad.numerics.token_stats.model_c_stats",
+            "popgrad.numerics.token_stats.model_d_pairs"),
+           ("popgrad.claims.ffn_values.loop_fraction", "popgrad.claims.ffn_values.loop_prev_counts",
+            "popgrad.claims.ffn_values.loop_induction", "popgrad.claims.ffn_values.loop_head_helpers",
+            "popgrad.claims.ffn_values.loop_accuracy_c", "popgrad.claims.ffn_values.loop_accuracy_d",
+            "popgrad.claims.ffn_values.loop_token_stats", "popgrad.claims.ffn_values.loop_attention_maps"))))
