@@ -838,6 +838,11 @@ def measure_figure2_values() -> Measurement:
         parts["rescale_to_beta raises at a non-positive score"] = (1.0, 0.5)
     except PopgradError:
         parts["rescale_to_beta raises at a non-positive score"] = (0.0, 1.0)
+    try:
+        ih.rescale_to_beta(torch.zeros_like(W), U, V, tgt, 1.0)
+        parts["rescale_to_beta raises at a zero score"] = (1.0, 0.5)
+    except PopgradError:
+        parts["rescale_to_beta raises at a zero score"] = (0.0, 1.0)
     hand = loop_head_helpers(emb, 1.0, 1.0, None)
     resc = ih.rescaled_learned(emb, hand, 5.0)
     targets = {"W_K1": (emb.P[:, :-1], emb.P, list(range(1, 8))), "W_K2": (emb.Phi1 @ emb.W_E, emb.W_E, list(range(6))),
@@ -864,7 +869,7 @@ def measure_figure2_values() -> Measurement:
     headd = loop_head_helpers(embd, 3.0, 3.0, None)
     parts["accuracy_model_d vs loop"] = (abs(ih.accuracy_model_d(embd, modd, headd, n=7, seed=2, batch=3) - loop_accuracy_d(embd, modd, headd, 7, 2, 3)), EXACT)
     # token_stats: prefix counts, in-context pairs, class means, model D inputs
-    gen = samplers.make_generator(9, "cpu")
+    gen = samplers.make_generator(13, "cpu")                       # seed 13: two sequences end on a repeated trigger
     tm = bigram_trigger_model(T=24, K=2, triggers="frequent")
     zc, qc, oc = samplers.sample_model_c(samplers.model_c_sampler(tm, "cpu"), 4, gen)
     zc, qc, oc = zc.long(), qc.long(), oc.long()
