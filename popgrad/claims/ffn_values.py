@@ -223,8 +223,9 @@ def measure_values() -> Measurement:
     got = nf.kl_versus_d(PI_B, ds, draws=3, floor=-5.0, seed=2)
     ref = loop_kl_versus_d(PI_B, ds, 3, -5.0, 2)
     parts["kl_versus_d vs loop"] = (max(_max_abs(got[d], ref[d]) / max(abs(np.mean(ref[d])), 1.0) for d in ds), EXACT)
-    samples = {4: np.array([3.0, 4.0, 8.0]), 8: np.array([1.5, 2.5]), 16: np.array([0.9, 1.1, 1.3, 0.7]), 32: np.array([0.5, 0.6])}
     limit = 0.25
+    noise = np.random.default_rng(5)                                # limit + 8/d times log-normal noise, 3 to 7 draws per d
+    samples = {d: limit + 8.0 / d * np.exp(0.4 * noise.standard_normal(k)) for d, k in ((4, 3), (8, 7), (16, 5), (32, 6))}
     rows, (a, lo, hi, C) = nf.kl_table(samples, limit, fit_from=8)
     for r in rows:
         v = samples[r["d"]].tolist()
