@@ -583,6 +583,13 @@ from popgrad.errors import PopgradError
 spec = json.loads(sys.argv[1])
 out = {"rows": fd.findings_rows(spec["results"]), "rows_without": fd.findings_rows(spec["without_slow"]),
        "short": [fd.short_value(t, n) for t, n in spec["short"]], "render": fd.render(spec["render"])}
+import pathlib, tempfile
+with tempfile.TemporaryDirectory() as tmp:
+    paths = []
+    for i, rows in enumerate(spec["saved"]):
+        paths.append(str(pathlib.Path(tmp) / f"run{i}.json"))
+        pathlib.Path(paths[-1]).write_text(json.dumps({"rows": rows}), encoding="utf-8")
+    out["load_all"] = fd.load_all(paths)
 try:
     fd.findings_rows(spec["without_fast"])
     out["missing_fast"] = "no error"
@@ -617,6 +624,8 @@ def findings_spec() -> dict:
             "without_fast": {k: v for k, v in results.items() if k != fast}, "slow_out": slow_out,
             "short": [[long_text, 240], [long_text, 100], ["a  b\\n c", 240], ["y" * 300, 240],
                       ["aaaaaaaa; bbbbbbbbbb; cc", 19], ["aaaaaaaa; bbbbbbbbbb; cc", 20], ["aaaaaaaa; bbbbbbbbbb; cc", 24]],
+            "saved": [[{"claim": "a.x", "verdict": "fail"}, {"claim": "a.y", "verdict": "exact"}],
+                      [{"claim": "a.x", "verdict": "approx"}, {"claim": "a.z", "verdict": "erratum"}]],
             "render": [{"finding": "f | g (Sec. 1)", "verdict": "reproduced", "value": "v | w", "check": "[`x.y`](checks/test_x.py)",
                         "slow": True}]}
 
@@ -680,6 +689,9 @@ def measure_findings() -> Measurement:
         for field in ("verdict", "finding", "value", "slow"):
             bad = sum(a.get(field) != b[field] for a, b in zip(rows, ref))
             parts[f"{name}: {field} per row"] = (float(bad), 0.5)
+    parts["load_all: a later saved run's row replaces an earlier one's"] = (float(got["load_all"] != {
+        "a.x": {"claim": "a.x", "verdict": "approx"}, "a.y": {"claim": "a.y", "verdict": "exact"},
+        "a.z": {"claim": "a.z", "verdict": "erratum"}}), 0.5)
     parts["a fast finding claim missing from the results is an error"] = (float(got["missing_fast"] != "PopgradError"), 0.5)
     parts["short_value cuts at '; ' parts"] = (float(got["short"] != [loop_short(t, n) for t, n in spec["short"]]), 0.5)
     r = spec["render"][0]
@@ -874,9 +886,14 @@ def measure_figure2_values() -> Measurement:
         Uk, Vk, tk = targets[k]
         score = sum(float(Vk[:, tk[i]] @ resc[k] @ Uk[:, i]) for i in range(len(tk))) / len(tk)
         parts[f"rescaled_learned {k} mean target score {want:g}"] = (abs(score - want), EXACT)
+    keys = torch.cat([emb.P, emb.Phi1 @ emb.P], 1)                # (d, 2T) positional key directions
     W2 = ih.without_positions(emb, W)
     parts["without_positions: no positional direction on either side"] = (
-        max(float((emb.P.T @ W2).abs().max()), float((W2 @ torch.cat([emb.P, emb.Phi1 @ emb.P], 1)).abs().max())), 1e-9)
+        max(float((emb.P.T @ W2).abs().max()), float((W2 @ keys).abs().max())), 1e-9)
+    Wq, Wk = ih.without_positions(emb, W, key=False), ih.without_positions(emb, W, query=False)
+    parts["without_positions query side only / key side only"] = (
+        max(float((emb.P.T @ Wq).abs().max()), float((Wk @ keys).abs().max()),
+            1.0 - min(float((Wq @ keys).abs().max()), float((emb.P.T @ Wk).abs().max()))), 1e-9)
     model = bigram_trigger_model(T=16, K=2, triggers="frequent")
     embc = make_embeddings(96, model.N, 16, seed=4)                # 5 hits of 14 in-context tokens
     head = loop_head_helpers(embc, 10.0, 10.0, model.triggers)
