@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import inspect
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -649,7 +650,7 @@ def loop_findings_rows(results: dict, checks_dir: Path) -> list[dict]:
 
     order = ("appendix_a", "lemma1", "lemma2", "example_b1", "theorem3", "eq8", "eq10", "figure2", "sec3", "training",
              "figures", "montecarlo", "full_model", "capacity", "memories", "noisy")
-    files = {p.name: p.read_text(encoding="utf-8") for p in sorted(checks_dir.glob("test_*.py"))}
+    files = {p.relative_to(checks_dir).as_posix(): p.read_text(encoding="utf-8") for p in sorted(checks_dir.rglob("test_*.py"))}
     rows = []
     for c in sorted(registry.all_claims(), key=lambda c: (order.index(c.id.split(".")[0]) if c.id.split(".")[0] in order else 99, c.id)):
         if not c.finding or (c.id not in results and not c.slow):
@@ -658,7 +659,8 @@ def loop_findings_rows(results: dict, checks_dir: Path) -> list[dict]:
                                                                 f"checks -k {c.id.split('.')[-1]}`"})
         verdict = f"**{c.outcome}**" if c.outcome and r["verdict"] in RAN else SHOWN[r["verdict"]]
         value = r.get("value") or r.get("note") or f"error {r['error']:.1e} <= {r['tolerance']:.0e}"
-        path = next((f"checks/{n}" for n, t in files.items() if f'assert_claim("{c.id}")' in t), "(no check)")
+        asserted = re.compile(r"""(assert_claim|run_claim)\(\s*["']""" + re.escape(c.id) + r"""["']""")
+        path = next((f"checks/{n}" for n, t in files.items() if asserted.search(t)), "(no check)")
         rows.append({"finding": f"{c.finding} ({c.where})", "verdict": verdict, "value": loop_short(value, 240),
                      "check": f"[`{c.id}`]({path})", "slow": c.slow})
     return rows
