@@ -929,6 +929,11 @@ def measure_figure2_values() -> Measurement:
     parts["class_means, mean, centered_means vs loop"] = (max(_max_abs(stats.class_means(), means), _max_abs(stats.mean(), overall),
         _max_abs(stats.centered_means(), [[means[k][j] - overall[j] for j in range(tm.N)] for k in range(tm.N)])), 1e-9)
     parts["model_d_pairs vs loop"] = (_max_abs(ts.model_d_pairs(zc, tm.N), whole), EXACT)
+    twice = stats + stats
+    parts["ClassStats: sum of two, seen labels, total pairs"] = (
+        max(_max_abs(twice.S, [[2 * x for x in r] for r in S]), _max_abs(twice.n, [2 * k for k in n]),
+            float(stats.seen.tolist() != [k > 0 for k in n]), abs(stats.total - sum(n)),
+            float(ts.empty_stats(3).total != 0 or ts.empty_stats(3).S.shape != (3, 3))), 1e-9)
     note = f"{len(parts)} parts: attention_stats (ties, cutoffs, fractions), induction_head (eq. (7), rescaling, accuracies), token_stats"
     return _measurement(parts, note)
 
