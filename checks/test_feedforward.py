@@ -39,3 +39,15 @@ def test_eq8_assembled_head_ci():
 def test_eq8_assembled_head():
     # As above at d = 256 .. 2048, T = 256 (slow: minutes on CPU).
     assert_claim("eq8.assembled_head")
+
+
+def test_eq8_values_exact():
+    # Every number numerics/theory.feedforward return (floored log, uniform / limit KL, the second-order constant,
+    # Wishart draws, KL per draw, the CLI's table and fit, the W_F variants) equals its plain loop; floor default = CLI's.
+    assert_claim("eq8.values_exact")
+
+
+def test_eq8_assembled_head_exact():
+    # assembled_head's hits, masks (t <= T-2, non-trigger positions) and sums, and summarize's values and se, equal a
+    # per-position loop over a separately written forward.
+    assert_claim("eq8.assembled_head_exact")

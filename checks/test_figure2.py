@@ -41,3 +41,9 @@ def test_sec3_one_vs_two_layers():
 def test_sec3_one_vs_two_layers_ci():
     # Sec. 3 at a CI size (fixed triggers, T = 32, batch 32, 200 steps): two attention layers beat one by >= 3 se.
     assert_claim("sec3.one_vs_two_layers_ci")
+
+
+def test_figure2_values_exact():
+    # attention_stats (argmax ties to the first key, cutoffs, fractions and se), induction_head (eq. (7), rescaling,
+    # accuracies on models C and D) and token_stats (App. E pairs, class means) equal their definitions as loops.
+    assert_claim("figure2.values_exact")

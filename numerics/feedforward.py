@@ -4,6 +4,7 @@
                        (`popgrad.theory.feedforward`: the logits depend on the embeddings only through
                        G_E = W_E^T W_E and G_U = W_U W_U^T), any d at a cost independent of d
     excess_rate        the exponent a of KL(d) - KL(infinity) ~ C d^a, with a bootstrap interval over draws
+    kl_table           the rows `popgrad feedforward` prints (mean ± se per d, excess, d x excess) and the fit on d >= fit_from
     assembled_head     eq. (7) + eq. (8) (trigger rows dropped, or as printed) in the training model
                        (`popgrad.numerics.transformer`, unit embeddings, no logit factor): in-context accuracy,
                        and the loss at non-trigger positions against the entropy of pi_b there
@@ -69,6 +70,17 @@ def excess_rate(samples: dict, limit: float, resamples: int = 1000, seed: int = 
     q = 100 * (1 - level) / 2
     lo, hi = np.percentile(fits, [q, 100 - q])
     return a, float(lo), float(hi), C
+
+
+def kl_table(samples: dict, limit: float, fit_from: int) -> tuple[list[dict], tuple]:
+    """Rows {d, kl (mean over draws), kl_se (ddof 1), excess = kl - limit, d_times_excess} per d of `samples`, and
+    excess_rate's (a, lo, hi, C) fitted on the d >= fit_from."""
+    fit = {d: v for d, v in samples.items() if d >= fit_from}
+    if len(fit) < 2:
+        raise PopgradError(f"fit_from {fit_from}: needs at least two d at or above it")
+    rows = [{"d": d, "kl": float(v.mean()), "kl_se": float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else float("nan"),
+             "excess": float(v.mean()) - limit, "d_times_excess": d * (float(v.mean()) - limit)} for d, v in samples.items()]
+    return rows, excess_rate(fit, limit)
 
 
 # ----------------------------------------------------------------------------- (7) + (8) in the training model

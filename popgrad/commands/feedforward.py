@@ -56,9 +56,7 @@ def run(args) -> int:
     pb = bigram_trigger_model(T=8, K=1).pi_b
     limit, uni = ff.orthonormal_limit_kl(pb, args.floor), ff.uniform_kl(pb)
     samples = nf.kl_versus_d(pb, dims, args.draws, args.floor, args.seed)
-    a, lo, hi, C = nf.excess_rate({d: samples[d] for d in fit}, limit)
-    rows = [{"d": d, "kl": float(v.mean()), "kl_se": float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else float("nan"),
-             "excess": float(v.mean()) - limit, "d_times_excess": d * (float(v.mean()) - limit)} for d, v in samples.items()]
+    rows, (a, lo, hi, C) = nf.kl_table(samples, limit, args.fit_from)
     title = (f"KL (10) of eq. (8), floor {args.floor:g}, {args.draws} draws per d (seed {args.seed}); orthonormal limit "
              f"{limit:.6g} (exact), uniform predictor {uni:.4f}; KL - limit ~ d^{a:.3f} [{lo:.3f}, {hi:.3f}] (d >= {args.fit_from})")
     emit(rows, ["d", "kl", "kl_se", "excess", "d_times_excess"], args, title=title,

@@ -112,7 +112,7 @@ def findings_rows(results: dict[str, dict]) -> list[dict]:
         check = (checks.get(claim.id) or ["(no check)"])[0]
         path = check.split("::")[0]
         verdict = OUTCOMES.get(row["verdict"], row["verdict"])
-        if claim.outcome and row["verdict"] not in ("fail", "not run"):
+        if claim.outcome and row["verdict"] in registry.VERDICTS:   # ran and held (not fail, not run, unavailable)
             verdict = f"**{claim.outcome}**"
         rows.append({"finding": f"{claim.finding} ({claim.where})", "verdict": verdict,
                      "value": short_value(measured_value(row)), "check": f"[`{claim.id}`]({path})",
