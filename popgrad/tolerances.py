@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -41,3 +42,14 @@ def max_abs_error(a, b):
     flat = int(torch.argmax(diff))
     idx = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), diff.shape)) if diff.ndim else ()
     return float(diff.max()) if diff.numel() else 0.0, idx
+
+
+def nanmax(values) -> float:
+    """The largest of the values, a nan counted as inf: a claim whose error is the maximum of its parts fails on a
+    nan part (Python's max skips a nan that is not first)."""
+    return max((math.inf if math.isnan(v) else v) for v in values)
+
+
+def worst_key(errors: dict):
+    """The key of the largest value of `errors`, a nan counted as inf."""
+    return max(errors, key=lambda k: math.inf if math.isnan(errors[k]) else errors[k])

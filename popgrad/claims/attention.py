@@ -15,7 +15,7 @@ import torch
 from popgrad.data import SecondOccurrenceModel
 from popgrad.embeddings import make_embeddings
 from popgrad.registry import Claim, Measurement, register
-from popgrad.tolerances import FLOAT64, rel_error
+from popgrad.tolerances import FLOAT64, rel_error, worst_key
 from popgrad.theory import attention as att
 from popgrad.theory import attention_symbolic as sym
 
@@ -106,7 +106,7 @@ def autograd_lemma5(data: dict, phat: str = "model") -> torch.Tensor:
 
 
 def _worst(errors: dict) -> tuple[float, str]:
-    name = max(errors, key=errors.get)
+    name = worst_key(errors)
     return errors[name], name
 
 

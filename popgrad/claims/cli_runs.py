@@ -42,6 +42,7 @@ from popgrad.numerics import theorem3_mc as mc
 from popgrad.numerics.presets import FULL_SIZE
 from popgrad.numerics.training import TrainConfig, cpu_size, preset_config
 from popgrad.registry import Claim, Measurement, register
+from popgrad.tolerances import worst_key
 
 ROOT = Path(__file__).resolve().parents[2]
 Z = 4.0                      # Monte-Carlo verdicts: |mc - exact| <= 4 standard errors (STYLE, "Tolerances")
@@ -265,7 +266,7 @@ def measure_commands_at_defaults() -> Measurement:
             gaps[f"{name} exit {res[name]['rc']}"] = math.inf
             continue
         gaps.update(check(res[name]["out"]))
-    worst = max(gaps, key=lambda k: math.inf if math.isnan(gaps[k]) else gaps[k])
+    worst = worst_key(gaps)
     return Measurement(gaps[worst], 1e-10, "exact", details=gaps,
                        note=f"6 commands at their defaults (train also with a preset) (CI sizes): {len(gaps)} printed values = their independent "
                             f"recomputation (largest rel. difference {gaps[worst]:.1e}, {worst})")

@@ -46,13 +46,14 @@ from popgrad.numerics import training as trn
 from popgrad.numerics.recall import RecallCell, build_model_c, one_step_wo2, r1_recall, recall_grid_from
 from popgrad.numerics.token_stats import ClassStats
 from popgrad.registry import Claim, Measurement, register
+from popgrad.tolerances import nanmax
 
 EXACT = 1e-12
 
 
 def _worst(parts: dict) -> float:
     """max over parts of discrepancy / allowed (each part is (discrepancy, allowed)); a nan discrepancy is inf."""
-    return max((d / a if not math.isnan(d) else math.inf) for d, a in parts.values())
+    return nanmax(d / a for d, a in parts.values())
 
 
 def _measurement(parts: dict, note: str, value: str = "") -> Measurement:

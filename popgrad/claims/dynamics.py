@@ -41,12 +41,8 @@ from popgrad.numerics.induction_head import induction_head_logits
 from popgrad.numerics.samplers import make_generator, sample_model_d
 from popgrad.registry import Claim, Measurement, register
 from popgrad.theory.theorem3 import three_steps
-from popgrad.tolerances import FLOAT64, rel_error
+from popgrad.tolerances import FLOAT64, nanmax, rel_error
 
-
-def _nanmax(values) -> float:
-    """max of the values with a nan counted as inf (Python's max skips a nan that is not first)."""
-    return max((math.inf if math.isnan(v) else v) for v in values)
 
 
 SIZES = ((4, 5, 16), (3, 6, 12))          # (N, T, d) small enough to enumerate model D
@@ -70,7 +66,7 @@ def measure_first_steps() -> Measurement:
         W = rows[-1]["_W"]
         errs = {k: rel_error(W[k], ref[k]) for k in ref}
         per[(N, T, d)] = errs
-        worst = _nanmax([worst, *errs.values()])
+        worst = nanmax([worst, *errs.values()])
     return Measurement(worst, FLOAT64.rtol, "exact",
                        note="worst rel error over layers and sizes " + ", ".join(
                            f"N{N}T{T}d{d}: " + "/".join(f"{v:.1e}" for v in e.values()) for (N, T, d), e in per.items()),
@@ -256,7 +252,7 @@ def measure_training_loss_step0() -> Measurement:
     w = torch.full((z.shape[0],), 1.0 / z.shape[0], dtype=torch.float64)
     ours = float(full_loss(co, scores(co, W), z, tgt[:, -1], w))
     errs = {"step_loss": abs(float(loss.detach()) - ours) / ours, "train_row": abs(reported - ours) / ours}
-    return Measurement(_nanmax(errs.values()), FLOAT64.rtol, "exact",
+    return Measurement(nanmax(errs.values()), FLOAT64.rtol, "exact",
                        note=f"loss {ours:.6f}; rel error step_loss {errs['step_loss']:.1e}, train() row "
                             f"{errs['train_row']:.1e}", details=errs)
 

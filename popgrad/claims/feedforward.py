@@ -25,7 +25,7 @@ from popgrad.numerics import transformer as tr
 from popgrad.numerics.probes import kl_probe
 from popgrad.registry import Claim, Measurement, register
 from popgrad.theory import feedforward as ff
-from popgrad.tolerances import FLOAT64, rel_error
+from popgrad.tolerances import FLOAT64, nanmax, rel_error
 
 FLOORS = (-5.0, ff.DEFAULT_FLOOR, -20.0)
 
@@ -75,7 +75,7 @@ def measure_token_space() -> Measurement:
         errs[f"W_F d={d}"] = rel_error(W_F, W_loop)
         logits = ff.eq8_logits(emb.W_E.T @ emb.W_E, emb.W_U @ emb.W_U.T, ff.floored_log(pb, floor))
         errs[f"logits d={d}"] = rel_error(logits, emb.W_E.T @ W_loop.T @ emb.W_U.T)
-    return Measurement(max(errs.values()), FLOAT64.rtol, "exact", details=errs)
+    return Measurement(nanmax(errs.values()), FLOAT64.rtol, "exact", details=errs)
 
 
 def orthonormal_embeddings(d: int, N: int, seed: int) -> Embeddings:
@@ -100,7 +100,7 @@ def measure_orthonormal_limit() -> Measurement:
         errs[f"floor {floor:g}"] = abs(exact - probe)                       # nats (the KL is 9e-8 at floor -20)
         vals[floor] = exact
     value = ", ".join(f"floor {f:g}: {v:.3g} nats" for f, v in vals.items()) + f" (uniform predictor: {ff.uniform_kl(pb):.3f})"
-    return Measurement(max(errs.values()), FLOAT64.rtol, "exact", note=value, value=value, details=errs)
+    return Measurement(nanmax(errs.values()), FLOAT64.rtol, "exact", note=value, value=value, details=errs)
 
 
 def measure_direction() -> Measurement:
@@ -119,7 +119,7 @@ def measure_direction() -> Measurement:
             errs[f"{name} {direction}"] = abs(ff.eq10_kl(logits, p, direction) - loop_kl(logits, p, direction)) / loop_kl(logits, p, direction)
     rows = int((pb <= 0).any(1).sum())
     value = f"as printed: +inf ({rows} of 65 rows of pi_b have a zero); reversed (popgrad): {ff.eq10_kl(logits, pb):.3f} at these logits"
-    return Measurement(max(errs.values()), FLOAT64.rtol, "erratum", note=value, value=value, details=errs)
+    return Measurement(nanmax(errs.values()), FLOAT64.rtol, "erratum", note=value, value=value, details=errs)
 
 
 register(Claim(

@@ -37,6 +37,7 @@ from popgrad.numerics import token_stats as ts
 from popgrad.numerics import training_plots as tp
 from popgrad.numerics import transformer as tr
 from popgrad.registry import Claim, Measurement, register
+from popgrad.tolerances import nanmax
 from popgrad.theory import feedforward as ff
 
 EXACT = 1e-10
@@ -48,7 +49,7 @@ PI_B = np.array([[0.5, 0.5, 0.0, 0.0],
 
 
 def _worst(parts: dict) -> float:
-    return max(d / a for d, a in parts.values())
+    return nanmax(d / a for d, a in parts.values())
 
 
 def _measurement(parts: dict, note: str) -> Measurement:

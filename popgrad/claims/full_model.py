@@ -30,7 +30,7 @@ from popgrad.numerics.full_model_plots import SPREAD, attention_maps, head_summa
 from popgrad.numerics.presets import PRESETS
 from popgrad.numerics.samplers import cpu_threads
 from popgrad.registry import Claim, Measurement, register
-from popgrad.tolerances import rel_error
+from popgrad.tolerances import nanmax, rel_error, worst_key
 
 EXACT = 1e-12
 # (heads, mlp, norm, loss): the Figure 10 layout, Figure 11's heads with both MLPs, the post-norm and no-norm layouts
@@ -75,7 +75,7 @@ def measure_paper_structure() -> Measurement:
         errs[f"{tag} parameter set"] = float(set(out["grads"]) != set(weights))
         for k, g in zip(weights, grads):
             errs[f"{tag} d{k}"] = rel_error(out["grads"][k], g)
-    worst = max(errs, key=errs.get)
+    worst = worst_key(errs)
     return Measurement(errs[worst], EXACT, "exact", note=f"float64, random weights, d=16, T=24, 4 layouts; worst {worst}",
                        details=errs, value=f"max rel error {errs[worst]:.1e} over {len(errs)} comparisons")
 
@@ -105,7 +105,7 @@ def measure_degenerate() -> Measurement:
         errs[f"{loss} embeddings frozen"] = float(any(k in a["grads"] for k in fm.EMBED_NAMES))
         for k in ("W_K1", "W_K2", "W_O2"):
             errs[f"{loss} d{k}"] = rel_error(a["grads"][k], b["grads"][k])
-    worst = max(errs, key=errs.get)
+    worst = worst_key(errs)
     return Measurement(errs[worst], EXACT, "exact", note=f"float64, random weights, d=16, T=24; worst {worst}", details=errs,
                        value=f"max rel error {errs[worst]:.1e} over {len(errs)} comparisons")
 
@@ -178,7 +178,7 @@ def measure_probe_chance() -> Measurement:
     chance = fm.previous_token_chance(T)
     counts = [sum(1 for t in range(1, T) if int(np.argmax(A[h][t])) == t - 1) / (T - 1) for h in range(3)]
     errs["top_share (one head below chance)"] = rel_error(fm.top_share(counts, chance), loop_top_share(A, chance))
-    worst = max(errs, key=errs.get)
+    worst = worst_key(errs)
     return Measurement(errs[worst], EXACT, "exact", details=errs,
                        note=f"T in 2..256; hand-built 3-head attention at T={T}, chance {chance:.4f}; worst {worst}",
                        value=f"max rel error {errs[worst]:.1e}")
@@ -250,7 +250,7 @@ def _fig10(size: dict, probes: tuple, margin: float, need: dict) -> Measurement:
     reach = {f"{m} {k}": v - st[k][m][0] for k, v in need.items() for m in ("full", "simplified")}
     value = "; ".join(f"{k} {st[k]['full'][0]:.2f} ± {st[k]['full'][1]:.2f} vs {st[k]['simplified'][0]:.2f} ± "
                       f"{st[k]['simplified'][1]:.2f}" for k in probes) + " (full vs simplified, last 3 probes, 3 seeds)"
-    return Measurement(max(max(gaps.values()), max(reach.values()), 0.0), 0.0, "approx", value=value,
+    return Measurement(max(nanmax(gaps.values()), nanmax(reach.values()), 0.0), 0.0, "approx", value=value,
                        note=f"full >= simplified - {margin:g} on {', '.join(probes)}; both reach {need}",
                        details={"stat": st, "gaps": gaps, "reach": reach, **size})
 
@@ -332,7 +332,7 @@ def measure_fig11_ci() -> Measurement:
         s = head_summary(row, 4)
         found.append((s["prev_head"], row[f"prev_h{head}"], s["prev_share"]))
         errs[f"head {head}"] = max(float(s["prev_head"] != head), 1.0 - row[f"prev_h{head}"], FIG11_SHARE - s["prev_share"])
-    return Measurement(max(max(errs.values()), 0.0), 0.0, "approx", details=errs,
+    return Measurement(max(nanmax(errs.values()), 0.0), 0.0, "approx", details=errs,
                        value="planted head -> found (fraction, share): " + ", ".join(
                            f"{j} -> h{h} ({f:.2f}, {sh:.2f})" for j, (h, f, sh) in enumerate(found)))
 
@@ -744,7 +744,7 @@ def measure_values_exact() -> Measurement:
     values_probes(parts)
     values_simplified(parts)
     parts = {k: (d if d == d else math.inf, a) for k, (d, a) in parts.items()}       # nan: a failure
-    worst = max(parts, key=lambda k: parts[k][0] / parts[k][1])
+    worst = worst_key({k: d / a for k, (d, a) in parts.items()})
     err = parts[worst][0] / parts[worst][1]
     return Measurement(err, 1.0, "exact", note=f"{len(parts)} parts; worst {worst}",
                        value=f"worst discrepancy / allowed {err:.1e} over {len(parts)} parts",

@@ -22,7 +22,7 @@ from popgrad.claims import appendix_a as claims_a, memories as claims_mem, monte
 from popgrad.claims import noisy_recall as claims_nr
 from popgrad.registry import Claim, Measurement, register
 from popgrad.theory import appendix_a as A
-from popgrad.tolerances import MC_Z
+from popgrad.tolerances import MC_Z, nanmax, worst_key
 
 BIAS = 5.0                     # standard errors of the planted error
 MAX_LEVEL, MIN_POWER = 1e-2, 0.8
@@ -66,14 +66,14 @@ def simulated_level_power(z: float, m: int, bias: float = BIAS, seed: int = 0) -
 
 def measure_mc_comparator() -> Measurement:
     entries = compared_entries()
-    m = max(entries.values())
+    m = nanmax(entries.values())
     level, power = normal_level_power(MC_Z, m)
     s_level, s_level_se, s_power, s_power_se = simulated_level_power(MC_Z, m)
     agree = max(abs(s_level - level) / s_level_se, abs(s_power - power) / s_power_se)
     error = max(level / MAX_LEVEL, MIN_POWER / max(power, 1e-300), agree / AGREE_Z)
     return Measurement(error, 1.0, "exact",
                        value=f"MC_Z = {MC_Z:g} over m = {m} entries: level {level:.1e}, power at {BIAS:g} se {power:.3f}",
-                       note=f"largest m: {max(entries, key=entries.get)} ({m}); per entry P(|Z| > {MC_Z:g}) = "
+                       note=f"largest m: {worst_key(entries)} ({m}); per entry P(|Z| > {MC_Z:g}) = "
                             f"{math.erfc(MC_Z / math.sqrt(2)):.1e}; simulated level {s_level:.1e} ± {s_level_se:.0e}, "
                             f"power {s_power:.3f} ± {s_power_se:.3f} (agree within {agree:.1f} se); required level <= "
                             f"{MAX_LEVEL:g}, power >= {MIN_POWER:g}",

@@ -58,6 +58,7 @@ from popgrad.numerics import optim_regimes as orx
 from popgrad.numerics import zipf_memories as zm
 from popgrad.rates import loglog_slope, power_law_bootstrap
 from popgrad.registry import Claim, Measurement, register
+from popgrad.tolerances import nanmax
 from popgrad.theory import concentration as cn
 from popgrad.theory import readout_moments as rm
 
@@ -65,7 +66,7 @@ EXACT = 1e-10
 
 
 def _worst(parts: dict) -> float:
-    return max(d / a for d, a in parts.values())
+    return nanmax(d / a for d, a in parts.values())
 
 
 def _measurement(parts: dict, note: str, value: str = "") -> Measurement:

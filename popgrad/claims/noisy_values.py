@@ -34,6 +34,7 @@ from popgrad.numerics import paper_model as pm
 from popgrad.numerics import training as trn
 from popgrad.numerics.samplers import make_generator, sample_model_e
 from popgrad.registry import Claim, Measurement, register
+from popgrad.tolerances import worst_key
 from popgrad.theory import noisy_recall as nr
 
 from . import noisy_recall as cl
@@ -52,7 +53,7 @@ def _rel(a, b) -> float:
 
 def _measurement(parts: dict, what: str) -> Measurement:
     parts = {k: (d if d == d else math.inf, a) for k, (d, a) in parts.items()}       # nan: a failure
-    worst = max(parts, key=lambda k: parts[k][0] / parts[k][1])
+    worst = worst_key({k: d / a for k, (d, a) in parts.items()})
     err = parts[worst][0] / parts[worst][1]
     return Measurement(err, 1.0, "exact", note=f"{what}: {len(parts)} parts; worst {worst}",
                        value=f"worst discrepancy / allowed {err:.1e} over {len(parts)} parts",

@@ -24,11 +24,8 @@ from popgrad.numerics import training as trn
 from popgrad.numerics import transformer as tr
 from popgrad.numerics.samplers import cpu_threads
 from popgrad.registry import Claim, Measurement, register
+from popgrad.tolerances import nanmax
 
-
-def _nanmax(values) -> float:
-    """max of the values with a nan counted as inf (Python's max skips a nan that is not first)."""
-    return max((math.inf if math.isnan(v) else v) for v in values)
 
 
 STEP = dict(T=64, d=64, batch=16, K=5, steps=1, probe_every=1, cutoff=16, embed="code", scale="sqrt", device="cpu")
@@ -332,7 +329,7 @@ def measure_autocast_step_fields() -> Measurement:
         elsewhere = int((right & keep & ~mask).sum())
         separated &= int(lean_out["hits"]) > 0 and (elsewhere > 0 or data == "D")
         notes.append(f"{data}/{loss}: hits {int(lean_out['hits'])}/{int(lean_out['n'])}, {elsewhere} more elsewhere")
-    worst = _nanmax(errs.values())
+    worst = nanmax(errs.values())
     return Measurement(worst if separated else math.inf, 1e-10, "exact", details=errs,
                        note="; ".join(notes) + f"; largest difference {worst:.1e}")
 

@@ -29,11 +29,8 @@ from popgrad.numerics import paper_model, probes
 from popgrad.numerics import training as trn
 from popgrad.numerics.samplers import make_generator, model_c_sampler, sample_model_c
 from popgrad.registry import Claim, Measurement, register
+from popgrad.tolerances import nanmax
 
-
-def _nanmax(values) -> float:
-    """max of the values with a nan counted as inf (Python's max skips a nan that is not first)."""
-    return max((math.inf if math.isnan(v) else v) for v in values)
 
 
 CFG = dict(T=24, d=96, batch=6, K=3, steps=1, probe_every=1, cutoff=8, device="cpu", dtype="float64")
@@ -98,9 +95,9 @@ def measure_probes_separate() -> Measurement:
     errs = {k: abs(float(got[k]) - v) for k, v in want.items()}
     same = [f"{a} = {b}" for a, b in SEPARATE if abs(want[a] - want[b]) < 1e-9]
     ok = not same
-    return Measurement(_nanmax(errs.values()) if ok else math.inf, 1e-12, "exact", details={"errors": errs, "values": want},
+    return Measurement(nanmax(errs.values()) if ok else math.inf, 1e-12, "exact", details={"errors": errs, "values": want},
                        note=("values " + ", ".join(f"{k} {v:.3f}" for k, v in want.items() if not k.startswith("n_"))
-                             + f"; every probe = loop (max {max(errs.values()):.0e})" if ok else "readings coincide: " + ", ".join(same)))
+                             + f"; every probe = loop (max {nanmax(errs.values()):.0e})" if ok else "readings coincide: " + ", ".join(same)))
 
 
 # ----------------------------------------------------------------------------- loss split
@@ -155,11 +152,11 @@ def measure_loss_split() -> Measurement:
                      for b in range(z.shape[0]) for t in range(CFG["T"] - 1))
     distinct = (len({round(values[k], 9) for k in ("loss_in_context", "loss_other", "loss_all")}) == 3
                 and 0 < values["acc_in_context"] < 1 and first_seen > 0)
-    return Measurement(_nanmax(errs.values()) if distinct else math.inf, 1e-10, "exact", details=errs,
+    return Measurement(nanmax(errs.values()) if distinct else math.inf, 1e-10, "exact", details=errs,
                        note=f"in-context {values['loss_in_context']:.4f} (acc {values['acc_in_context']:.3f}, "
                             f"{values['n_in_context']} tokens), other {values['loss_other']:.4f}, all "
                             f"{values['loss_all']:.4f}; {first_seen} first trigger occurrences outside the mask; "
-                            f"max rel diff {max(errs.values()):.1e}")
+                            f"max rel diff {nanmax(errs.values()):.1e}")
 
 
 register(Claim(

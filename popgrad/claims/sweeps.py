@@ -8,7 +8,6 @@ sweep.runner_values   recall_seed_cell called in a loop == run_with(None) == swe
 
 from __future__ import annotations
 
-import math
 import tempfile
 
 import numpy as np
@@ -18,11 +17,8 @@ from popgrad.cells import run_with
 from popgrad.data import uniform_bigram_trigger_model
 from popgrad.numerics.recall import recall_cells, recall_seed_cell
 from popgrad.registry import Claim, Measurement, register
+from popgrad.tolerances import nanmax
 
-
-def _nanmax(values) -> float:
-    """max of the values with a nan counted as inf (Python's max skips a nan that is not first)."""
-    return max((math.inf if math.isnan(v) else v) for v in values)
 
 
 def _cells():
@@ -64,9 +60,9 @@ def measure_runner_values() -> Measurement:
             for name, vals in paths.items()}
     distinct = float(np.ptp([np.asarray(v["r1"]).sum() for v in ref]) > 0)     # the cells' values differ
     ok = cached == len(cells) and keys == len(cells) and distinct
-    return Measurement(_nanmax(gaps.values()) if ok else float("inf"), 0.0, "exact",
+    return Measurement(nanmax(gaps.values()) if ok else float("inf"), 0.0, "exact",
                        note=(f"{len(cells)} recall cells (2 seeds x 2 batch sizes, uniform model C N=8, T=24): every path "
-                             f"equals the loop (max |diff| {max(gaps.values()):.1e}); second cached pass {cached}/{len(cells)} "
+                             f"equals the loop (max |diff| {nanmax(gaps.values()):.1e}); second cached pass {cached}/{len(cells)} "
                              f"from the cache; {keys} distinct keys"),
                        details={"gaps": gaps, "cached": cached, "distinct_keys": keys})
 

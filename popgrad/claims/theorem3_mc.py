@@ -21,7 +21,7 @@ from popgrad.numerics import induction_head as ih, theorem3_mc as mc
 from popgrad.rates import loglog_slope
 from popgrad.registry import Claim, Measurement, register
 from popgrad.theory.theorem3 import three_steps as engine_three_steps, three_steps
-from popgrad.tolerances import FLOAT64, MC_Z, rel_error
+from popgrad.tolerances import FLOAT64, MC_Z, rel_error, worst_key
 
 MC_SETTING = dict(N=4, T=5, d=16, seed=3, eta=1.0)
 MC_SIZES = (250, 1000, 4000, 16000)
@@ -124,7 +124,7 @@ def engine_vs_autograd_errors():
 
 def _measure_engine() -> Measurement:
     errs, gaps = engine_vs_autograd_errors()
-    worst = max(errs, key=lambda k: math.inf if math.isnan(errs[k]) else errs[k])
+    worst = worst_key(errs)
     return Measurement(error=errs[worst], tolerance=FLOAT64.rtol, verdict="exact",
                        note=f"largest at {worst}; p_hat true vs 1/N gap: "
                             + ", ".join(f"{k} {v:.2e}" for k, v in gaps.items()),

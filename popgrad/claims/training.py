@@ -34,12 +34,8 @@ from popgrad.numerics.token_stats import ClassStats
 from popgrad.numerics.training import TrainConfig, build_data_model, train
 from popgrad.registry import Claim, Measurement, register
 from popgrad.theory import attention as att
-from popgrad.tolerances import FLOAT64, rel_error
+from popgrad.tolerances import FLOAT64, nanmax, rel_error
 
-
-def _nanmax(values) -> float:
-    """max of the values with a nan counted as inf (Python's max skips a nan that is not first)."""
-    return max((math.inf if math.isnan(v) else v) for v in values)
 
 
 # ----------------------------------------------------------------------------- exact: shared definition
@@ -66,7 +62,7 @@ def measure_shared_head() -> Measurement:
         sub = tr.logits(tr.frozen_tables(emb), z, W, pos=pos)                    # (B, m, N)
         ref = full.gather(1, pos[..., None].expand(-1, -1, full.shape[-1]))
         errs[f"query positions seed {seed}"] = rel_error(sub[valid], ref[valid])
-    return Measurement(_nanmax(errs.values()), FLOAT64.rtol, "exact", note="float64, random weights, d=12, N=7, T=9",
+    return Measurement(nanmax(errs.values()), FLOAT64.rtol, "exact", note="float64, random weights, d=12, N=7, T=9",
                        details=errs)
 
 
@@ -97,7 +93,7 @@ def measure_shared_lemma4() -> Measurement:
         loss = torch.nn.functional.cross_entropy(tr.readout_no_residual_last(emb, z, W0, W["W_O2"]), y)
         (g,) = torch.autograd.grad(loss, W0)
         errs[f"gradient at 0 seed {seed}"] = rel_error(g, att.lemma4_gradient_eq7(H, y, w, emb.W_U, Phi2))
-    return Measurement(_nanmax(errs.values()), FLOAT64.rtol, "exact",
+    return Measurement(nanmax(errs.values()), FLOAT64.rtol, "exact",
                        note="Lemma 5's architecture (positional-only layer-1 keys, linearized layer 2 with values X) "
                             "is not a special case of the Sec. 4.2 model, so only Lemma 4 is compared",
                        details=errs)
@@ -472,7 +468,7 @@ def measure_probes_loop() -> Measurement:
     a, b = P["W_K1"].flatten().tolist(), P["W_K2"].flatten().tolist()
     cos = sum(x * y for x, y in zip(a, b)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
     errs["cosine"] = abs(probes.cosine(P["W_K1"], P["W_K2"]) - cos)
-    return Measurement(_nanmax(errs.values()), FLOAT64.rtol, "exact", note="random float64 weights, N=65, T=24, d=10, cutoff 7",
+    return Measurement(nanmax(errs.values()), FLOAT64.rtol, "exact", note="random float64 weights, N=65, T=24, d=10, cutoff 7",
                        details=errs)
 
 
@@ -531,7 +527,7 @@ def measure_lean_step() -> Measurement:
             if p.grad is not None:
                 errs[f"{loss} d{k}"] = rel_error(out["grads"][k], p.grad)
         errs[f"{loss} trained set"] = float(set(out["grads"]) != {k for k, p in model.trained().items() if p.requires_grad})
-    return Measurement(_nanmax(errs.values()), FLOAT64.rtol, "exact", note="float64, random weights, T=64 (4 causal blocks), d=12",
+    return Measurement(nanmax(errs.values()), FLOAT64.rtol, "exact", note="float64, random weights, T=64 (4 causal blocks), d=12",
                        details=errs)
 
 

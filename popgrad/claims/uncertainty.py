@@ -48,6 +48,7 @@ from popgrad.numerics.samplers import make_generator, sample_model_d
 from popgrad.rates import loglog_slope
 from popgrad.theory.appendix_a import monte_carlo_moments, sample_quantity
 from popgrad.registry import Claim, Measurement, register
+from popgrad.tolerances import nanmax
 
 Z975 = float(stats.norm.ppf(0.975))      # the two-sided 95 % normal quantile (scipy's, not popgrad's 1.96)
 MC_SIGMAS = 4.0                          # Monte-Carlo parts: allowed = 4 standard errors of the Monte-Carlo
@@ -57,7 +58,7 @@ TIGHT = {"xtol": 1e-15, "ftol": 1e-15, "gtol": 1e-15}   # curve_fit converged (i
 def _worst(parts: dict) -> float:
     """max over parts of discrepancy / allowed (each part is (discrepancy, allowed)); a nan discrepancy is inf
     (Python's max skips a nan that is not first)."""
-    return max((math.inf if math.isnan(d) else d / a) for d, a in parts.values())
+    return nanmax(d / a for d, a in parts.values())
 
 
 def _measurement(parts: dict, note: str, value: str = "") -> Measurement:
