@@ -299,6 +299,19 @@ def values_sweep(parts: dict) -> None:
         parts[f"validate_sweep {label}"] = (float(accepted != ok), 1e-12)
 
 
+def values_refusals(parts: dict) -> None:
+    """A model E without an in-context trigger position (T = 3: the outputs avoid q, so q never repeats) has no
+    signal: token_gradients and signals refuse it in one line; T = 4 has one and is accepted."""
+    for T, ok in ((3, False), (4, True)):
+        for name, fn in (("token_gradients", nr.token_gradients), ("signals", nr.signals)):
+            try:
+                fn(noisy_recall_model(4, T, 0.5))
+                accepted = True
+            except PopgradError:
+                accepted = False
+            parts[f"{name} N=4 T={T} accepted"] = (float(accepted != ok), 1e-12)
+
+
 def measure_values_exact() -> Measurement:
     # Every number of `popgrad noisy --part signals / rates` on tiny fixed inputs: the exact signals against
     # enumeration (the mean over the OTHER outputs: |outputs| - 1), the q -> noise tie rule, R_1 with a Gram
@@ -308,6 +321,7 @@ def measure_values_exact() -> Measurement:
     values_signals(parts)
     values_readouts(parts)
     values_sweep(parts)
+    values_refusals(parts)
     return _measurement(parts, "signals and empirical readouts of model E")
 
 
