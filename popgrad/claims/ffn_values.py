@@ -547,6 +547,15 @@ def measure_figure_values() -> Measurement:
     return _measurement(parts, note)
 
 
+FIGURE_CODE = ("popgrad.numerics.paper_figures.mean_se", "popgrad.numerics.paper_figures.paired", "popgrad.numerics.paper_figures.auc",
+               "popgrad.numerics.paper_figures.at", "popgrad.numerics.paper_figures.end", "popgrad.numerics.paper_figures.drop_fraction",
+               "popgrad.numerics.paper_figures.rise_fraction", "popgrad.numerics.paper_figures.rise_after_min",
+               "popgrad.numerics.paper_figures.fall_after_max", "popgrad.numerics.paper_figures.needed_wk2",
+               "popgrad.numerics.paper_figures.tuned_eta", "popgrad.numerics.paper_figures.kl_uniform",
+               "popgrad.numerics.paper_figures.bigram_entropy", "popgrad.numerics.training_plots.panels",
+               "popgrad.numerics.training_plots.wk2_key", "popgrad.numerics.training_plots.memory_views",
+               "popgrad.numerics.training_plots.attention_maps")
+
 register(Claim(
     id="figures.values_exact",
     statement="Every summary numerics.paper_figures computes from probe rows (mean ± se, paired, areas, the value at a "
@@ -558,22 +567,8 @@ register(Claim(
              "vs Python loops on hand-made probe rows (8 steps, 4 seeds), a hand-made pi_b with zeros, random weights "
              "(d = 10, T = 6); shared: the rows, pi_b, embeddings",
     kind="exact", tolerance="1e-10 (float64) per part; choices equal", measure=measure_figure_values,
-    code=("popgrad.numerics.paper_figures.mean_se", "popgrad.numerics.paper_figures.paired", "popgrad.numerics.paper_figures.auc",
-          "popgrad.numerics.paper_figures.at", "popgrad.numerics.paper_figures.end", "popgrad.numerics.paper_figures.drop_fraction",
-          "popgrad.numerics.paper_figures.rise_fraction", "popgrad.numerics.paper_figures.rise_after_min",
-          "popgrad.numerics.paper_figures.fall_after_max", "popgrad.numerics.paper_figures.needed_wk2",
-          "popgrad.numerics.paper_figures.tuned_eta", "popgrad.numerics.paper_figures.kl_uniform",
-          "popgrad.numerics.paper_figures.bigram_entropy", "popgrad.numerics.training_plots.panels",
-          "popgrad.numerics.training_plots.wk2_key", "popgrad.numerics.training_plots.memory_views",
-          "popgrad.numerics.training_plots.attention_maps"),
-    sides=(("popgrad.numerics.paper_figures.mean_se", "popgrad.numerics.paper_figures.paired", "popgrad.numerics.paper_figures.auc",
-            "popgrad.numerics.paper_figures.at", "popgrad.numerics.paper_figures.end", "popgrad.numerics.paper_figures.drop_fraction",
-            "popgrad.numerics.paper_figures.rise_fraction", "popgrad.numerics.paper_figures.rise_after_min",
-            "popgrad.numerics.paper_figures.fall_after_max", "popgrad.numerics.paper_figures.needed_wk2",
-            "popgrad.numerics.paper_figures.tuned_eta", "popgrad.numerics.paper_figures.kl_uniform",
-            "popgrad.numerics.paper_figures.bigram_entropy", "popgrad.numerics.training_plots.panels",
-            "popgrad.numerics.training_plots.wk2_key", "popgrad.numerics.training_plots.memory_views",
-            "popgrad.numerics.training_plots.attention_maps"),
+    code=FIGURE_CODE,
+    sides=(FIGURE_CODE,
            ("popgrad.claims.ffn_values.loop_mean_se", "popgrad.claims.ffn_values.loop_figure_values",
             "popgrad.claims.ffn_values.loop_kl_uniform", "popgrad.claims.ffn_values.loop_bigram_entropy",
             "popgrad.claims.ffn_values.loop_memory_views", "popgrad.claims.ffn_values.loop_attention_maps"))))
